@@ -1,0 +1,3 @@
+from glmtui.cli import main
+
+main()
