@@ -1,0 +1,95 @@
+"""What every command shares: running async work, the engine, errors, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, AsyncIterator, TypeVar
+
+import click
+
+from glmtui.errors import GlmtuiError
+
+if TYPE_CHECKING:
+    from glmtui.config import Config
+    from glmtui.docker.engine import Engine
+
+T = TypeVar("T")
+
+
+class State:
+    """Passed down the click context: global flags."""
+
+    def __init__(self, debug: bool = False) -> None:
+        self.debug = debug
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from glmtui.config import Config
+
+            self._config = Config.load()
+        return self._config
+
+
+def state() -> State:
+    return click.get_current_context().find_object(State) or State()
+
+
+def fail(err: BaseException, debug: bool) -> None:
+    """Print one clear line (or the traceback with --debug) and exit with the right status."""
+    if debug:
+        import traceback
+
+        traceback.print_exception(err)
+    if isinstance(err, GlmtuiError):
+        click.echo(f"glmtui: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    click.echo(f"glmtui: error: {type(err).__name__}: {err}", err=True)
+    click.echo("glmtui: this is a bug; run again with --debug for the traceback", err=True)
+    sys.exit(1)
+
+
+def run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to its end; `cli.main` turns its errors into one line."""
+    return asyncio.run(work())
+
+
+@asynccontextmanager
+async def engine() -> AsyncIterator[Engine]:
+    from glmtui.docker.engine import Engine
+
+    connected = await Engine.connect(state().config.get("docker_host"))
+    try:
+        yield connected
+    finally:
+        await connected.close()
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def progress_printer(prefix: str = "") -> Callable[[str], None]:
+    """Progress lines to stderr, so stdout stays clean for scripts."""
+
+    def show(line: str) -> None:
+        click.echo(f"{prefix}{line}", err=True)
+
+    return show
+
+
+def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
+    from glmtui.errors import BadInput
+
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInput(f"{what} {pair!r} is not KEY=VALUE")
+        result[key] = value
+    return result

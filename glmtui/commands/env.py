@@ -1,0 +1,222 @@
+"""glmtui env create|list|start|stop|remove|exec, and glmtui logs ENV."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from glmtui.commands.common import engine, parse_pairs, print_json, progress_printer, run, state
+from glmtui.errors import BadInput
+
+
+@click.group("env")
+def env_group() -> None:
+    """Environments: named containers with a workspace volume and safe defaults."""
+
+
+@env_group.command("create")
+@click.argument("name")
+@click.option("--image", help="Image (default: config default_image).")
+@click.option("--memory", help="Memory limit, e.g. 512m or 2g (default: config resources.memory).")
+@click.option("--cpus", help="CPU limit, e.g. 2 or 0.5 (default: config resources.cpus).")
+@click.option("--pids", help="Process limit (default: config resources.pids).")
+@click.option("--network", type=click.Choice(["bridge", "none", "host"]), help="Network (default: config).")
+@click.option("--mount", "mounts", multiple=True, metavar="SRC:DST[:ro]", help="Bind mount a host path.")
+@click.option("--copy", "copies", multiple=True, metavar="SRC:DST", help="Copy a host path in once, at creation.")
+@click.option("-e", "--env", "variables", multiple=True, metavar="K=V", help="An environment variable.")
+@click.option("--user", help="User inside, uid[:gid] or a name.")
+@click.option("--workdir", default="/workspace", show_default=True, help="Workspace folder (a named volume).")
+@click.option("--json", "as_json", is_flag=True, help="Print the environment as JSON.")
+def create(name, image, memory, cpus, pids, network, mounts, copies, variables, user, workdir, as_json) -> None:
+    """Create and start environment NAME."""
+    from glmtui.docker.spec import EnvSpec, Mount, Resources
+
+    config = state().config
+    spec = EnvSpec(
+        name=name,
+        image=image or config.get("default_image"),
+        workdir=workdir,
+        mounts=tuple(Mount.parse(m) for m in mounts),
+        environment=parse_pairs(variables, "--env"),
+        user=user,
+        resources=Resources.parse(
+            memory or config.get("resources.memory"),
+            cpus or config.get("resources.cpus"),
+            pids or config.get("resources.pids"),
+        ),
+        network=network or config.get("network"),
+    )
+    copy_in = [_parse_copy(c) for c in copies]
+
+    async def work():
+        async with engine() as docker:
+            return await docker.create_environment(spec, copy_in=copy_in, on_progress=progress_printer())
+
+    created = run(work)
+    if as_json:
+        print_json(created.as_json())
+    else:
+        click.echo(f"created {created.name} ({created.image}, {created.status})")
+
+
+def _parse_copy(text: str) -> tuple[Path, str]:
+    source, sep, target = text.rpartition(":")
+    if not sep or not source or not target.startswith("/"):
+        raise BadInput(f"--copy {text!r} is not HOST_PATH:/CONTAINER_PATH")
+    path = Path(source).expanduser().resolve()
+    if not path.exists():
+        raise BadInput(f"--copy {text!r}: host path {path} does not exist")
+    return path, target
+
+
+@env_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@click.option("--all", "show_all", is_flag=True, help="Also the throw-away environments of plan runs.")
+def list_(as_json: bool, show_all: bool) -> None:
+    """List glmtui environments."""
+
+    async def work():
+        async with engine() as docker:
+            return await docker.list_environments(include_runs=show_all)
+
+    envs = run(work)
+    if as_json:
+        print_json([e.as_json() for e in envs])
+        return
+    if not envs:
+        click.echo("no environments (create one: glmtui env create NAME)")
+        return
+    from glmtui.render import age, table
+
+    table(
+        ["NAME", "STATUS", "IMAGE", "CREATED", "PORTS"],
+        [[e.name, e.status, e.image, age(e.created), ", ".join(e.ports)] for e in envs],
+    )
+
+
+@env_group.command("start")
+@click.argument("name")
+def start(name: str) -> None:
+    """Start a stopped environment."""
+
+    async def work():
+        async with engine() as docker:
+            await docker.start_environment(name)
+
+    run(work)
+    click.echo(f"started {name}")
+
+
+@env_group.command("stop")
+@click.argument("name")
+@click.option("--timeout", "-t", help="Seconds to wait before killing (default: config stop_timeout).")
+def stop(name: str, timeout: str | None) -> None:
+    """Stop a running environment (its workspace stays)."""
+    from glmtui.units import parse_duration
+
+    seconds = parse_duration(timeout, what="--timeout") if timeout else state().config.get("stop_timeout")
+
+    async def work():
+        async with engine() as docker:
+            await docker.stop_environment(name, timeout=seconds)
+
+    run(work)
+    click.echo(f"stopped {name}")
+
+
+@env_group.command("remove")
+@click.argument("name")
+@click.option("--volumes", is_flag=True, help="Also remove its workspace volume.")
+def remove(name: str, volumes: bool) -> None:
+    """Remove an environment (running or not)."""
+
+    async def work():
+        async with engine() as docker:
+            await docker.remove_environment(name, volume=volumes)
+
+    run(work)
+    click.echo(f"removed {name}" + (" and its workspace volume" if volumes else ""))
+
+
+@env_group.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("name")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("-e", "--env", "variables", multiple=True, metavar="K=V", help="An environment variable.")
+@click.option("-w", "--workdir", help="Working directory inside.")
+@click.option("-u", "--user", help="User inside.")
+@click.option("--timeout", help="Kill the command after this long, e.g. 30s.")
+def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout) -> None:
+    """Run COMMAND in environment NAME, or open a shell (bash, else sh) without one."""
+    from glmtui.units import parse_duration
+
+    environment = parse_pairs(variables, "--env")
+    seconds = parse_duration(timeout, what="--timeout") if timeout else None
+    if not command:
+        sys.exit(_shell(name, environment, workdir, user))
+
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+
+    def show(stream: int, data: bytes) -> None:
+        target = err if stream == 2 else out
+        target.write(data)
+        target.flush()
+
+    async def work():
+        async with engine() as docker:
+            return await docker.exec(
+                name, command, environment=environment, workdir=workdir, user=user, timeout=seconds, on_output=show
+            )
+
+    result = run(work)
+    if result.reason:
+        click.echo(f"glmtui: {result.reason}", err=True)
+    if result.exit_code == 127 and result.reason:
+        click.echo("glmtui: hint: check the spelling, or install it in the image", err=True)
+    sys.exit(result.exit_code if result.exit_code >= 0 else 1)
+
+
+def _shell(name: str, environment: dict[str, str], workdir: str | None, user: str | None) -> int:
+    if not sys.stdin.isatty() or not sys.stdout.isatty():
+        raise BadInput("a shell needs a terminal", hint=f"give a command: glmtui env exec {name} CMD...")
+    import shutil
+
+    from glmtui.terminal import attach
+
+    size = shutil.get_terminal_size()
+
+    async def work() -> int:
+        async with engine() as docker:
+            session = await docker.open_interactive(
+                name, rows=size.lines, columns=size.columns, environment=environment, workdir=workdir, user=user
+            )
+            return await attach(session)
+
+    return run(work)
+
+
+@click.command("logs")
+@click.argument("env", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
+@click.option("--tail", type=int, help="Only the last N lines.")
+@click.option("--since", help="Only output newer than this, e.g. 10m.")
+@click.option("--timestamps", "-t", is_flag=True, help="Prefix each line with its time.")
+def logs(env: str | None, follow: bool, tail: int | None, since: str | None, timestamps: bool) -> None:
+    """Show an environment's container log."""
+    if not env:
+        raise BadInput("name an environment", hint="glmtui logs ENV")
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+
+    async def work():
+        async with engine() as docker:
+            async for stream, data in docker.logs(
+                env, follow=follow, tail=tail, since=since, timestamps=timestamps
+            ):
+                target = err if stream == 2 else out
+                target.write(data)
+                target.flush()
+
+    run(work)
+
+

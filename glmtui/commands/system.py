@@ -1,0 +1,70 @@
+"""glmtui version, clean, completion."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+import click
+
+from glmtui import __version__
+from glmtui.commands.common import engine, print_json, run, state
+
+
+@click.command("version")
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+def version(as_json: bool) -> None:
+    """glmtui, Python, Docker engine and API versions, engine address."""
+    from glmtui.docker.engine import resolve_host
+    from glmtui.errors import EngineUnreachable
+
+    info = {"glmtui": __version__, "python": platform.python_version(), "engine": None, "api": None}
+    info["host"] = resolve_host(state().config.get("docker_host"))
+
+    async def work():
+        async with engine() as docker:
+            return docker.version_info
+
+    problem = None
+    try:
+        engine_info = run(work)
+        info["engine"], info["api"] = engine_info.get("Version"), engine_info.get("ApiVersion")
+    except EngineUnreachable as err:
+        problem = err
+    if as_json:
+        print_json(info)
+    else:
+        click.echo(f"glmtui {info['glmtui']}  Python {info['python']}")
+        engine_text = f"{info['engine']} (API {info['api']})" if info["engine"] else "unreachable"
+        click.echo(f"Docker engine {engine_text} at {info['host']}")
+    if problem:
+        raise problem
+
+
+@click.command("clean")
+@click.option("--all", "everything", is_flag=True, help="Also glmtui volumes no environment uses.")
+def clean(everything: bool) -> None:
+    """Remove stopped glmtui containers and dangling glmtui images."""
+
+    async def work():
+        async with engine() as docker:
+            return await docker.clean(volumes=everything)
+
+    report = run(work)
+    for kind, names in (("containers", report.containers), ("images", report.images), ("volumes", report.volumes)):
+        if names:
+            click.echo(f"removed {len(names)} {kind}: {', '.join(names)}")
+    if not (report.containers or report.images or report.volumes):
+        click.echo("nothing to clean")
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script, e.g. `eval "$(glmtui completion bash)"`."""
+    from click.shell_completion import get_completion_class
+
+    from glmtui.cli import cli
+
+    completer = get_completion_class(shell)(cli, {}, "glmtui", "_GLMTUI_COMPLETE")
+    sys.stdout.write(completer.source())

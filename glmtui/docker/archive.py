@@ -1,0 +1,64 @@
+"""Tar archives for files in and out of containers: the API needs no tool in the image."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path, PurePosixPath
+
+# GNU tar headers keep names as bytes, so non-UTF-8 names survive both ways.
+_FORMAT = tarfile.GNU_FORMAT
+_ENCODING = "utf-8"
+_ERRORS = "surrogateescape"
+
+
+def pack_path(source: Path, arcname: str) -> bytes:
+    """A tar of `source` (file or folder) whose top entry is `arcname`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=_FORMAT, encoding=_ENCODING, errors=_ERRORS) as tar:
+        tar.add(os.fsdecode(source), arcname=arcname, recursive=True)
+    return buffer.getvalue()
+
+
+def pack_bytes(name: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=_FORMAT, encoding=_ENCODING, errors=_ERRORS) as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = mode
+        info.uid, info.gid = uid, gid
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def unpack(data: bytes, destination: Path, *, rename_top: str | None = None) -> list[Path]:
+    """Extract a tar from the engine into `destination`; refuses entries that escape it."""
+    destination.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:", encoding=_ENCODING, errors=_ERRORS) as tar:
+        members = tar.getmembers()
+        top = members[0].name.split("/", 1)[0] if members else None
+        for member in members:
+            if rename_top and top is not None:
+                member.name = rename_top + member.name[len(top):]
+            target = destination / member.name
+            written.append(target)
+        tar.extractall(os.fsdecode(destination), members=members, filter="data")
+    return written
+
+
+def read_single_file(data: bytes) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:", encoding=_ENCODING, errors=_ERRORS) as tar:
+        member = tar.next()
+        if member is None or not member.isfile():
+            raise IsADirectoryError("not a regular file")
+        extracted = tar.extractfile(member)
+        assert extracted is not None
+        return extracted.read()
+
+
+def split_container_path(path: str) -> tuple[str, str]:
+    """'/a/b/c' -> ('/a/b', 'c')."""
+    pure = PurePosixPath(path)
+    return str(pure.parent), pure.name

@@ -1,0 +1,762 @@
+"""The one object through which glmtui touches Docker (aiodocker underneath).
+
+The TUI, the plan runner and the agent tools share an `Engine`, so they share
+one connection and one set of safe defaults (see `spec.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import aiohttp
+from aiodocker.exceptions import DockerError
+from aiodocker.volumes import DockerVolume
+
+from glmtui.docker import archive
+from glmtui.docker.spec import (
+    LABEL_ENV,
+    LABEL_MANAGED,
+    LABEL_RUN,
+    LABEL_WORKDIR,
+    MANAGED_FILTER,
+    EnvSpec,
+    check_name,
+    container_name,
+    volume_name,
+)
+from glmtui.errors import BadInput, Conflict, EngineUnreachable, GlmtuiError, NotFound
+from glmtui.units import parse_duration
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+STDOUT, STDERR = 1, 2
+OutputCallback = Callable[[int, bytes], None]
+# Kills every process of one exec, children included: they all inherit GLMTUI_EXEC=<tag>.
+# A constant script; the tag travels as an argument, never inside the script text.
+# Stopped first, then killed, so no parent sees a child die and carries on.
+_KILL_SCRIPT = """
+for round in 1 2 3 4 5; do
+  pids=
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}
+    [ "$pid" = "$$" ] && continue
+    tr '\\0' '\\n' < "$p/environ" 2>/dev/null | grep -qxF "GLMTUI_EXEC=$1" && pids="$pids $pid"
+  done
+  [ -z "$pids" ] && exit 0
+  kill -STOP $pids 2>/dev/null
+  kill -KILL $pids 2>/dev/null
+done
+"""
+SHELL_ARGV = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"]
+
+
+def resolve_host(configured: str | None = None) -> str:
+    """The engine address: config, then DOCKER_HOST, then the default socket."""
+    return configured or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    id: str
+    status: str  # created, running, paused, restarting, exited, dead
+    image: str
+    created: datetime
+    workdir: str
+    run_id: str | None = None
+    ports: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "id": self.id[:12],
+            "status": self.status,
+            "image": self.image,
+            "created": self.created.isoformat(),
+            "workdir": self.workdir,
+            "run_id": self.run_id,
+            "ports": list(self.ports),
+        }
+
+    @classmethod
+    def from_list_entry(cls, entry: Mapping[str, Any]) -> Environment:
+        labels = entry.get("Labels") or {}
+        ports = tuple(
+            f"{p.get('IP', '')}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}".lstrip(":")
+            if p.get("PublicPort")
+            else f"{p['PrivatePort']}/{p['Type']}"
+            for p in entry.get("Ports") or []
+        )
+        return cls(
+            name=labels.get(LABEL_ENV, entry["Names"][0].lstrip("/")),
+            id=entry["Id"],
+            status=entry["State"],
+            image=entry["Image"],
+            created=datetime.fromtimestamp(entry["Created"], tz=timezone.utc),
+            workdir=labels.get(LABEL_WORKDIR, "/"),
+            run_id=labels.get(LABEL_RUN),
+            ports=ports,
+            labels=labels,
+        )
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    duration: float
+    stdout: bytes = b""
+    stderr: bytes = b""
+    timed_out: bool = False
+    reason: str | None = None  # why it ended other than by exiting: timeout, killed, not found
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    type: str  # container, image, volume, engine
+    action: str  # start, die, stop, destroy, create, ... or disconnected / reconnected
+    name: str | None = None  # the environment
+    id: str | None = None
+    time: float = 0.0
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CleanReport:
+    containers: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+
+
+class InteractiveExec:
+    """A process with a TTY inside an environment: write keys, read the screen, resize."""
+
+    def __init__(self, execution: Any, stream: Any) -> None:
+        self._exec = execution
+        self._stream = stream
+
+    async def read(self) -> bytes | None:
+        message = await self._stream.read_out()
+        return None if message is None else message.data
+
+    async def write(self, data: bytes) -> None:
+        await self._stream.write_in(data)
+
+    async def resize(self, rows: int, columns: int) -> None:
+        try:
+            await self._exec.resize(h=rows, w=columns)
+        except DockerError:
+            pass  # the process may have ended between the signal and the call
+
+    async def close(self) -> int:
+        await self._stream.close()
+        for _ in range(50):
+            info = await self._exec.inspect()
+            if not info.get("Running"):
+                return info.get("ExitCode") or 0
+            await asyncio.sleep(0.02)
+        return info.get("ExitCode") or 0
+
+
+class Engine:
+    """Async access to one Docker engine. Use `await Engine.connect()` and `await engine.close()`."""
+
+    def __init__(self, docker: aiodocker.Docker, host: str, version: Mapping[str, Any]) -> None:
+        self._docker = docker
+        self.host = host
+        self.version_info = dict(version)
+
+    # -- connection -------------------------------------------------------------------------
+
+    @classmethod
+    async def connect(cls, host: str | None = None) -> Engine:
+        address = resolve_host(host)
+        timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=5)
+        try:
+            docker = aiodocker.Docker(url=address, timeout=timeout)
+        except (ValueError, OSError) as err:
+            raise _unreachable(address, err) from None
+        try:
+            version = await asyncio.wait_for(docker.version(), 10)
+        except (aiohttp.ClientError, OSError, DockerError, asyncio.TimeoutError) as err:
+            await docker.close()
+            raise _unreachable(address, err) from None
+        return cls(docker, address, version)
+
+    async def close(self) -> None:
+        await self._docker.close()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def ping(self) -> bool:
+        try:
+            await asyncio.wait_for(self._docker.system.info(), 5)
+            return True
+        except (aiohttp.ClientError, OSError, DockerError, asyncio.TimeoutError):
+            return False
+
+    # -- environments -----------------------------------------------------------------------
+
+    async def create_environment(
+        self,
+        spec: EnvSpec,
+        *,
+        copy_in: Sequence[tuple[Path, str]] = (),
+        on_progress: Callable[[str], None] | None = None,
+    ) -> Environment:
+        """Create and start an environment; on any failure nothing is left behind."""
+        await self.ensure_image(spec.image, on_progress=on_progress)
+        if await self._find_container(spec.container):
+            raise Conflict(f"environment {spec.name!r} exists already", hint="pick another name or remove it")
+        volume_existed = await self._volume_exists(spec.volume)
+        async with self._translate(f"environment {spec.name!r}"):
+            await self._docker.volumes.create(
+                {"Name": spec.volume, "Labels": {LABEL_MANAGED: "true", LABEL_ENV: spec.name}}
+            )
+        try:
+            async with self._translate(f"environment {spec.name!r}"):
+                container = await self._docker.containers.create(spec.container_config(), name=spec.container)
+        except Conflict:
+            # Someone created the same name at the same moment: theirs wins, their volume stays.
+            raise Conflict(f"environment {spec.name!r} exists already", hint="pick another name or remove it")
+        except BaseException:
+            if not volume_existed:
+                await self._remove_volume_quietly(spec.volume)
+            raise
+        try:
+            async with self._translate(f"environment {spec.name!r}"):
+                await container.start()
+            for host_path, target in copy_in:
+                await self.copy_in(spec.name, host_path, target)
+        except BaseException:
+            await asyncio.shield(self._undo_create(container, None if volume_existed else spec.volume))
+            raise
+        return await self.get_environment(spec.name)
+
+    async def _undo_create(self, container: Any, volume: str | None) -> None:
+        try:
+            await container.delete(force=True)
+        except (DockerError, aiohttp.ClientError):
+            pass
+        if volume:
+            await self._remove_volume_quietly(volume)
+
+    async def list_environments(self, *, include_runs: bool = True) -> list[Environment]:
+        async with self._translate("environments"):
+            entries = await self._docker.containers.list(all=True, filters=json.dumps(MANAGED_FILTER))
+        envs = [Environment.from_list_entry(c._container) for c in entries]
+        if not include_runs:
+            envs = [e for e in envs if not e.run_id]
+        return sorted(envs, key=lambda e: e.name)
+
+    async def get_environment(self, name: str) -> Environment:
+        entry = await self._find_container(container_name(check_name(name)))
+        if entry is None:
+            raise NotFound(f"no environment named {name!r}", hint="`glmtui env list` shows them")
+        return Environment.from_list_entry(entry)
+
+    async def inspect_environment(self, name: str) -> dict[str, Any]:
+        async with self._translate(f"environment {name!r}"):
+            return await self._container(name).show()
+
+    async def start_environment(self, name: str) -> None:
+        async with self._translate(f"environment {name!r}"):
+            await self._container(name).start()
+
+    async def stop_environment(self, name: str, *, timeout: float = 10) -> None:
+        async with self._translate(f"environment {name!r}"):
+            await self._container(name).stop(t=int(timeout))
+
+    async def remove_environment(self, name: str, *, volume: bool = False) -> None:
+        async with self._translate(f"environment {name!r}"):
+            await self._container(name).delete(force=True, v=False)
+        if volume:
+            await self._remove_volume_quietly(volume_name(name))
+
+    # -- exec -------------------------------------------------------------------------------
+
+    async def exec(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        environment: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        timeout: float | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> ExecResult:
+        """Run argv in an environment, stdout and stderr apart, as they come.
+
+        With `on_output`, each chunk goes to it as `(STDOUT|STDERR, bytes)`; without, the
+        output is collected into the result. On timeout or cancellation every process the
+        command started is killed inside the container.
+        """
+        if not argv:
+            raise BadInput("no command given")
+        tag = uuid.uuid4().hex
+        env_list = [f"{k}={v}" for k, v in (environment or {}).items()] + [f"GLMTUI_EXEC={tag}"]
+        container = self._container(name)
+        started = time.monotonic()
+        async with self._translate(f"environment {name!r}"):
+            execution = await container.exec(
+                cmd=list(argv),
+                stdout=True,
+                stderr=True,
+                stdin=False,
+                tty=False,
+                environment=env_list,
+                workdir=workdir,
+                user=user or "",
+            )
+        collected: dict[int, bytearray] = {STDOUT: bytearray(), STDERR: bytearray()}
+        deliver = on_output or (lambda fd, data: collected[fd if fd in collected else STDOUT].extend(data))
+        first_output = bytearray()
+        timed_out = False
+        stream = execution.start(detach=False)
+        try:
+            async with stream:
+                async def pump() -> None:
+                    while (message := await stream.read_out()) is not None:
+                        if len(first_output) < 512:
+                            first_output.extend(message.data[:512])
+                        deliver(message.stream, message.data)
+
+                try:
+                    await asyncio.wait_for(pump(), timeout)
+                except asyncio.TimeoutError:
+                    timed_out = True
+                    await self._kill_exec(name, tag, user)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._kill_exec(name, tag, user))
+            raise
+        except (aiohttp.ClientError, OSError) as err:
+            raise EngineUnreachable(f"lost the Docker engine during the command: {err}") from None
+        exit_code = await self._exec_exit_code(execution)
+        result = ExecResult(
+            exit_code=exit_code,
+            duration=time.monotonic() - started,
+            stdout=bytes(collected[STDOUT]),
+            stderr=bytes(collected[STDERR]),
+            timed_out=timed_out,
+        )
+        if timed_out:
+            result.reason = f"timed out after {timeout:g}s; its processes were killed"
+        elif exit_code in (126, 127) and b"executable file not found" in first_output:
+            result.exit_code = 127
+            result.reason = f"command not found: {argv[0]!r} is not in the environment's PATH"
+        elif exit_code == -1 or exit_code >= 128:
+            result.reason = await self._why_ended(name)
+        return result
+
+    async def _exec_exit_code(self, execution: Any) -> int:
+        for _ in range(100):
+            try:
+                info = await execution.inspect()
+            except DockerError:
+                return -1
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return -1 if code is None else int(code)
+            await asyncio.sleep(0.01)
+        return -1
+
+    async def _why_ended(self, name: str) -> str | None:
+        try:
+            state = (await self._container(name).show())["State"]
+        except DockerError:
+            return "the environment was removed while the command ran"
+        if state.get("OOMKilled"):
+            return "the environment ran out of memory and the command was killed"
+        if not state.get("Running"):
+            return "the environment stopped while the command ran"
+        return None
+
+    async def _kill_exec(self, name: str, tag: str, user: str | None) -> None:
+        try:
+            execution = await self._container(name).exec(
+                cmd=["sh", "-c", _KILL_SCRIPT, "glmtui-kill", tag], stdout=True, stderr=True, tty=False, user=user or ""
+            )
+            await execution.start(detach=True)
+            await self._exec_exit_code(execution)
+        except (DockerError, aiohttp.ClientError, OSError):
+            pass  # the environment is gone: so are its processes
+
+    async def open_interactive(
+        self,
+        name: str,
+        argv: Sequence[str] | None = None,
+        *,
+        rows: int = 24,
+        columns: int = 80,
+        environment: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+    ) -> InteractiveExec:
+        """A TTY process (a shell by default: bash, falling back to sh)."""
+        env = {"TERM": os.environ.get("TERM", "xterm-256color"), **(environment or {})}
+        async with self._translate(f"environment {name!r}"):
+            execution = await self._container(name).exec(
+                cmd=list(argv or SHELL_ARGV),
+                stdout=True,
+                stderr=True,
+                stdin=True,
+                tty=True,
+                environment=[f"{k}={v}" for k, v in env.items()],
+                workdir=workdir,
+                user=user or "",
+            )
+            stream = execution.start(detach=False)
+            await stream.__aenter__()
+        session = InteractiveExec(execution, stream)
+        await session.resize(rows, columns)
+        return session
+
+    # -- logs and events --------------------------------------------------------------------
+
+    async def logs(
+        self,
+        name: str,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        since: str | float | None = None,
+        timestamps: bool = False,
+    ) -> AsyncIterator[tuple[int, bytes]]:
+        """The container's own output as (STDOUT|STDERR, bytes) chunks."""
+        params: dict[str, Any] = {
+            "stdout": "1",
+            "stderr": "1",
+            "follow": "1" if follow else "0",
+            "timestamps": "1" if timestamps else "0",
+            "tail": "all" if tail is None else str(tail),
+        }
+        if since is not None:
+            seconds = since if isinstance(since, (int, float)) else parse_duration(since, what="since")
+            params["since"] = f"{time.time() - seconds:.3f}"
+        env = await self.get_environment(name)
+        tty = (await self.inspect_environment(name))["Config"].get("Tty", False)
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with self._translate(f"environment {name!r}"):
+            async with self._docker._query(
+                f"containers/{env.id}/logs", params=params, timeout=timeout
+            ) as response:
+                async for chunk in _demux(response.content, tty):
+                    yield chunk
+
+    async def events(self, *, reconnect: bool = True) -> AsyncIterator[EngineEvent]:
+        """glmtui's containers, images and volumes as they change; survives engine restarts."""
+        since: float | None = None
+        connected = True
+        delay = 0.2
+        while True:
+            params: dict[str, Any] = {"filters": json.dumps(MANAGED_FILTER)}
+            if since is not None:
+                params["since"] = f"{since:.9f}"
+            try:
+                timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+                async with self._docker._query("events", params=params, timeout=timeout) as response:
+                    if not connected:
+                        connected, delay = True, 0.2
+                        yield EngineEvent("engine", "reconnected", time=time.time())
+                    async for line in response.content:
+                        if not line.strip():
+                            continue
+                        event = _event_from_json(json.loads(line))
+                        since = event.time
+                        yield event
+            except (aiohttp.ClientError, OSError, DockerError, asyncio.TimeoutError):
+                pass
+            if not reconnect:
+                return
+            if connected:
+                connected = False
+                yield EngineEvent("engine", "disconnected", time=time.time())
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # -- files ------------------------------------------------------------------------------
+
+    async def copy_in(self, name: str, source: Path, destination: str) -> None:
+        """Put a host file or folder at `destination` (a trailing '/' means: into that folder)."""
+        if not source.exists():
+            raise NotFound(f"no such file or folder on the host: {source}")
+        if destination.endswith("/"):
+            destination += source.name
+        data = archive.pack_path(source, destination.strip("/") or ".")
+        await self._put_archive(name, data)
+
+    async def write_file(self, name: str, path: str, content: bytes, *, mode: int = 0o644) -> None:
+        await self._put_archive(name, archive.pack_bytes(path.strip("/"), content, mode))
+
+    async def copy_out(self, name: str, source: str, destination: Path) -> list[Path]:
+        """Get a file or folder from the environment to `destination` on the host."""
+        data = await self._get_archive(name, source)
+        if destination.is_dir():
+            destination = destination / archive.split_container_path(source)[1]
+        return archive.unpack(data, destination.parent, rename_top=destination.name)
+
+    async def read_file(self, name: str, path: str) -> bytes:
+        return archive.read_single_file(await self._get_archive(name, path))
+
+    async def _put_archive(self, name: str, data: bytes) -> None:
+        async with self._translate(f"environment {name!r}"):
+            async with self._docker._query(
+                f"containers/{container_name(name)}/archive",
+                method="PUT",
+                data=data,
+                headers={"content-type": "application/x-tar"},
+                params={"path": "/", "copyUIDGID": "1"},
+            ) as response:
+                await response.read()
+
+    async def _get_archive(self, name: str, path: str) -> bytes:
+        async with self._translate(f"{path!r} in environment {name!r}"):
+            async with self._docker._query(
+                f"containers/{container_name(name)}/archive", params={"path": path}
+            ) as response:
+                return await response.read()
+
+    # -- images -----------------------------------------------------------------------------
+
+    async def image_exists(self, ref: str) -> bool:
+        try:
+            await self._docker.images.inspect(ref)
+            return True
+        except DockerError as err:
+            if err.status == 404:
+                return False
+            raise _translate_error(err, f"image {ref!r}") from None
+
+    async def ensure_image(self, ref: str, *, on_progress: Callable[[str], None] | None = None) -> None:
+        """Present locally: done. Absent: pulled, with progress. Neither: a clear error."""
+        if await self.image_exists(ref):
+            return
+        try:
+            async for update in self._docker.images.pull(ref, stream=True):
+                if "error" in update:
+                    raise DockerError(500, {"message": update["error"]})
+                if on_progress and update.get("status"):
+                    detail = update.get("progress") or update.get("id") or ""
+                    on_progress(f"{ref}: {update['status']} {detail}".rstrip())
+        except (DockerError, aiohttp.ClientError) as err:
+            message = err.message if isinstance(err, DockerError) else str(err)
+            raise NotFound(
+                f"image {ref!r} is not here and could not be pulled: {message.splitlines()[0] if message else err}",
+                hint="build it with `glmtui image build`, or name an image `docker images` lists",
+            ) from None
+
+    async def list_images(self) -> list[dict[str, Any]]:
+        async with self._translate("images"):
+            images = await self._docker.images.list()
+        return [
+            image
+            for image in images
+            if (image.get("Labels") or {}).get(LABEL_MANAGED) == "true"
+            or any(tag.startswith("glmtui/") for tag in image.get("RepoTags") or [])
+        ]
+
+    async def build_image(
+        self,
+        context: bytes,
+        tags: Sequence[str],
+        *,
+        dockerfile: str = "Dockerfile",
+        args: Mapping[str, str] | None = None,
+        network: str | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> str:
+        """Build from a tar'ed context; returns the image id. Errors carry the failing line."""
+        params: dict[str, str] = {"t": tags[0], "dockerfile": dockerfile, "rm": "1", "forcerm": "1"}
+        params["labels"] = json.dumps({LABEL_MANAGED: "true"})
+        if args:
+            params["buildargs"] = json.dumps(dict(args))
+        if network:
+            params["networkmode"] = network
+        image_id = ""
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with self._translate("image build"):
+            async with self._docker._query(
+                "build",
+                method="POST",
+                params=params,
+                data=context,
+                headers={"content-type": "application/x-tar"},
+                timeout=timeout,
+            ) as response:
+                async for line in response.content:
+                    if not line.strip():
+                        continue
+                    update = json.loads(line)
+                    if "error" in update:
+                        raise GlmtuiError(f"image build failed: {update['error'].strip()}")
+                    if "aux" in update and "ID" in update["aux"]:
+                        image_id = update["aux"]["ID"]
+                    text = (update.get("stream") or update.get("status") or "").rstrip()
+                    if text and on_progress:
+                        on_progress(text)
+        for extra in tags[1:]:
+            repo, _, tag = extra.rpartition(":")
+            await self.tag_image(tags[0], repo, tag)
+        return image_id
+
+    async def import_image(self, tar_path: Path, repo: str, tag: str) -> None:
+        """`docker import`: a root file system tar becomes an image."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        with tar_path.open("rb") as data:
+            async with self._translate("image import"):
+                async with self._docker._query(
+                    "images/create",
+                    method="POST",
+                    params={"fromSrc": "-", "repo": repo, "tag": tag},
+                    data=data,
+                    headers={"content-type": "application/x-tar"},
+                    timeout=timeout,
+                ) as response:
+                    async for line in response.content:
+                        if line.strip() and "error" in (update := json.loads(line)):
+                            raise GlmtuiError(f"image import failed: {update['error']}")
+
+    async def tag_image(self, source: str, repo: str, tag: str) -> None:
+        async with self._translate(f"image {source!r}"):
+            await self._docker.images.tag(source, repo, tag=tag)
+
+    # -- clean ------------------------------------------------------------------------------
+
+    async def clean(self, *, volumes: bool = False) -> CleanReport:
+        """Stopped glmtui containers, dangling glmtui images, and (volumes=True) unused glmtui volumes."""
+        report = CleanReport()
+        for env in await self.list_environments():
+            if env.status in ("exited", "created", "dead"):
+                try:
+                    await self._docker.containers.container(env.id).delete(force=True)
+                    report.containers.append(env.name)
+                except DockerError:
+                    pass
+        async with self._translate("images"):
+            dangling = await self._docker.images.list(
+                filters=json.dumps({"dangling": ["true"], "label": [f"{LABEL_MANAGED}=true"]})
+            )
+        for image in dangling:
+            try:
+                await self._docker.images.delete(image["Id"], force=False)
+                report.images.append(image["Id"].removeprefix("sha256:")[:12])
+            except DockerError:
+                pass
+        if volumes:
+            listing = await self._docker.volumes.list(filters=json.dumps(MANAGED_FILTER))
+            for volume in listing.get("Volumes") or []:
+                try:
+                    await DockerVolume(self._docker, volume["Name"]).delete()
+                    report.volumes.append(volume["Name"])
+                except DockerError:
+                    pass  # in use by an environment that still exists
+        return report
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _container(self, name: str) -> Any:
+        return self._docker.containers.container(container_name(name))
+
+    async def _find_container(self, container: str) -> dict[str, Any] | None:
+        filters = {"name": [f"^/{container}$"], **MANAGED_FILTER}
+        async with self._translate("environments"):
+            found = await self._docker.containers.list(all=True, filters=json.dumps(filters))
+        return found[0]._container if found else None
+
+    async def _volume_exists(self, name: str) -> bool:
+        try:
+            await DockerVolume(self._docker, name).show()
+            return True
+        except DockerError:
+            return False
+
+    async def _remove_volume_quietly(self, name: str) -> None:
+        try:
+            await DockerVolume(self._docker, name).delete()
+        except (DockerError, aiohttp.ClientError):
+            pass
+
+    @asynccontextmanager
+    async def _translate(self, what: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except DockerError as err:
+            raise _translate_error(err, what) from None
+        except (aiohttp.ClientConnectionError, ConnectionError, FileNotFoundError) as err:
+            raise _unreachable(self.host, err) from None
+
+
+def _translate_error(err: DockerError, what: str) -> GlmtuiError:
+    message = (err.message or "").strip().splitlines()[0] if err.message else str(err)
+    if err.status == 404:
+        if what.startswith("environment "):
+            return NotFound(f"no {what}", hint="`glmtui env list` shows them")
+        return NotFound(f"{what}: {message}")
+    if err.status == 409:
+        if "is not running" in message:
+            return BadInput(f"{what} is not running", hint=f"start it: glmtui env start {what.split(chr(39))[1]}")
+        return Conflict(f"{what}: {message}")
+    if err.status == 400:
+        return BadInput(f"{what}: {message}")
+    return GlmtuiError(f"{what}: the Docker engine answered {err.status}: {message}")
+
+
+def _unreachable(address: str, err: BaseException) -> EngineUnreachable:
+    detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return EngineUnreachable(
+        f"cannot reach the Docker engine at {address} ({detail})",
+        hint="start it (e.g. `sudo dockerd &`), or point docker_host / DOCKER_HOST at one",
+    )
+
+
+def _event_from_json(data: Mapping[str, Any]) -> EngineEvent:
+    actor = data.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    return EngineEvent(
+        type=data.get("Type", ""),
+        action=str(data.get("Action", "")).split(":")[0],
+        name=attributes.get(LABEL_ENV),
+        id=actor.get("ID"),
+        time=data.get("timeNano", 0) / 1e9 or float(data.get("time", 0)),
+        attributes=attributes,
+    )
+
+
+async def _demux(content: aiohttp.StreamReader, tty: bool) -> AsyncIterator[tuple[int, bytes]]:
+    """Docker's multiplexed stream: 8-byte headers (stream id, length) before each frame."""
+    if tty:
+        async for data in content.iter_any():
+            yield STDOUT, data
+        return
+    while True:
+        try:
+            header = await content.readexactly(8)
+            length = int.from_bytes(header[4:8], "big")
+            data = await content.readexactly(length) if length else b""
+        except asyncio.IncompleteReadError:
+            return
+        if data:
+            yield (STDERR if header[0] == 2 else STDOUT), data

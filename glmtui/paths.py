@@ -1,0 +1,48 @@
+"""Every directory and file location glmtui uses, in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+
+APP = "glmtui"
+PROJECT_DIR = ".glmtui"
+CONFIG_FILE = "config.yaml"
+
+
+def user_config_file() -> Path:
+    return Path(platformdirs.user_config_dir(APP)) / CONFIG_FILE
+
+
+def find_project_dir(start: Path | None = None) -> Path | None:
+    """The nearest `.glmtui/` folder at or above `start` (the current folder)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / PROJECT_DIR
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def project_config_file(start: Path | None = None) -> Path | None:
+    folder = find_project_dir(start)
+    return folder / CONFIG_FILE if folder else None
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP))
+
+
+def database_file() -> Path:
+    return data_dir() / "glmtui.sqlite3"
+
+
+def runs_dir() -> Path:
+    """One folder per run, holding each step's full log."""
+    return data_dir() / "runs"
+
+
+def images_dir() -> Path:
+    """The image definitions shipped in the source tree beside the package."""
+    return Path(__file__).resolve().parent.parent / "images"
