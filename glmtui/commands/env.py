@@ -153,6 +153,8 @@ def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout
 
     environment = parse_pairs(variables, "--env")
     seconds = parse_duration(timeout, what="--timeout") if timeout else None
+    if command[:1] == ("--",):
+        command = command[1:]
     if not command:
         sys.exit(_shell(name, environment, workdir, user))
 

@@ -57,6 +57,7 @@ for round in 1 2 3 4 5; do
   kill -KILL $pids 2>/dev/null
 done
 """
+_START_FAILURE = b"OCI runtime exec failed"
 SHELL_ARGV = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"]
 
 
@@ -333,16 +334,19 @@ class Engine:
             )
         collected: dict[int, bytearray] = {STDOUT: bytearray(), STDERR: bytearray()}
         deliver = on_output or (lambda fd, data: collected[fd if fd in collected else STDOUT].extend(data))
-        first_output = bytearray()
+        start_failure = bytearray()  # what runc says when the command cannot start at all
         timed_out = False
         stream = execution.start(detach=False)
         try:
             async with stream:
                 async def pump() -> None:
-                    while (message := await stream.read_out()) is not None:
-                        if len(first_output) < 512:
-                            first_output.extend(message.data[:512])
+                    message = await stream.read_out()
+                    if message is not None and message.data.startswith(_START_FAILURE):
+                        start_failure.extend(message.data)
+                        message = await stream.read_out()
+                    while message is not None:
                         deliver(message.stream, message.data)
+                        message = await stream.read_out()
 
                 try:
                     await asyncio.wait_for(pump(), timeout)
@@ -364,9 +368,10 @@ class Engine:
         )
         if timed_out:
             result.reason = f"timed out after {timeout:g}s; its processes were killed"
-        elif exit_code in (126, 127) and b"executable file not found" in first_output:
-            result.exit_code = 127
-            result.reason = f"command not found: {argv[0]!r} is not in the environment's PATH"
+        elif start_failure:
+            result.reason = _start_failure_reason(bytes(start_failure), argv[0])
+            if "not found" in result.reason:
+                result.exit_code = 127
         elif exit_code == -1 or exit_code >= 128:
             result.reason = await self._why_ended(name)
         return result
@@ -730,6 +735,13 @@ def _unreachable(address: str, err: BaseException) -> EngineUnreachable:
         f"cannot reach the Docker engine at {address} ({detail})",
         hint="start it (e.g. `sudo dockerd &`), or point docker_host / DOCKER_HOST at one",
     )
+
+
+def _start_failure_reason(text: bytes, program: str) -> str:
+    if b"executable file not found" in text or b"no such file or directory" in text:
+        return f"command not found: {program!r} is not in the environment's PATH"
+    detail = text.decode(errors="replace").strip().rsplit(": ", 2)[-2:]
+    return f"cannot start {program!r}: {' '.join(detail).removesuffix(' unknown')}"
 
 
 def _event_from_json(data: Mapping[str, Any]) -> EngineEvent:

@@ -886,13 +886,13 @@ def parse_condition(text: str) -> Template:
     non-empty string and so true, as in GitHub Actions; anything else is one
     expression. Status functions are allowed in both.
     """
-    stripped = text.strip()
-    if stripped.startswith("${"):
-        start = len(text) - len(text.lstrip())
-        template = _parse_template(stripped, condition=True)
-        parts = [
-            Expression(p.source, p.offset + start, p.node) if isinstance(p, Expression) else p for p in template.parts
-        ]
+    if text.lstrip().startswith("${"):
+        parts = list(_parse_template(text, condition=True).parts)
+        # blanks around a lone ${...} do not turn its value into a string
+        while parts and isinstance(parts[0], str) and not parts[0].strip():
+            parts.pop(0)
+        while parts and isinstance(parts[-1], str) and not parts[-1].strip():
+            parts.pop()
         return Template(text, parts)
     expr, _ = _parse_expression(text, 0, len(text), braced=False, condition=True)
     return Template(text, [expr])

@@ -1,0 +1,206 @@
+"""The plan as the runner sees it: validated, with components expanded.
+
+Strings that hold `${...}` expressions are kept as written; the runner renders
+them (glmtui.plan.expressions) when the step runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from glmtui.errors import BadInput
+
+KINDS = ("run", "write", "copy", "http", "use", "workflow", "llm", "agent")
+INPUT_TYPES = ("string", "integer", "number", "boolean", "list", "object")
+DEFAULT_WORKFLOW = "main"  # the name of a plan's single workflow (`steps:`)
+DEFAULT_WORKDIR = "/workspace"
+DEFAULT_RETRY_DELAY = 1.0
+
+
+@dataclass(frozen=True)
+class Location:
+    file: Path
+    line: int  # 1-based
+    col: int  # 1-based
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class PlanError:
+    file: Path
+    line: int
+    col: int
+    message: str
+
+    @classmethod
+    def at(cls, location: Location, message: str) -> PlanError:
+        return cls(location.file, location.line, location.col, message)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class PlanInvalid(BadInput):
+    """The plan (or its inputs) is invalid; `errors` holds every problem found."""
+
+    def __init__(self, errors: Sequence[PlanError]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(str(error) for error in self.errors))
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    type: str = "string"
+    default: Any = None
+    description: str | None = None
+    required: bool = True  # no default and not `required: false`
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any = None
+    description: str | None = None
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Retry:
+    attempts: int = 0  # attempts after the first
+    delay: float = DEFAULT_RETRY_DELAY  # seconds before the first retry
+    backoff: Literal["fixed", "exponential"] = "fixed"
+
+    def delay_before(self, retry: int) -> float:
+        """Seconds to wait before retry number `retry` (1-based)."""
+        return self.delay * 2 ** (retry - 1) if self.backoff == "exponential" else self.delay
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    kind: str  # run, write, copy, http, workflow, llm or agent (a `use` step takes its component's)
+    spec: Any  # the kind's value as written; for `workflow` the workflow's name
+    location: Location
+    name: str | None = None
+    needs: tuple[str, ...] = ()  # explicit, then implicit from ${steps.X...}
+    condition: str | None = None
+    timeout: float | None = None
+    retry: Retry = Retry()
+    continue_on_error: bool = False
+    environment: dict[str, Any] = field(default_factory=dict)
+    workdir: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    with_: dict[str, Any] = field(default_factory=dict)  # component parameters or workflow inputs
+    shell: str | tuple[str, ...] | None = None
+    component: str | None = None  # the component it was made from
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    steps: list[Step]
+    description: str | None = None
+    inputs: dict[str, InputSpec] = field(default_factory=dict)
+    default: bool = False
+    location: Location | None = None
+
+    def step(self, step_id: str) -> Step:
+        return next(step for step in self.steps if step.id == step_id)
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    kind: str
+    spec: Any
+    params: dict[str, ParamSpec]
+    keys: dict[str, Any]  # the common step keys the template sets (timeout, environment, ...)
+    description: str | None = None
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Mount:
+    host: str  # as written: relative to the plan's folder, may hold ${...}
+    container: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class CopyIn:
+    host: str  # as written: relative to the plan's folder
+    container: str
+
+
+@dataclass(frozen=True)
+class Build:
+    context: str  # as written: relative to the plan's folder
+    dockerfile: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    network: str | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Limits the plan sets; None means the configured default."""
+
+    memory: int | None = None  # bytes
+    cpus: float | None = None
+    pids: int | None = None
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    name: str | None = None  # None: a throw-away environment
+    image: str | None = None  # None (and no build): the configured default image
+    build: Build | None = None
+    workdir: str = DEFAULT_WORKDIR
+    user: str | None = None
+    mounts: tuple[Mount, ...] = ()
+    copy: tuple[CopyIn, ...] = ()
+    environment: dict[str, Any] = field(default_factory=dict)
+    resources: Resources = Resources()
+    network: Literal["bridge", "none", "host"] = "bridge"
+    allow_docker_socket: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    file: Path  # the first plan file
+    dir: Path  # its folder: relative host paths start here
+    workflows: dict[str, Workflow]
+    default_workflow: str | None  # None when several workflows and none is the default
+    version: int = 1
+    description: str | None = None
+    files: tuple[Path, ...] = ()  # every file merged into the plan, in order
+    inputs: dict[str, InputSpec] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
+    env: EnvConfig = EnvConfig()
+    components: dict[str, Component] = field(default_factory=dict)
+
+    def host_path(self, text: str) -> Path:
+        """A host path of the plan (mount, copy, build context) made absolute."""
+        return (self.dir / Path(text).expanduser()).resolve()
+
+
+@dataclass(frozen=True)
+class LoadedPlan:
+    """A valid plan with everything a run needs from outside it."""
+
+    plan: Plan
+    workflow: Workflow  # the one to run
+    inputs: dict[str, Any]  # typed values of the plan's and that workflow's inputs
+    secrets: dict[str, str]
+    env: dict[str, str]  # the host environment seen by ${env.X}
