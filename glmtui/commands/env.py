@@ -204,10 +204,15 @@ def _shell(name: str, environment: dict[str, str], workdir: str | None, user: st
 @click.option("--tail", type=int, help="Only the last N lines.")
 @click.option("--since", help="Only output newer than this, e.g. 10m.")
 @click.option("--timestamps", "-t", is_flag=True, help="Prefix each line with its time.")
-def logs(env: str | None, follow: bool, tail: int | None, since: str | None, timestamps: bool) -> None:
-    """Show an environment's container log."""
+@click.option("--run", "run_id", metavar="RUN_ID", help="A plan run's logs instead of an environment's.")
+@click.option("--step", help="With --run: only this step's log.")
+def logs(env, follow, tail, since, timestamps, run_id, step) -> None:
+    """Show an environment's container log, or a plan run's step logs."""
+    if run_id:
+        _run_logs(run_id, step)
+        return
     if not env:
-        raise BadInput("name an environment", hint="glmtui logs ENV")
+        raise BadInput("name an environment or a run", hint="glmtui logs ENV, or glmtui logs --run RUN_ID")
     out, err = sys.stdout.buffer, sys.stderr.buffer
 
     async def work():
@@ -222,3 +227,28 @@ def logs(env: str | None, follow: bool, tail: int | None, since: str | None, tim
     run(work)
 
 
+def _run_logs(run_id: str, step: str | None) -> None:
+    from glmtui.errors import NotFound, did_you_mean
+    from glmtui.store import Store
+
+    store = Store()
+    record = store.run(run_id)
+    store.close()
+    names = [s.step for s in record.steps]
+    if step and step not in names:
+        raise NotFound(f"run {record.id} has no step {step!r}{did_you_mean(step, names)}")
+    out = sys.stdout.buffer
+    for name in [step] if step else names:
+        path = store.log_file(record.id, name)
+        if not path.exists():
+            continue
+        if step:
+            with path.open("rb") as log:
+                while chunk := log.read(1 << 20):
+                    out.write(chunk)
+            continue
+        prefix = f"{name} | ".encode()
+        with path.open("rb") as log:
+            for line in log:
+                out.write(prefix + line)
+    out.flush()

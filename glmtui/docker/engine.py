@@ -516,6 +516,10 @@ class Engine:
     async def write_file(self, name: str, path: str, content: bytes, *, mode: int = 0o644) -> None:
         await self._put_archive(name, archive.pack_bytes(path.strip("/"), content, mode))
 
+    async def make_folder(self, name: str, path: str) -> None:
+        """A folder anyone in the environment may write to (parents below the top one too)."""
+        await self._put_archive(name, archive.pack_folders(path))
+
     async def copy_out(self, name: str, source: str, destination: Path) -> list[Path]:
         """Get a file or folder from the environment to `destination` on the host."""
         data = await self._get_archive(name, source)

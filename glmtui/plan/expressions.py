@@ -850,6 +850,12 @@ def _source_end(text: str, start: int) -> int:
 def _parse_template(text: str, *, condition: bool) -> Template:
     parts: list[str | Expression] = []
     literal: list[str] = []
+
+    def end_literal() -> None:
+        if joined := "".join(literal):
+            parts.append(joined)
+        literal.clear()
+
     i, n = 0, len(text)
     while i < n:
         dollar = text.find("$", i)
@@ -861,16 +867,13 @@ def _parse_template(text: str, *, condition: bool) -> Template:
             literal.append("${")
             i = dollar + 3
         elif text.startswith("${", dollar) and _is_expression_start(text, dollar + 2):
-            if literal:
-                parts.append("".join(literal))
-                literal = []
+            end_literal()
             expr, i = _parse_expression(text, dollar + 2, None, braced=True, condition=condition)
             parts.append(expr)
         else:
             literal.append("$")
             i = dollar + 1
-    if literal and "".join(literal):
-        parts.append("".join(literal))
+    end_literal()
     return Template(text, parts)
 
 

@@ -1,0 +1,220 @@
+"""glmtui plan run|validate|inspect|schema (and `glmtui --run PLAN`), glmtui runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from glmtui.commands.common import engine, parse_pairs, print_json, run, state
+
+
+def plan_options(function):
+    """The flags every plan command takes (PLAN-FORMAT.md, "Running")."""
+    options = [
+        click.argument("plan", type=click.Path(dir_okay=False, path_type=Path), required=False),
+        click.option("-f", "--file", "files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Plan file; several are merged in order (steps by id)."),
+        click.option("--workflow", "-w", help="The workflow to run (default: the plan's default)."),
+        click.option("--input", "-i", "inputs", multiple=True, metavar="K=V", help="A plan input."),
+        click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path), help="Inputs from JSON/YAML."),
+        click.option("--env-file", "env_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="Variables for secrets and ${env.X} (beside the plan's .env)."),
+        click.option("-e", "--env", "variables", multiple=True, metavar="K=V", help="A variable for secrets and ${env.X}."),
+        click.option("--json", "as_json", is_flag=True, help="JSON output, one object per line."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _load(plan, files, workflow, inputs, input_file, env_files, variables, *, check_secrets=True):
+    from glmtui.errors import BadInput
+    from glmtui.plan.validate import load_plan
+
+    paths = ([plan] if plan else []) + list(files)
+    if not paths:
+        raise BadInput("name a plan file", hint="glmtui plan run PLAN.yaml")
+    return load_plan(
+        paths,
+        workflow=workflow,
+        inputs=parse_pairs(inputs, "--input"),
+        input_file=input_file,
+        env_files=list(env_files),
+        extra_env=parse_pairs(variables, "-e"),
+        check_secrets=check_secrets,
+    )
+
+
+@click.group("plan")
+def plan_group() -> None:
+    """Plans: YAML files of steps that run in an environment."""
+
+
+@plan_group.command("run")
+@plan_options
+@click.option("--jobs", "-j", type=click.IntRange(1, 256), help="Steps at once (default: the number of CPUs).")
+@click.option("--keep", is_flag=True, help="Keep a throw-away environment when a step failed.")
+@click.option("--resume", metavar="RUN_ID", help="Skip the steps that succeeded in RUN_ID, reusing their outputs.")
+@click.option("--yes", "-y", is_flag=True, help="Approve everything agents ask (headless).")
+def run_(plan, files, workflow, inputs, input_file, env_files, variables, as_json, jobs, keep, resume, yes) -> None:
+    """Run PLAN headless; exit 0 when every step succeeded or was allowed to fail."""
+    loaded = _load(plan, files, workflow, inputs, input_file, env_files, variables)
+    sys.exit(run_loaded(loaded, as_json=as_json, jobs=jobs, keep=keep, resume=resume, yes=yes))
+
+
+def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool) -> int:
+    import asyncio
+    import signal
+
+    from glmtui.events import Progress
+    from glmtui.headless import renderer_for
+    from glmtui.plan.runner import Runner
+    from glmtui.store import Store
+
+    render = renderer_for(as_json)
+    store = Store()
+
+    async def work() -> int:
+        async with engine() as docker:
+            runner = Runner(
+                docker, loaded, sink=render, store=store, config=state().config, jobs=jobs, keep=keep,
+                resume=resume, auto_approve=yes,
+            )
+            task = asyncio.create_task(runner.run())
+            signals = 0
+
+            def interrupt() -> None:
+                nonlocal signals
+                signals += 1
+                render(Progress("interrupted: stopping the steps and cleaning up" if signals == 1
+                                else "still cleaning up, one moment"))
+                task.cancel()
+
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, interrupt)
+            try:
+                result = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                while not task.done():  # a second Ctrl-C must not cut the clean-up short
+                    try:
+                        await asyncio.shield(task)
+                    except asyncio.CancelledError:
+                        continue
+                if task.cancelled():
+                    return 130
+                result = task.result()
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+            return result.exit_code
+
+    try:
+        return run(work)
+    finally:
+        render.close()
+        store.close()
+
+
+@plan_group.command("validate")
+@plan_options
+def validate(plan, files, workflow, inputs, input_file, env_files, variables, as_json) -> None:
+    """Check PLAN without running it: every error at once, as FILE:LINE:COL: message."""
+    from glmtui.plan.model import PlanInvalid
+
+    try:
+        loaded = _load(plan, files, workflow, inputs, input_file, env_files, variables)
+    except PlanInvalid as err:
+        if as_json:
+            print_json({"valid": False, "errors": [vars(e) | {"file": str(e.file)} for e in err.errors]})
+            sys.exit(2)
+        raise
+    steps = len(loaded.workflow.steps)
+    if as_json:
+        print_json({"valid": True, "plan": loaded.plan.name, "workflow": loaded.workflow.name, "steps": steps})
+    else:
+        click.echo(f"{loaded.plan.file}: valid (plan {loaded.plan.name}, workflow {loaded.workflow.name}, {steps} steps)")
+
+
+@plan_group.command("inspect")
+@plan_options
+def inspect(plan, files, workflow, inputs, input_file, env_files, variables, as_json) -> None:
+    """Show what PLAN would do: environment, inputs, steps in the order they can run."""
+    from glmtui.plan.preview import describe_plan, print_description
+
+    loaded = _load(plan, files, workflow, inputs, input_file, env_files, variables, check_secrets=False)
+    description = describe_plan(loaded, state().config)
+    if as_json:
+        print_json(description)
+    else:
+        print_description(description)
+
+
+@plan_group.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of plan files (for editor completion)."""
+    from importlib.resources import files
+
+    sys.stdout.write(files("glmtui.plan").joinpath("schema.json").read_text())
+
+
+@click.group("runs", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+@click.option("--limit", default=20, show_default=True, help="How many runs.")
+@click.pass_context
+def runs_group(ctx: click.Context, as_json: bool, limit: int) -> None:
+    """Past runs (newest first)."""
+    if ctx.invoked_subcommand:
+        return
+    from glmtui.render import age, table
+    from glmtui.store import Store
+
+    store = Store()
+    records = store.runs(limit)
+    store.close()
+    if as_json:
+        print_json([r.as_json() for r in records])
+        return
+    if not records:
+        click.echo("no runs yet (glmtui --run PLAN)")
+        return
+    from datetime import datetime, timezone
+
+    table(
+        ["RUN", "PLAN", "WORKFLOW", "STATUS", "STARTED", "DURATION"],
+        [
+            [r.id, r.plan, r.workflow, r.status, age(datetime.fromtimestamp(r.started, timezone.utc)),
+             "" if r.finished is None else f"{r.finished - r.started:.1f}s"]
+            for r in records
+        ],
+    )
+
+
+@runs_group.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+def show(run_id: str, as_json: bool) -> None:
+    """One run: its steps, statuses, exit codes, outputs."""
+    from glmtui.render import table
+    from glmtui.store import Store
+
+    store = Store()
+    record = store.run(run_id)
+    store.close()
+    if as_json:
+        print_json(record.as_json())
+        return
+    data = record.as_json()
+    click.echo(f"run {record.id}: plan {record.plan} ({record.plan_file}), workflow {record.workflow}")
+    click.echo(f"status {record.status}, environment {record.environment}, inputs {data['inputs']}")
+    table(
+        ["STEP", "STATUS", "EXIT", "DURATION", "OUTPUTS", "REASON"],
+        [
+            [s["step"], s["status"], "" if s["exit_code"] is None else str(s["exit_code"]),
+             "" if s["duration"] is None else f"{s['duration']:.1f}s", ", ".join(f"{k}={v}" for k, v in s["outputs"].items()),
+             s["reason"] or ""]
+            for s in data["steps"]
+        ],
+    )

@@ -1,0 +1,113 @@
+"""The environment a run's steps share: a named one reused or created, or a throw-away one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from glmtui.config import Config
+from glmtui.docker.engine import Engine
+from glmtui.docker.images import build_folder
+from glmtui.docker.spec import EnvSpec, Mount, Resources
+from glmtui.errors import NotFound
+from glmtui.plan.expressions import parse, to_text
+from glmtui.plan.model import LoadedPlan
+
+
+@dataclass
+class RunEnvironment:
+    name: str
+    workdir: str
+    user: str | None
+    variables: dict[str, str]
+    throwaway: bool
+
+
+def throwaway_name(run_id: str) -> str:
+    return f"run-{run_id}"
+
+
+def render_value(value: Any, values: dict[str, Any]) -> str:
+    return to_text(parse(value).render(values)) if isinstance(value, str) else to_text(value)
+
+
+async def prepare(
+    engine: Engine,
+    loaded: LoadedPlan,
+    config: Config,
+    run_id: str,
+    values: dict[str, Any],
+    progress: Callable[[str], None],
+) -> RunEnvironment:
+    """Get the run's environment running: reuse, start, build, create, copy in."""
+    plan, env = loaded.plan, loaded.plan.env
+    variables = {k: render_value(v, values) for k, v in env.environment.items()}
+    name = env.name or throwaway_name(run_id)
+    prepared = RunEnvironment(name, env.workdir, env.user, variables, throwaway=env.name is None)
+    if env.name:
+        try:
+            existing = await engine.get_environment(env.name)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            if not existing.running:
+                progress(f"starting environment {env.name}")
+                await engine.start_environment(env.name)
+            return prepared
+    image = await _image(engine, loaded, config, progress)
+    resources = Resources.parse(
+        env.resources.memory or config.get("resources.memory"),
+        env.resources.cpus or config.get("resources.cpus"),
+        env.resources.pids or config.get("resources.pids"),
+    )
+    mounts = tuple(
+        Mount.parse(
+            f"{render_value(m.host, values)}:{m.container}{':ro' if m.read_only else ''}",
+            base=plan.dir,
+            allow_docker_socket=env.allow_docker_socket,
+        )
+        for m in env.mounts
+    )
+    spec = EnvSpec(
+        name=name,
+        image=image,
+        workdir=env.workdir,
+        mounts=mounts,
+        environment=variables,
+        user=env.user,
+        resources=resources,
+        network=env.network,
+        run_id=run_id if prepared.throwaway else None,
+        labels={"glmtui.plan": plan.name},
+    )
+    copy_in = [(plan.host_path(render_value(c.host, values)), c.container) for c in env.copy]
+    for host, _ in copy_in:
+        if not host.exists():
+            raise NotFound(f"env.copy: host path {host} does not exist")
+    progress(f"creating {'throw-away ' if prepared.throwaway else ''}environment {name} from {image}")
+    await engine.create_environment(spec, copy_in=copy_in, on_progress=progress)
+    return prepared
+
+
+async def _image(engine: Engine, loaded: LoadedPlan, config: Config, progress: Callable[[str], None]) -> str:
+    env, plan = loaded.plan.env, loaded.plan
+    if env.build is None:
+        return env.image or config.get("default_image")
+    build = env.build
+    context = plan.host_path(build.context)
+    if not context.is_dir():
+        raise NotFound(f"env.build.context: {context} is not a folder")
+    progress(f"building the image of {plan.name} from {context}")
+    result = await build_folder(
+        engine,
+        context,
+        f"glmtui/plan-{plan.name}",
+        dockerfile=build.dockerfile or "Dockerfile",
+        args={k: to_text(v) for k, v in build.args.items()},
+        network=build.network,
+        on_progress=progress,
+    )
+    if result.cached:
+        progress(f"image {result.image} is up to date")
+    return result.image

@@ -1,0 +1,392 @@
+"""Runs a plan's workflow as a graph: each step starts as soon as what it needs is done.
+
+The runner reports only through events to the sink it is given, and records every
+step in the store; it knows no step kind (see `steps/`) and no user interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from glmtui.config import Config
+from glmtui.docker.engine import Engine
+from glmtui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, GlmtuiError
+from glmtui.events import Progress, RunFinished, RunStarted, Sink, StepFinished, StepStarted
+from glmtui.masking import Masker
+from glmtui.plan import environment as run_env
+from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse, parse_condition
+from glmtui.plan.model import LoadedPlan, Step, Workflow
+from glmtui.plan.steps import KINDS
+from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome
+from glmtui.plan.steps.run import OUTPUT_DIR
+from glmtui.store import StepRecord, Store
+
+SELF_TIMED_KINDS = {"run"}  # kinds that enforce the timeout inside the container themselves
+UNSLOTTED_KINDS = {"workflow"}  # its own steps take the --jobs slots
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str  # success | failure | cancelled
+    kept_environment: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {"success": EXIT_OK, "cancelled": EXIT_INTERRUPTED}.get(self.status, EXIT_FAILED)
+
+
+class Runner:
+    def __init__(
+        self,
+        engine: Engine,
+        loaded: LoadedPlan,
+        *,
+        sink: Sink,
+        store: Store,
+        config: Config,
+        jobs: int | None = None,
+        keep: bool = False,
+        resume: str | None = None,
+        auto_approve: bool = False,
+        run_id: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.loaded = loaded
+        self.sink = sink
+        self.store = store
+        self.config = config
+        self.keep = keep
+        self.auto_approve = auto_approve
+        self.run_id = run_id or new_run_id()
+        self.masker = Masker(loaded.secrets.values())
+        self._slots = asyncio.Semaphore(jobs or os.cpu_count() or 2)
+        self._cancelled = False
+        self._failed = False
+        self._reused = self._resumable(resume) if resume else {}
+        self._resumed_from = resume
+        self.env: run_env.RunEnvironment | None = None
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        plan, workflow = self.loaded.plan, self.loaded.workflow
+        _check_kinds(workflow, plan.workflows)
+        throwaway = plan.env.name is None
+        env_name = plan.env.name or run_env.throwaway_name(self.run_id)
+        self.store.start_run(
+            self.run_id, plan=plan.name, plan_file=str(plan.file), workflow=workflow.name,
+            inputs=self.masker.mask_value(self.loaded.inputs), environment=env_name, throwaway=throwaway,
+        )
+        started = time.monotonic()
+        self.sink(RunStarted(self.run_id, plan.name, workflow.name, env_name, throwaway))
+        status, error = "failure", None
+        try:
+            self.env = await run_env.prepare(
+                self.engine, self.loaded, self.config, self.run_id, self._values(self.loaded.inputs, {}),
+                lambda message: self.sink(Progress(self.masker.mask(message))),
+            )
+            await self.engine.make_folder(self.env.name, f"{OUTPUT_DIR}/{self.run_id}")
+            await self._run_workflow(workflow, self.loaded.inputs, prefix="")
+            status = "failure" if self._failed else "success"
+        except asyncio.CancelledError:
+            status = "cancelled"
+            raise
+        except GlmtuiError as err:
+            error = err
+            self.sink(Progress(f"error: {self.masker.mask(str(err))}"))
+        finally:
+            kept = await asyncio.shield(self._finish(status))
+            self.store.finish_run(self.run_id, status)
+            self.sink(RunFinished(self.run_id, status, round(time.monotonic() - started, 3), kept))
+        if error is not None:
+            raise error
+        return RunResult(self.run_id, status, kept)
+
+    async def _finish(self, status: str) -> str | None:
+        """Remove a throw-away environment (kept by --keep after a failure); tidy a named one."""
+        if self.env is None:
+            if self.loaded.plan.env.name is None:  # creation may have half-happened
+                await self._remove_quietly(run_env.throwaway_name(self.run_id))
+            return None
+        if not self.env.throwaway:
+            try:
+                await self.engine.exec(
+                    self.env.name, ["rm", "-rf", f"{OUTPUT_DIR}/{self.run_id}"], user=self.env.user, timeout=10
+                )
+            except GlmtuiError:
+                pass
+            return None
+        if self.keep and status == "failure":
+            return self.env.name
+        await self._remove_quietly(self.env.name)
+        return None
+
+    async def _remove_quietly(self, name: str) -> None:
+        try:
+            await self.engine.remove_environment(name, volume=True)
+        except GlmtuiError:
+            pass
+
+    # -- workflows and steps ----------------------------------------------------------------
+
+    async def _run_workflow(self, workflow: Workflow, inputs: Mapping[str, Any], prefix: str) -> dict[str, dict]:
+        """Run every step of `workflow`; returns each step's result as expressions see it."""
+        results: dict[str, dict[str, Any]] = {}
+        done = {step.id: asyncio.Event() for step in workflow.steps}
+
+        async def one(step: Step) -> None:
+            try:
+                for need in step.needs:
+                    await done[need].wait()
+                await self._step(step, inputs, results, prefix)
+            finally:
+                done[step.id].set()
+
+        tasks = [asyncio.create_task(one(step)) for step in workflow.steps]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            self._cancelled = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for step in workflow.steps:
+                if step.id not in results:
+                    self._finish_step(prefix + step.id, StepRecord(prefix + step.id, "cancelled"), allowed=False)
+            raise
+        return results
+
+    async def _step(self, step: Step, inputs: Mapping[str, Any], results: dict[str, dict], prefix: str) -> None:
+        full_id = prefix + step.id
+        if not prefix and step.id in self._reused:
+            results[step.id] = self._reuse(step)
+            return
+        values = self._values(inputs, results)
+        skip = self._skip_reason(step, values, results)
+        if skip:
+            results[step.id] = _result("skipped")
+            self._finish_step(full_id, StepRecord(full_id, "skipped", reason=skip), allowed=False)
+            return
+        try:
+            if step.with_:
+                values["with"] = {k: _render(v, values) for k, v in step.with_.items()}
+        except ExpressionError as err:
+            results[step.id] = _result("failure")
+            self._fail(step, full_id, StepRecord(full_id, "failure", reason=str(err)))
+            return
+        record, outcome, capture = None, None, None
+        for attempt in range(1, step.retry.attempts + 2):
+            if attempt > 1:
+                await asyncio.sleep(step.retry.delay_before(attempt - 1))
+            record = StepRecord(full_id, "running", attempt=attempt, started=time.time())
+            self.store.save_step(self.run_id, record)
+            self.sink(StepStarted(full_id, attempt))
+            outcome, capture = await self._attempt(step, full_id, values, attempt)
+            if outcome.status == "success":
+                break
+        assert record and outcome and capture
+        record.finished = time.time()
+        record.status, record.exit_code, record.reason = outcome.status, outcome.exit_code, outcome.reason
+        record.usage = outcome.usage
+        record.stdout_tail = self.masker.mask(capture.tail("stdout").decode("utf-8", "replace")).encode()
+        record.stderr_tail = self.masker.mask(capture.tail("stderr").decode("utf-8", "replace")).encode()
+        result = _result(
+            outcome.status,
+            exit_code=outcome.exit_code,
+            stdout=capture.tail("stdout").decode("utf-8", "replace"),
+            stderr=capture.tail("stderr").decode("utf-8", "replace"),
+            outputs=outcome.outputs,
+            duration=round(record.finished - record.started, 3),
+            usage=outcome.usage,
+            **outcome.extra,
+        )
+        try:
+            result["outputs"] = {**outcome.outputs, **self._outputs(step, values, result, outcome)}
+        except ExpressionError as err:
+            result["status"] = record.status = "failure"
+            record.reason = f"outputs: {err}"
+        record.outputs = self.masker.mask_value(result["outputs"])
+        result["allowed_failure"] = record.status == "failure" and step.continue_on_error
+        results[step.id] = result
+        if record.status == "failure":
+            self._fail(step, full_id, record)
+        else:
+            self._finish_step(full_id, record, allowed=False)
+
+    async def _attempt(
+        self, step: Step, full_id: str, values: dict[str, Any], attempt: int
+    ) -> tuple[StepOutcome, OutputCapture]:
+        assert self.env is not None
+        log_path = self.store.log_file(self.run_id, full_id)
+        with log_path.open("ab") as log:
+            if attempt > 1:
+                log.write(f"--- attempt {attempt} ---\n".encode())
+            capture = OutputCapture(full_id, self.sink, self.masker, log)
+            try:
+                env_vars = {**self.env.variables, **{k: run_env.render_value(v, values) for k, v in step.environment.items()}}
+                ctx = StepContext(
+                    engine=self.engine, loaded=self.loaded, step=step, environment=self.env.name,
+                    workdir=step.workdir or self.env.workdir, user=self.env.user, env_vars=env_vars,
+                    values=values, output=capture, run_id=self.run_id, attempt=attempt, timeout=step.timeout,
+                    sink=self.sink, host_path=self.loaded.plan.host_path, run_workflow=self._workflow_step,
+                    auto_approve=self.auto_approve,
+                )
+                kind = KINDS[step.kind]
+                if step.kind in UNSLOTTED_KINDS:
+                    outcome = await kind(ctx)
+                else:
+                    async with self._slots:
+                        if step.timeout and step.kind not in SELF_TIMED_KINDS:
+                            outcome = await asyncio.wait_for(kind(ctx), step.timeout)
+                        else:
+                            outcome = await kind(ctx)
+            except asyncio.TimeoutError:
+                outcome = StepOutcome("failure", None, "timeout")
+            except GlmtuiError as err:
+                outcome = StepOutcome("failure", None, str(err))
+            finally:
+                capture.close()
+        return outcome, capture
+
+    async def _workflow_step(self, ctx: StepContext) -> StepOutcome:
+        workflow = self.loaded.plan.workflows[ctx.step.spec]
+        given = dict(ctx.values.get("with") or {})
+        inputs = {name: given.get(name, spec.default) for name, spec in workflow.inputs.items()}
+        inputs.update({k: v for k, v in given.items() if k not in inputs})
+        failed_before = self._failed
+        self._failed = False
+        results = await self._run_workflow(workflow, inputs, prefix=f"{ctx.step.id}.")
+        failed, self._failed = self._failed, failed_before
+        outputs = {step_id: result.get("outputs", {}) for step_id, result in results.items()}
+        return StepOutcome("failure" if failed else "success", None, "a step of the workflow failed" if failed else None, outputs)
+
+    # -- decisions --------------------------------------------------------------------------
+
+    def _skip_reason(self, step: Step, values: dict[str, Any], results: dict[str, dict]) -> str | None:
+        def ok(need: str) -> bool:
+            result = results.get(need, {})
+            return result.get("status") == "success" or result.get("allowed_failure", False)
+
+        def status(name: str) -> bool:
+            if name == "always":
+                return True
+            if name == "cancelled":
+                return self._cancelled
+            if name == "failure":
+                return any(results.get(n, {}).get("status") == "failure" for n in step.needs)
+            return all(ok(n) for n in step.needs)
+
+        template = parse_condition(step.condition) if step.condition else None
+        if not (template and template.status_functions()) and not status("success"):
+            bad = [n for n in step.needs if not ok(n)]
+            return f"{', '.join(bad)} did not succeed"
+        if template is None:
+            return None
+        try:
+            if not evaluate_condition(template, values, status=status):
+                return f"condition is false: {step.condition}"
+        except ExpressionError as err:
+            return f"condition failed: {err}"
+        return None
+
+    def _outputs(self, step: Step, values: dict[str, Any], result: dict, outcome: StepOutcome) -> dict[str, Any]:
+        if not step.outputs:
+            return {}
+        scope = {**values, "step": result, "response": outcome.response or {}}
+        return {name: _render(expression, scope) for name, expression in step.outputs.items()}
+
+    def _values(self, inputs: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, Any]:
+        plan = self.loaded.plan
+        return {
+            "inputs": dict(inputs),
+            "secrets": self.loaded.secrets,
+            "steps": results,
+            "env": self.loaded.env,
+            "plan": {"name": plan.name, "dir": str(plan.dir), "run_id": self.run_id},
+        }
+
+    def _fail(self, step: Step, full_id: str, record: StepRecord) -> None:
+        if not step.continue_on_error:
+            self._failed = True
+        self._finish_step(full_id, record, allowed=step.continue_on_error)
+
+    def _finish_step(self, full_id: str, record: StepRecord, *, allowed: bool) -> None:
+        record.reason = self.masker.mask(record.reason) if record.reason else None
+        self.store.save_step(self.run_id, record)
+        duration = round(record.duration or 0.0, 3)
+        self.sink(
+            StepFinished(
+                full_id, record.status, record.exit_code, duration, record.outputs, record.reason,
+                record.attempt, allowed,
+            )
+        )
+
+    # -- resume -----------------------------------------------------------------------------
+
+    def _resumable(self, run_id: str) -> dict[str, StepRecord]:
+        previous = self.store.run(run_id)
+        if previous.plan != self.loaded.plan.name:
+            raise BadInput(f"run {previous.id} is of plan {previous.plan!r}, not {self.loaded.plan.name!r}")
+        self._resumed_from = previous.id
+        return {s.step: s for s in previous.steps if s.status == "success" and "." not in s.step}
+
+    def _reuse(self, step: Step) -> dict[str, Any]:
+        old = self._reused[step.id]
+        record = StepRecord(
+            step.id, "success", old.attempt, time.time(), time.time(), old.exit_code,
+            f"reused from run {self._resumed_from}", old.outputs, old.stdout_tail, old.stderr_tail, old.usage,
+        )
+        self._finish_step(step.id, record, allowed=False)
+        return _result(
+            "success", exit_code=old.exit_code, stdout=old.stdout_tail.decode("utf-8", "replace"),
+            stderr=old.stderr_tail.decode("utf-8", "replace"), outputs=old.outputs, duration=0.0, usage=old.usage,
+        )
+
+
+def _result(status: str, **fields: Any) -> dict[str, Any]:
+    base = {"status": status, "exit_code": None, "stdout": "", "stderr": "", "outputs": {}, "duration": 0.0,
+            "usage": None}
+    base.update(fields)
+    return base
+
+
+def _render(value: Any, values: Mapping[str, Any]) -> Any:
+    if isinstance(value, str):
+        return parse(value).render(values)
+    if isinstance(value, dict):
+        return {k: _render(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(v, values) for v in value]
+    return value
+
+
+def _check_kinds(workflow: Workflow, workflows: Mapping[str, Workflow]) -> None:
+    """Kinds this glmtui cannot run yet stop the run before anything starts."""
+    from glmtui.plan.steps import available
+
+    seen: set[str] = set()
+    pending = [workflow]
+    while pending:
+        current = pending.pop()
+        if current.name in seen:
+            continue
+        seen.add(current.name)
+        for step in current.steps:
+            if not available(step.kind):
+                raise BadInput(
+                    f"{step.location}: step {step.id!r} is an `{step.kind}` step, which this glmtui cannot run yet",
+                    hint="llm and agent steps arrive with the agents work",
+                )
+            if step.kind == "workflow":
+                pending.append(workflows[step.spec])

@@ -1,0 +1,108 @@
+"""What a step kind gets to do its work, and what it hands back."""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from glmtui.docker.engine import STDERR, Engine
+from glmtui.events import Output, Sink
+from glmtui.masking import Masker
+from glmtui.plan.model import LoadedPlan, Step
+
+TAIL_BYTES = 1024 * 1024  # ${steps.X.stdout} and .stderr keep the last 1 MiB
+
+
+@dataclass
+class StepOutcome:
+    status: str  # success | failure
+    exit_code: int | None = None
+    reason: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)  # from $GLMTUI_OUTPUT or the kind itself
+    response: dict[str, Any] | None = None  # http: ${response...} for the step's outputs
+    usage: dict[str, int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # kind-specific results (turns, ...)
+
+
+class OutputCapture:
+    """A step's output: masked, written to its log file, sent as line events, tails kept."""
+
+    def __init__(self, step: str, sink: Sink, masker: Masker, log: IO[bytes]) -> None:
+        self.step = step
+        self._sink = sink
+        self._log = log
+        self._streams = {name: _Stream(masker) for name in ("stdout", "stderr")}
+
+    def feed(self, fd: int, data: bytes) -> None:
+        name = "stderr" if fd == STDERR else "stdout"
+        stream = self._streams[name]
+        stream.keep(data)
+        text = stream.masker.feed(stream.decoder.decode(data))
+        self._write(name, stream, text)
+
+    def write_text(self, text: str, name: str = "stdout") -> None:
+        """Output a step kind produces itself (an HTTP body, a note)."""
+        stream = self._streams[name]
+        stream.keep(text.encode())
+        self._write(name, stream, stream.masker.feed(text))
+
+    def _write(self, name: str, stream: _Stream, text: str) -> None:
+        if not text:
+            return
+        self._log.write(text.encode("utf-8", "surrogateescape"))
+        lines = (stream.partial + text).split("\n")
+        stream.partial = lines.pop()
+        if lines:
+            self._sink(Output(self.step, name, lines))
+
+    def close(self) -> None:
+        for name, stream in self._streams.items():
+            rest = stream.masker.feed(stream.decoder.decode(b"", final=True)) + stream.masker.flush()
+            if rest:
+                self._log.write(rest.encode("utf-8", "surrogateescape"))
+            last = stream.partial + rest
+            stream.partial = ""
+            if last:
+                self._sink(Output(self.step, name, last.split("\n")))
+        self._log.flush()
+
+    def tail(self, name: str) -> bytes:
+        return bytes(self._streams[name].tail[-TAIL_BYTES:])
+
+
+class _Stream:
+    def __init__(self, masker: Masker) -> None:
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.masker = masker.stream()
+        self.partial = ""
+        self.tail = bytearray()
+
+    def keep(self, data: bytes) -> None:
+        self.tail += data
+        if len(self.tail) > 2 * TAIL_BYTES:
+            del self.tail[:-TAIL_BYTES]
+
+
+@dataclass
+class StepContext:
+    """Everything a kind needs. `values` is the expression context for this step."""
+
+    engine: Engine
+    loaded: LoadedPlan
+    step: Step
+    environment: str  # the environment's name
+    workdir: str
+    user: str | None
+    env_vars: dict[str, str]  # the environment's and the step's variables, rendered
+    values: Mapping[str, Any]
+    output: OutputCapture
+    run_id: str
+    attempt: int
+    timeout: float | None
+    sink: Sink
+    host_path: Callable[[str], Path]
+    run_workflow: Callable[..., Any] | None = None  # for the `workflow` kind
+    auto_approve: bool = False

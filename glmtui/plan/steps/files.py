@@ -1,0 +1,62 @@
+"""`write` and `copy`: files into, out of and within reach of the environment."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from glmtui.errors import BadInput
+from glmtui.plan.expressions import parse, to_text
+from glmtui.plan.steps.base import StepContext, StepOutcome
+
+ENV_PREFIX = "env:"
+
+
+def _render(ctx: StepContext, value: object) -> object:
+    return parse(value).render(ctx.values) if isinstance(value, str) else value
+
+
+def _container_path(ctx: StepContext, path: str) -> str:
+    pure = PurePosixPath(path)
+    return str(pure if pure.is_absolute() else PurePosixPath(ctx.workdir) / pure)
+
+
+async def write_step(ctx: StepContext) -> StepOutcome:
+    spec = ctx.step.spec
+    path = _container_path(ctx, to_text(_render(ctx, spec["path"])))
+    content = to_text(_render(ctx, spec.get("content", "")))
+    mode = spec.get("mode", 0o644)
+    if isinstance(mode, str):
+        try:
+            mode = int(mode, 8)
+        except ValueError:
+            raise BadInput(f"step {ctx.step.id}: mode {mode!r} is not an octal number like '0755'") from None
+    data = content.encode()
+    await ctx.engine.write_file(ctx.environment, path, data, mode=mode)
+    ctx.output.write_text(f"wrote {len(data)} bytes to {path}\n")
+    return StepOutcome("success", 0, outputs={"path": path, "bytes": len(data)})
+
+
+async def copy_step(ctx: StepContext) -> StepOutcome:
+    source = to_text(_render(ctx, ctx.step.spec["from"]))
+    target = to_text(_render(ctx, ctx.step.spec["to"]))
+    from_env, to_env = source.startswith(ENV_PREFIX), target.startswith(ENV_PREFIX)
+    if from_env == to_env:
+        raise BadInput(
+            f"step {ctx.step.id}: copy needs one side in the environment (env:/path) and one on the host"
+        )
+    if to_env:
+        host = ctx.host_path(source)
+        destination = _container_path(ctx, target[len(ENV_PREFIX):])
+        if target.endswith("/"):
+            destination += "/"
+        await ctx.engine.copy_in(ctx.environment, host, destination)
+        ctx.output.write_text(f"copied {host} to env:{destination}\n")
+    else:
+        origin = _container_path(ctx, source[len(ENV_PREFIX):])
+        host = ctx.host_path(target)
+        if target.endswith("/"):
+            host.mkdir(parents=True, exist_ok=True)
+        host.parent.mkdir(parents=True, exist_ok=True)
+        await ctx.engine.copy_out(ctx.environment, origin, host)
+        ctx.output.write_text(f"copied env:{origin} to {host}\n")
+    return StepOutcome("success", 0)

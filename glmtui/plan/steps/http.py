@@ -1,0 +1,98 @@
+"""`http`: a request sent by glmtui; `localhost` in the URL means the environment.
+
+glmtui sends it from the host, so the image needs no HTTP client. A URL whose host
+is `localhost` or `127.0.0.1` goes to the environment's own address (so a server a
+plan starts inside its environment must listen on all addresses, 0.0.0.0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from glmtui.errors import BadInput
+from glmtui.plan.expressions import parse, to_text
+from glmtui.plan.steps.base import StepContext, StepOutcome
+from glmtui.units import parse_duration
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+DEFAULT_TIMEOUT = 30.0
+
+
+def _render(ctx: StepContext, value: Any) -> Any:
+    if isinstance(value, str):
+        return parse(value).render(ctx.values)
+    if isinstance(value, dict):
+        return {k: _render(ctx, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(ctx, v) for v in value]
+    return value
+
+
+async def _environment_address(ctx: StepContext) -> str | None:
+    """The environment's IP address; None when it shares the host's network."""
+    info = await ctx.engine.inspect_environment(ctx.environment)
+    mode = info["HostConfig"].get("NetworkMode")
+    if mode == "host":
+        return None
+    for network in (info["NetworkSettings"].get("Networks") or {}).values():
+        if network.get("IPAddress"):
+            return network["IPAddress"]
+    raise BadInput(
+        f"step {ctx.step.id}: the environment has no network address (network: {mode})",
+        hint="use network: bridge or host for plans with http steps to the environment",
+    )
+
+
+async def http_step(ctx: StepContext) -> StepOutcome:
+    spec = _render(ctx, ctx.step.spec)
+    method = str(spec.get("method", "GET")).upper()
+    url = URL(to_text(spec["url"]))
+    headers = {str(k): to_text(v) for k, v in (spec.get("headers") or {}).items()}
+    if url.host in LOCAL_HOSTS:
+        address = await _environment_address(ctx)
+        if address:
+            headers.setdefault("Host", f"{url.host}:{url.port}" if url.explicit_port else url.host)
+            url = url.with_host(address)
+    query = {str(k): to_text(v) for k, v in (spec.get("query") or {}).items()}
+    body = spec.get("body")
+    kwargs: dict[str, Any] = {"headers": headers, "params": query or None}
+    if isinstance(body, (dict, list)):
+        kwargs["json"] = body
+    elif body is not None:
+        kwargs["data"] = to_text(body).encode()
+    seconds = parse_duration(spec["timeout"], what="timeout") if "timeout" in spec else DEFAULT_TIMEOUT
+    if ctx.timeout:
+        seconds = min(seconds, ctx.timeout)
+    ctx.output.write_text(f"{method} {url}\n", "stderr")
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session:
+            async with session.request(method, url, **kwargs) as response:
+                raw = await response.read()
+                text = raw.decode(response.charset or "utf-8", "replace")
+                result = {
+                    "status": response.status,
+                    "headers": {k.lower(): v for k, v in response.headers.items()},
+                    "text": text,
+                    "json": _json_or_none(text),
+                }
+    except asyncio.TimeoutError:
+        return StepOutcome("failure", None, f"timeout: no answer from {url} within {seconds:g}s")
+    except aiohttp.ClientError as err:
+        return StepOutcome("failure", None, f"request to {url} failed: {err}")
+    ctx.output.write_text(f"HTTP {result['status']}\n", "stderr")
+    ctx.output.write_text(text if text.endswith("\n") or not text else text + "\n")
+    if result["status"] >= 400:
+        return StepOutcome("failure", None, f"HTTP {result['status']}", response=result)
+    return StepOutcome("success", None, response=result)
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

@@ -1,0 +1,83 @@
+"""`run`: a shell script inside the environment, output streamed live."""
+
+from __future__ import annotations
+
+import shlex
+
+from glmtui.errors import NotFound
+from glmtui.plan.expressions import parse
+from glmtui.plan.shell import render_script
+from glmtui.plan.steps.base import StepContext, StepOutcome
+
+SHELLS = {"sh", "bash", "dash", "ash", "zsh", "ksh"}
+OUTPUT_DIR = "/tmp/glmtui"  # $GLMTUI_OUTPUT files, one per step attempt
+
+
+def shell_argv(shell: str | tuple[str, ...] | list[str] | None) -> list[str]:
+    """`sh -e -c` by default; a known shell's name gets `-e -c`; anything else is an argv prefix."""
+    if shell is None:
+        return ["sh", "-e", "-c"]
+    if isinstance(shell, str):
+        return [shell, "-e", "-c"] if shell in SHELLS else shlex.split(shell)
+    return list(shell)
+
+
+def output_file(run_id: str, step: str, attempt: int) -> str:
+    return f"{OUTPUT_DIR}/{run_id}/{step}.{attempt}"
+
+
+async def run_step(ctx: StepContext) -> StepOutcome:
+    rendered = render_script(parse(ctx.step.spec), ctx.values)
+    out_file = output_file(ctx.run_id, ctx.step.id, ctx.attempt)
+    environment = {
+        **ctx.env_vars,
+        **rendered.env,
+        "GLMTUI_OUTPUT": out_file,
+        "GLMTUI_RUN_ID": ctx.run_id,
+        "GLMTUI_STEP": ctx.step.id,
+    }
+    result = await ctx.engine.exec(
+        ctx.environment,
+        [*shell_argv(ctx.step.shell), rendered.script],
+        environment=environment,
+        workdir=ctx.workdir,
+        user=ctx.user,
+        timeout=ctx.timeout,
+        on_output=ctx.output.feed,
+    )
+    outputs = await read_outputs(ctx, out_file)
+    if result.timed_out:
+        return StepOutcome("failure", result.exit_code, "timeout", outputs)
+    if result.exit_code != 0:
+        reason = result.reason or f"exit code {result.exit_code}"
+        if result.exit_code == 127 and result.reason:
+            reason += " (check the command's spelling, or install it in the image)"
+        return StepOutcome("failure", result.exit_code, reason, outputs)
+    return StepOutcome("success", 0, None, outputs)
+
+
+async def read_outputs(ctx: StepContext, path: str) -> dict[str, str]:
+    try:
+        data = await ctx.engine.read_file(ctx.environment, path)
+    except (NotFound, IsADirectoryError):
+        return {}
+    return parse_output_file(data.decode("utf-8", "replace"))
+
+
+def parse_output_file(text: str) -> dict[str, str]:
+    """`key=value` lines, and GitHub's `key<<DELIM` … `DELIM` for values with newlines."""
+    outputs: dict[str, str] = {}
+    lines = iter(text.splitlines())
+    for line in lines:
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            key, delimiter = line.split("<<", 1)
+            body = []
+            for inner in lines:
+                if inner == delimiter:
+                    break
+                body.append(inner)
+            outputs[key.strip()] = "\n".join(body)
+        elif "=" in line:
+            key, value = line.split("=", 1)
+            outputs[key.strip()] = value
+    return outputs
