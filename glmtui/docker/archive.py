@@ -13,11 +13,16 @@ _ENCODING = "utf-8"
 _ERRORS = "surrogateescape"
 
 
-def pack_path(source: Path, arcname: str) -> bytes:
-    """A tar of `source` (file or folder) whose top entry is `arcname`."""
+def pack_path(source: Path, arcname: str, uid: int = 0, gid: int = 0) -> bytes:
+    """A tar of `source` (file or folder) whose top entry is `arcname`, owned by uid:gid."""
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
+        return info
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=_FORMAT, encoding=_ENCODING, errors=_ERRORS) as tar:
-        tar.add(os.fsdecode(source), arcname=arcname, recursive=True)
+        tar.add(os.fsdecode(source), arcname=arcname, recursive=True, filter=owned)
     return buffer.getvalue()
 
 
@@ -68,6 +73,31 @@ def read_single_file(data: bytes) -> bytes:
         extracted = tar.extractfile(member)
         assert extracted is not None
         return extracted.read()
+
+
+def owner_ids(user: str, passwd: str, group: str) -> tuple[int, int]:
+    """The numeric uid and gid of a container's `User` ("", "1000", "dev", "dev:staff", "1000:1000")."""
+    name, _, group_name = user.partition(":")
+    uid = gid = 0
+    if name.isdigit():
+        uid = int(name)
+    elif name:
+        for line in passwd.splitlines():
+            fields = line.split(":")
+            if len(fields) > 3 and fields[0] == name:
+                uid, gid = int(fields[2]), int(fields[3])
+                break
+    if group_name.isdigit():
+        gid = int(group_name)
+    elif group_name:
+        for line in group.splitlines():
+            fields = line.split(":")
+            if len(fields) > 2 and fields[0] == group_name:
+                gid = int(fields[2])
+                break
+    elif name.isdigit():
+        gid = uid
+    return uid, gid
 
 
 def split_container_path(path: str) -> tuple[str, str]:

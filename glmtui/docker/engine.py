@@ -510,11 +510,26 @@ class Engine:
             raise NotFound(f"no such file or folder on the host: {source}")
         if destination.endswith("/"):
             destination += source.name
-        data = archive.pack_path(source, destination.strip("/") or ".")
+        uid, gid = await self._owner(name)
+        data = archive.pack_path(source, destination.strip("/") or ".", uid, gid)
         await self._put_archive(name, data)
 
     async def write_file(self, name: str, path: str, content: bytes, *, mode: int = 0o644) -> None:
-        await self._put_archive(name, archive.pack_bytes(path.strip("/"), content, mode))
+        uid, gid = await self._owner(name)
+        await self._put_archive(name, archive.pack_bytes(path.strip("/"), content, mode, uid, gid))
+
+    async def _owner(self, name: str) -> tuple[int, int]:
+        """Who files put into the environment belong to: its configured user."""
+        user = (await self.inspect_environment(name))["Config"].get("User") or ""
+        if not user or user.replace(":", "").isdigit():
+            return archive.owner_ids(user, "", "")
+        files = []
+        for path in ("/etc/passwd", "/etc/group"):
+            try:
+                files.append((await self.read_file(name, path)).decode(errors="replace"))
+            except (GlmtuiError, IsADirectoryError):
+                files.append("")
+        return archive.owner_ids(user, *files)
 
     async def make_folder(self, name: str, path: str) -> None:
         """A folder anyone in the environment may write to (parents below the top one too)."""
@@ -537,7 +552,7 @@ class Engine:
                 method="PUT",
                 data=data,
                 headers={"content-type": "application/x-tar"},
-                params={"path": "/", "copyUIDGID": "1"},
+                params={"path": "/"},
             ) as response:
                 await response.read()
 

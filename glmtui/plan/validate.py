@@ -612,7 +612,7 @@ class _Builder:
             self.report.add(where, _kinds_message(f"step {step_id!r}", kinds, KINDS), key=len(kinds) > 1, reject=True)
             return None
         kind = kinds[0]
-        if "shell" in raw and kind != "run":
+        if "shell" in raw and kind not in ("run", "use"):
             self.add((*path, "shell"), "shell is only for run steps", key=True)
         if "with" in raw and kind not in ("use", "workflow"):
             self.add((*path, "with"), "with is only for use and workflow steps", key=True)
@@ -628,6 +628,8 @@ class _Builder:
                 if isinstance(raw["use"], str) and not self.report.covered(("components", raw["use"])):
                     self.add((*path, "use"), f"unknown component {raw['use']!r}{did_you_mean(raw['use'], self.components)}")
                 return None
+            if "shell" in raw and component.kind != "run":
+                self.add((*path, "shell"), "shell is only for run steps", key=True)
             with_ = self.component_values(component, with_, path, step_id)
             comp_path = ("components", component.name)
             suffix = f" (in step {step_id!r}, which uses component {component.name!r})"
