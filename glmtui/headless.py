@@ -91,6 +91,7 @@ class LiveRenderer:
         self.console = Console(highlight=False)
         self.steps: dict[str, dict] = {}
         self.colors: dict[str, str] = {}
+        self.width = 6
         self.live = Live(console=self.console, refresh_per_second=8, transient=False, get_renderable=self._table)
         self.live.start()
 
@@ -116,9 +117,10 @@ class LiveRenderer:
 
         if isinstance(event, Output):
             color = self.colors.setdefault(event.step, _PALETTE[len(self.colors) % len(_PALETTE)])
+            prefix = f"{event.step:<{self.width}} | "
             text = Text()
             for line in event.lines:
-                text.append(f"{event.step} | ", style=color)
+                text.append(prefix, style=color)
                 text.append(visible(line) + "\n")
             text.rstrip()
             self.console.print(text, soft_wrap=True)
@@ -128,11 +130,13 @@ class LiveRenderer:
         elif isinstance(event, Progress):
             self.console.print(f"[dim]… {event.message}[/]")
         elif isinstance(event, StepStarted):
+            self.width = max(self.width, len(event.step))
             self.steps[event.step] = {"status": "running", "started": time.monotonic()}
         elif isinstance(event, StepFinished):
             self.steps[event.step] = {"status": event.status, "detail": describe(event).split(" ", 1)[-1]}
         elif isinstance(event, RunFinished):
             self.live.update(self._table(), refresh=True)
+            self.live.stop()
             color = COLORS.get(event.status, "white")
             self.console.print(f"[{color}]run {event.status}[/] in {event.duration:.1f}s")
             if event.kept_environment:

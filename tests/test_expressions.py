@@ -71,7 +71,9 @@ def test_every_root_starts_an_expression(root: str) -> None:
     assert not parse(f"${{{root}.x}}").is_literal()
 
 
-@pytest.mark.parametrize("text", ["${ 'a' }", "${\"a\"}", "${1 == 1}", "${true}", "${null}", "${ not inputs.flag }", "${(inputs.n)}"])
+@pytest.mark.parametrize(
+    "text", ["${ 'a' }", '${"a"}', "${1 == 1}", "${true}", "${null}", "${ not inputs.flag }", "${(inputs.n)}"]
+)
 def test_literals_not_and_parens_start_an_expression(text: str) -> None:
     assert not parse(text).is_literal()
 
@@ -279,7 +281,11 @@ def test_status_functions_outside_conditions_are_errors() -> None:
 @pytest.mark.parametrize(
     ("text", "message", "offset"),
     [
-        ("${steps.a.exit_code ==}", "expression '${steps.a.exit_code ==}' does not parse: expected a value after '=='", 20),
+        (
+            "${steps.a.exit_code ==}",
+            "expression '${steps.a.exit_code ==}' does not parse: expected a value after '=='",
+            20,
+        ),
         ("echo ${inputs.x", "expression '${inputs.x' is not closed: expected '}'", 5),
         ("${inputs.x | defualt(1)}", "unknown filter 'defualt' (did you mean 'default'?)", 13),
         ("${inputs.x | nope}", "unknown filter 'nope'", 13),

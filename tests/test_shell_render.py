@@ -174,7 +174,8 @@ def test_references_fit_each_context() -> None:
 
 def test_values_as_text() -> None:
     context = {"inputs": {"n": 3, "flag": True, "items": [1, "a"], "none": None}}
-    assert_prints("printf '%s\\n' ${inputs.n} ${inputs.flag} ${inputs.items} \"${inputs.none}\"", "", '3\ntrue\n[1,"a"]\n\n', context)
+    template = "printf '%s\\n' ${inputs.n} ${inputs.flag} ${inputs.items} \"${inputs.none}\""
+    assert_prints(template, "", '3\ntrue\n[1,"a"]\n\n', context)
 
 
 def test_shell_variables_and_literal_dollar_brace_pass_through() -> None:

@@ -11,8 +11,9 @@ from glmtui.docker.engine import Engine
 from glmtui.docker.images import build_folder
 from glmtui.docker.spec import EnvSpec, Mount, Resources
 from glmtui.errors import NotFound
-from glmtui.plan.expressions import parse, to_text
+from glmtui.plan.expressions import to_text
 from glmtui.plan.model import LoadedPlan
+from glmtui.plan.steps.base import render
 
 
 @dataclass
@@ -29,7 +30,7 @@ def throwaway_name(run_id: str) -> str:
 
 
 def render_value(value: Any, values: dict[str, Any]) -> str:
-    return to_text(parse(value).render(values)) if isinstance(value, str) else to_text(value)
+    return to_text(render(value, values))
 
 
 async def prepare(

@@ -109,8 +109,9 @@ def _tokenize(text: str, start: int, *, braced: bool) -> tuple[list[_Token], int
             tokens.append(_Token("name", m.group(), i))
             i = m.end()
         elif c in "'\"":
-            value, i = _string_literal(text, i)
+            value, end = _string_literal(text, i)
             tokens.append(_Token("string", value, i))
+            i = end
         elif m := _NUMBER.match(text, i):
             tokens.append(_Token("number", _number(m.group(), i), i))
             i = m.end()
@@ -476,9 +477,8 @@ class _Parser:
     def tok(self) -> _Token:
         return self.tokens[self.index]
 
-    def at(self, kind: str, value: Any = None) -> bool:
-        tok = self.tok
-        return tok.kind == kind and (value is None or tok.value == value)
+    def at(self, kind: str) -> bool:
+        return self.tok.kind == kind
 
     def at_op(self, *ops: str) -> bool:
         return self.tok.kind == "op" and self.tok.value in ops
@@ -491,25 +491,20 @@ class _Parser:
         self.index += 1
         return tok
 
-    def expect_op(self, op: str, after: str) -> _Token:
+    def expect_op(self, op: str, after: str) -> None:
         if not self.at_op(op):
             raise _Failure(f"expected '{op}' {after}", self.tok.pos)
-        return self.take()
+        self.take()
 
     def parse(self) -> _Node:
         if self.at("end"):
             raise _Failure("it is empty", self.tok.pos)
         node = self.expression()
         if not self.at("end"):
-            raise _Failure(f"unexpected {self.describe(self.tok)}", self.tok.pos)
+            tok = self.tok
+            found = "a string" if tok.kind == "string" else f"'{tok.value}'"
+            raise _Failure(f"unexpected {found}", tok.pos)
         return node
-
-    def describe(self, tok: _Token) -> str:
-        if tok.kind == "end":
-            return "end"
-        if tok.kind == "string":
-            return "string"
-        return f"'{tok.value}'"
 
     def nested(self) -> None:
         self.depth += 1
@@ -725,7 +720,8 @@ class Expression:
         except _Failure as failure:
             raise ExpressionError(f"{_label(self.source)} failed: {failure.message}", offset=failure.pos) from None
         except RecursionError:
-            raise ExpressionError(f"{_label(self.source)} failed: a value is nested too deeply", offset=self.offset) from None
+            message = f"{_label(self.source)} failed: a value is nested too deeply"
+            raise ExpressionError(message, offset=self.offset) from None
 
 
 def _label(source: str) -> str:
@@ -824,7 +820,9 @@ def _is_expression_start(text: str, i: int) -> bool:
     return bool(m) and (m.group() in ROOTS or m.group() in STATUS_FUNCTIONS or m.group() in _LITERAL_WORDS)
 
 
-def _parse_expression(text: str, start: int, end: int | None, *, braced: bool, condition: bool) -> tuple[Expression, int]:
+def _parse_expression(
+    text: str, start: int, end: int | None, *, braced: bool, condition: bool
+) -> tuple[Expression, int]:
     """Parse the expression whose content starts at `start`; returns it and where it ends."""
     try:
         tokens, stop = _tokenize(text if end is None else text[:end], start, braced=braced)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import traceback
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,10 +21,10 @@ from glmtui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Glmt
 from glmtui.events import Progress, RunFinished, RunStarted, Sink, StepFinished, StepStarted
 from glmtui.masking import Masker
 from glmtui.plan import environment as run_env
-from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse, parse_condition
+from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse_condition
 from glmtui.plan.model import LoadedPlan, Step, Workflow
 from glmtui.plan.steps import KINDS
-from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome
+from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome, render
 from glmtui.plan.steps.run import OUTPUT_DIR
 from glmtui.store import StepRecord, Store
 
@@ -180,7 +181,7 @@ class Runner:
             return
         try:
             if step.with_:
-                values["with"] = {k: _render(v, values) for k, v in step.with_.items()}
+                values["with"] = {k: render(v, values) for k, v in step.with_.items()}
         except ExpressionError as err:
             results[step.id] = _result("failure")
             self._fail(step, full_id, StepRecord(full_id, "failure", reason=str(err)))
@@ -255,6 +256,9 @@ class Runner:
                 outcome = StepOutcome("failure", None, "timeout")
             except GlmtuiError as err:
                 outcome = StepOutcome("failure", None, str(err))
+            except Exception as err:  # noqa: BLE001 - a bug in a kind fails its step, not the run's records
+                log.write(traceback.format_exc().encode())
+                outcome = StepOutcome("failure", None, f"internal error: {type(err).__name__}: {err} (see the step log)")
             finally:
                 capture.close()
         return outcome, capture
@@ -304,7 +308,7 @@ class Runner:
         if not step.outputs:
             return {}
         scope = {**values, "step": result, "response": outcome.response or {}}
-        return {name: _render(expression, scope) for name, expression in step.outputs.items()}
+        return {name: render(expression, scope) for name, expression in step.outputs.items()}
 
     def _values(self, inputs: Mapping[str, Any], results: Mapping[str, Any]) -> dict[str, Any]:
         plan = self.loaded.plan
@@ -359,16 +363,6 @@ def _result(status: str, **fields: Any) -> dict[str, Any]:
             "usage": None}
     base.update(fields)
     return base
-
-
-def _render(value: Any, values: Mapping[str, Any]) -> Any:
-    if isinstance(value, str):
-        return parse(value).render(values)
-    if isinstance(value, dict):
-        return {k: _render(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_render(v, values) for v in value]
-    return value
 
 
 def _check_kinds(workflow: Workflow, workflows: Mapping[str, Workflow]) -> None:

@@ -184,8 +184,10 @@ def _validator() -> Any:
 
 def _check_schema(document: Document, report: _Report) -> None:
     data = document.data
+    rejected: set[Path_] = set()
     for error in _validator().iter_errors(data):
-        _schema_error(error, data, report)
+        _schema_error(error, data, report, rejected)
+    report.rejected |= rejected  # only later checks are silenced, not each other
     if "steps" in data and "workflows" in data:
         report.add(("workflows",), "a plan has steps or workflows, not both", key=True, reject=True)
     elif "steps" not in data and "workflows" not in data:
@@ -218,7 +220,7 @@ _PATTERN_MESSAGES = {
 }
 
 
-def _schema_error(error: Any, data: Any, report: _Report) -> None:
+def _schema_error(error: Any, data: Any, report: _Report, rejected: set[Path_]) -> None:
     path: Path_ = tuple(error.absolute_path)
     validator, instance, schema = error.validator, error.instance, error.schema
     what = _label(path)
@@ -226,17 +228,19 @@ def _schema_error(error: Any, data: Any, report: _Report) -> None:
         allowed = schema.get("properties", {})
         for key in instance:
             if key not in allowed:
-                report.add((*path, key), f"unknown key {key!r}{did_you_mean(key, allowed)}", key=True, reject=True)
+                report.add((*path, key), f"unknown key {key!r}{did_you_mean(key, allowed)}", key=True)
+                rejected.add((*path, key))
         return
     if "propertyNames" in error.relative_schema_path:
         noun = _MAP_NOUNS.get(str(path[-1]) if path else "", "name")
         message = f"{instance!r} is not a valid {noun}: use {schema.get('description', 'another name')}"
-        report.add((*path, instance), message, key=True, reject=True)
+        report.add((*path, instance), message, key=True)
+        rejected.add((*path, instance))
         return
     if validator == "required":
         for key in error.validator_value:
             if key not in instance:
-                report.add(path, f"{_describe(path, data)} is missing the key {key!r}", reject=True)
+                report.add(path, f"{_describe(path, data)} is missing the key {key!r}")
         return
     if validator == "type":
         types = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
@@ -268,7 +272,9 @@ def _schema_error(error: Any, data: Any, report: _Report) -> None:
         message = f"{what} must be {error.validator_value!r}"
     else:
         message = f"{what}: {error.message}"
-    report.add(path, message, reject=True)
+    report.add(path, message)
+    if validator != "not":
+        rejected.add(path)
 
 
 def _label(path: Path_) -> str:
@@ -914,6 +920,7 @@ def _input_values(
 ) -> dict[str, Any]:
     specs = {**plan.inputs, **(workflow.inputs if workflow else {})}
     values: dict[str, Any] = {}
+    given_names: set[str] = set()  # given, even if with a bad value
     if input_file is not None:
         try:
             file_document = read_input_file(Path(input_file))
@@ -925,6 +932,7 @@ def _input_values(
                 if name not in specs:
                     report.at(file_document.locate((name,), key=True), f"the plan has no input {name!r}{did_you_mean(name, specs)}")
                     continue
+                given_names.add(name)
                 try:
                     values[name] = coerce(value, specs[name].type, where=where)
                 except ValueError as exc:
@@ -935,12 +943,13 @@ def _input_values(
             report.at(inputs_key, f"--input {name}: the plan has no input {name!r}{did_you_mean(name, specs)}")
             continue
         spec = specs[name]
+        given_names.add(name)
         try:
             values[name] = coerce(text, spec.type, where=spec.location or inputs_key)
         except ValueError as exc:
             report.at(spec.location or inputs_key, f"--input {name}: input {name!r} {exc}")
     for name, spec in specs.items():
-        if name in values:
+        if name in given_names:
             continue
         if spec.required:
             report.at(spec.location or inputs_key, f"input {name!r} is required: give it with --input {name}=VALUE")

@@ -11,9 +11,21 @@ from typing import IO, Any
 from glmtui.docker.engine import STDERR, Engine
 from glmtui.events import Output, Sink
 from glmtui.masking import Masker
+from glmtui.plan.expressions import parse
 from glmtui.plan.model import LoadedPlan, Step
 
 TAIL_BYTES = 1024 * 1024  # ${steps.X.stdout} and .stderr keep the last 1 MiB
+
+
+def render(value: Any, values: Mapping[str, Any]) -> Any:
+    """Expressions rendered in a value and everything nested in it."""
+    if isinstance(value, str):
+        return parse(value).render(values)
+    if isinstance(value, dict):
+        return {key: render(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [render(item, values) for item in value]
+    return value
 
 
 @dataclass

@@ -5,14 +5,10 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 
 from glmtui.errors import BadInput
-from glmtui.plan.expressions import parse, to_text
-from glmtui.plan.steps.base import StepContext, StepOutcome
+from glmtui.plan.expressions import to_text
+from glmtui.plan.steps.base import StepContext, StepOutcome, render
 
 ENV_PREFIX = "env:"
-
-
-def _render(ctx: StepContext, value: object) -> object:
-    return parse(value).render(ctx.values) if isinstance(value, str) else value
 
 
 def _container_path(ctx: StepContext, path: str) -> str:
@@ -22,8 +18,8 @@ def _container_path(ctx: StepContext, path: str) -> str:
 
 async def write_step(ctx: StepContext) -> StepOutcome:
     spec = ctx.step.spec
-    path = _container_path(ctx, to_text(_render(ctx, spec["path"])))
-    content = to_text(_render(ctx, spec.get("content", "")))
+    path = _container_path(ctx, to_text(render(spec["path"], ctx.values)))
+    content = to_text(render(spec.get("content", ""), ctx.values))
     mode = spec.get("mode", 0o644)
     if isinstance(mode, str):
         try:
@@ -37,8 +33,8 @@ async def write_step(ctx: StepContext) -> StepOutcome:
 
 
 async def copy_step(ctx: StepContext) -> StepOutcome:
-    source = to_text(_render(ctx, ctx.step.spec["from"]))
-    target = to_text(_render(ctx, ctx.step.spec["to"]))
+    source = to_text(render(ctx.step.spec["from"], ctx.values))
+    target = to_text(render(ctx.step.spec["to"], ctx.values))
     from_env, to_env = source.startswith(ENV_PREFIX), target.startswith(ENV_PREFIX)
     if from_env == to_env:
         raise BadInput(

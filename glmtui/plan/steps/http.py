@@ -15,22 +15,12 @@ import aiohttp
 from yarl import URL
 
 from glmtui.errors import BadInput
-from glmtui.plan.expressions import parse, to_text
-from glmtui.plan.steps.base import StepContext, StepOutcome
+from glmtui.plan.expressions import to_text
+from glmtui.plan.steps.base import StepContext, StepOutcome, render
 from glmtui.units import parse_duration
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 DEFAULT_TIMEOUT = 30.0
-
-
-def _render(ctx: StepContext, value: Any) -> Any:
-    if isinstance(value, str):
-        return parse(value).render(ctx.values)
-    if isinstance(value, dict):
-        return {k: _render(ctx, v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_render(ctx, v) for v in value]
-    return value
 
 
 async def _environment_address(ctx: StepContext) -> str | None:
@@ -49,7 +39,7 @@ async def _environment_address(ctx: StepContext) -> str | None:
 
 
 async def http_step(ctx: StepContext) -> StepOutcome:
-    spec = _render(ctx, ctx.step.spec)
+    spec = render(ctx.step.spec, ctx.values)
     method = str(spec.get("method", "GET")).upper()
     url = URL(to_text(spec["url"]))
     headers = {str(k): to_text(v) for k, v in (spec.get("headers") or {}).items()}
