@@ -432,7 +432,7 @@ def test_any_text_parses_or_raises_expression_error(text: str, context: dict) ->
     _check_robust(text, context)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(_expression_text, _contexts)
 def test_expression_like_text_parses_or_raises_expression_error(text: str, context: dict) -> None:
     _check_robust("${" + text + "}", context)

@@ -213,7 +213,7 @@ def test_expression_errors_come_through() -> None:
 _values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=40)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_values)
 def test_any_value_prints_exactly_in_every_context(value: str) -> None:
     for where, (template, expected) in CONTEXTS.items():
@@ -225,3 +225,19 @@ def test_any_value_prints_exactly_in_every_context(value: str) -> None:
         if "EOF" in [line.lstrip("\t") for line in f"msg: {value}".split("\n")]:
             continue
         assert_prints(template, value, f"msg: {value}\n")
+
+
+_SCRIPT_PIECES = [
+    "${inputs.msg}", "${inputs.msg | raw}", "${HOME}", "$${", "'", '"', "`", "$(", "$((", "((", "(", ")", "\\", "\n",
+    " ", "#", "<<", "<<-", "<<'E'", "<<E", "E", "\tE", "$'", "${", "}", "case", "esac", "in", ";;", "$#", "<<<", "x",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_SCRIPT_PIECES), max_size=25).map("".join), _values)
+def test_any_script_renders_or_raises_expression_error(script: str, value: str) -> None:
+    try:
+        rendered = render_script(parse(script), {"inputs": {"msg": value}})
+    except ExpressionError:
+        return
+    assert set(rendered.env.values()) <= {value}

@@ -162,7 +162,7 @@ class ShellLexer:
         if frame.delimiter is not None:
             return self._delimiter(frame, text, i)
         c = text[i]
-        if c in _WORD_END or c == "`" and frame.closer == "`":
+        if c in _WORD_END or (c == "`" and frame.closer == "`"):
             self._end_word(frame)
         if c == "\\":
             frame.word = None
