@@ -155,9 +155,9 @@ def inspect(plan, files, workflow, inputs, input_file, env_files, variables, as_
 @plan_group.command("schema")
 def schema() -> None:
     """Print the JSON Schema of plan files (for editor completion)."""
-    from importlib.resources import files
+    from glmtui.plan.validate import schema_text
 
-    sys.stdout.write(files("glmtui.plan").joinpath("schema.json").read_text())
+    sys.stdout.write(schema_text())
 
 
 @click.group("runs", invoke_without_command=True)

@@ -29,6 +29,7 @@ from yaml.events import (
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
+from glmtui.errors import BadInput
 from glmtui.plan.model import KINDS, Location, PlanError, PlanInvalid
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -39,6 +40,7 @@ Path_ = tuple[str | int, ...]  # a JSON path: keys and list indexes
 
 _Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
+_STR = _TAG + "str"
 _SCALAR_TAGS = {_TAG + name for name in ("str", "int", "float", "bool", "null")}
 _TEXT_TAGS = {_TAG + name for name in ("timestamp", "value", "merge")}  # kept as the text written
 _MAP_TAGS = {None, "!", _TAG + "map"}
@@ -70,6 +72,8 @@ class Document:
 
 def load_documents(paths: Sequence[Path]) -> Document:
     """Read plan files; several are merged, later ones winning (see docs/plan-format.md)."""
+    if not paths:
+        raise BadInput("no plan file given")
     documents = [parse_yaml(read_text(path), path) for path in paths]
     for document in documents:
         if not isinstance(document.data, dict):
@@ -169,7 +173,8 @@ class _Composer:
     def count(self, nodes: int, event: yaml.Event) -> None:
         self.nodes += nodes
         if self.nodes > MAX_NODES:
-            raise _Limit(PlanError.at(self.here(event), f"the YAML expands to more than {MAX_NODES} nodes (an alias bomb?); plan files are limited to {MAX_NODES}"))
+            message = f"the YAML expands to more than {MAX_NODES} nodes (an alias bomb?); plan files are limited to {MAX_NODES}"
+            raise _Limit(PlanError.at(self.here(event), message))
 
     def event(self, event: yaml.Event) -> None:
         if isinstance(event, DocumentStartEvent):
@@ -224,7 +229,7 @@ class _Composer:
         tag = event.tag
         if tag is None or tag == "!":
             tag = _RESOLVER.resolve(ScalarNode, event.value, event.implicit)
-        if tag in _TEXT_TAGS:
+        if tag == _STR or tag in _TEXT_TAGS:
             return event.value
         if tag not in _SCALAR_TAGS:
             self.errors.append(PlanError.at(self.here(event), f"unsupported YAML tag {_short_tag(event.tag)}"))
@@ -269,7 +274,8 @@ class _Composer:
         if path is None:
             raise _Limit(PlanError.at(self.here(event), "an alias cannot be a mapping key"))
         if event.anchor in self.open_anchors:
-            raise _Limit(PlanError.at(self.here(event), f"alias *{event.anchor} refers to a node that holds it (recursive aliases are not supported)"))
+            message = f"alias *{event.anchor} refers to a node that holds it (recursive aliases are not supported)"
+            raise _Limit(PlanError.at(self.here(event), message))
         if event.anchor not in self.anchors:
             raise _Limit(PlanError.at(self.here(event), f"alias *{event.anchor} has no anchor &{event.anchor} before it"))
         value, size = self.anchors[event.anchor]
@@ -356,7 +362,8 @@ class _Merge:
             step_id = step.get("id") if isinstance(step, dict) else None
             if step_id in by_id:
                 other = by_id.pop(step_id)
-                result.append(self.merge(_without_replaced_kind(step, b[other]), (*a_path, index), b[other], (*b_path, other), (*path, len(result))))
+                base = _without_replaced_kind(step, b[other])
+                result.append(self.merge(base, (*a_path, index), b[other], (*b_path, other), (*path, len(result))))
             else:
                 result.append(self.take(step, self.base, (*a_path, index), (*path, len(result))))
         remaining = set(by_id.values())

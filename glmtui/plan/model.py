@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from glmtui.errors import BadInput
 
@@ -20,8 +20,7 @@ DEFAULT_WORKDIR = "/workspace"
 DEFAULT_RETRY_DELAY = 1.0
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(NamedTuple):  # a tuple: one is made for every node of a plan, quickly
     file: Path
     line: int  # 1-based
     col: int  # 1-based

@@ -176,7 +176,7 @@ class Runner:
         values = self._values(inputs, results)
         skip = self._skip_reason(step, values, results)
         if skip:
-            results[step.id] = _result("skipped")
+            results[step.id] = _result("skipped", reason=skip)
             self._finish_step(full_id, StepRecord(full_id, "skipped", reason=skip), allowed=False)
             return
         try:
@@ -205,6 +205,7 @@ class Runner:
         result = _result(
             outcome.status,
             exit_code=outcome.exit_code,
+            reason=outcome.reason,
             stdout=capture.tail("stdout").decode("utf-8", "replace"),
             stderr=capture.tail("stderr").decode("utf-8", "replace"),
             outputs=outcome.outputs,
@@ -266,8 +267,8 @@ class Runner:
     async def _workflow_step(self, ctx: StepContext) -> StepOutcome:
         workflow = self.loaded.plan.workflows[ctx.step.spec]
         given = dict(ctx.values.get("with") or {})
-        inputs = {name: given.get(name, spec.default) for name, spec in workflow.inputs.items()}
-        inputs.update({k: v for k, v in given.items() if k not in inputs})
+        plan_inputs = {name: self.loaded.inputs.get(name) for name in self.loaded.plan.inputs}
+        inputs = {**plan_inputs, **{name: given.get(name, spec.default) for name, spec in workflow.inputs.items()}}
         failed_before = self._failed
         self._failed = False
         results = await self._run_workflow(workflow, inputs, prefix=f"{ctx.step.id}.")
@@ -359,8 +360,8 @@ class Runner:
 
 
 def _result(status: str, **fields: Any) -> dict[str, Any]:
-    base = {"status": status, "exit_code": None, "stdout": "", "stderr": "", "outputs": {}, "duration": 0.0,
-            "usage": None}
+    base = {"status": status, "exit_code": None, "reason": None, "stdout": "", "stderr": "", "outputs": {},
+            "duration": 0.0, "usage": None}
     base.update(fields)
     return base
 

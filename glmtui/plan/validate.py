@@ -448,7 +448,9 @@ class _Builder:
         if isinstance(build, str):
             build = Build(build)
         elif isinstance(build, dict):
-            build = Build(str(build.get("context", ".")), _str(build.get("dockerfile")), _dict(build.get("args")), _str(build.get("network")))
+            build = Build(
+                str(build.get("context", ".")), _str(build.get("dockerfile")), _dict(build.get("args")), _str(build.get("network"))
+            )
         else:
             build = None
         user = raw.get("user")
@@ -479,7 +481,11 @@ class _Builder:
             self.add(path, f"mount {text!r}: the container path must be absolute")
         touches_socket = any(side.rstrip("/").endswith(DOCKER_SOCKET) for side in (host, container))
         if touches_socket and not allow_socket:
-            self.add(path, f"mount {text!r} hands the host's Docker socket to the environment; set allow_docker_socket: true in env to allow it")
+            self.add(
+                path,
+                f"mount {text!r} hands the host's Docker socket to the environment; "
+                "set allow_docker_socket: true in env to allow it",
+            )
         return Mount(host, container, read_only)
 
     def resources(self, raw: dict, path: Path_) -> Resources:
@@ -532,7 +538,8 @@ class _Builder:
         for param, spec in _dict(raw.get("with")).items():
             spec = _dict(spec)
             has_default = "default" in spec
-            params[param] = ParamSpec(param, spec.get("default"), _str(spec.get("description")), not has_default and spec.get("required") is not False)
+            required = not has_default and spec.get("required") is not False
+            params[param] = ParamSpec(param, spec.get("default"), _str(spec.get("description")), required)
         kind = kinds[0]
         component = Component(
             name=name,
@@ -562,7 +569,8 @@ class _Builder:
         inputs = self.input_specs(raw.get("inputs"), (*path, "inputs")) if path else {}
         for input_name in inputs:
             if input_name in self.inputs:
-                self.add((*path, "inputs", input_name), f"input {input_name!r} of workflow {name!r} is also an input of the plan", key=True)
+                message = f"input {input_name!r} of workflow {name!r} is also an input of the plan"
+                self.add((*path, "inputs", input_name), message, key=True)
         steps_path = (*path, "steps")
         raws = _list(raw.get("steps"))
         ids: dict[str, int] = {}
@@ -689,7 +697,8 @@ class _Builder:
             if need in context.ids:
                 needs.append(need)
             else:
-                self.add(need_path, f"step {step_id!r} needs {need!r}, which is not a step of {context.title}{did_you_mean(need, context.ids)}")
+                close = did_you_mean(need, context.ids)
+                self.add(need_path, f"step {step_id!r} needs {need!r}, which is not a step of {context.title}{close}")
         return needs
 
     def component_values(self, component: Component, given: dict, path: Path_, step_id: str) -> dict[str, Any]:
@@ -698,12 +707,14 @@ class _Builder:
             if name in component.params:
                 values[name] = value
             else:
-                self.add((*path, "with", name), f"component {component.name!r} has no parameter {name!r}{did_you_mean(name, component.params)}", key=True)
+                close = did_you_mean(name, component.params)
+                self.add((*path, "with", name), f"component {component.name!r} has no parameter {name!r}{close}", key=True)
         for name, param in component.params.items():
             if name in values:
                 continue
             if param.required:
-                self.add((*path, "use"), f"step {step_id!r} does not give parameter {name!r}, which component {component.name!r} requires")
+                message = f"step {step_id!r} does not give parameter {name!r}, which component {component.name!r} requires"
+                self.add((*path, "use"), message)
             else:
                 values[name] = param.default
         return values
@@ -861,7 +872,9 @@ def _shell(value: Any) -> str | tuple[str, ...] | None:
 # --- values from outside the plan ----------------------------------------------------------
 
 
-def _env_view(plan: Plan, env_files: Sequence[Path], extra: Mapping[str, str], environ: Mapping[str, str], report: _Report) -> dict[str, str]:
+def _env_view(
+    plan: Plan, env_files: Sequence[Path], extra: Mapping[str, str], environ: Mapping[str, str], report: _Report
+) -> dict[str, str]:
     view: dict[str, str] = {}
     beside = plan.dir / ".env"
     for path in [beside] if beside.is_file() else []:
@@ -901,12 +914,15 @@ def _choose_workflow(document: Document, plan: Plan, name: str | None, report: _
         if "workflows" not in document.data:
             report.add(("steps",), f"--workflow {name}: this plan has no workflows, only steps (workflow {DEFAULT_WORKFLOW!r})", key=True)
         else:
-            report.add(("workflows",), f"--workflow {name}: unknown workflow{did_you_mean(name, workflows)}; the workflows are {', '.join(workflows)}", key=True)
+            close = did_you_mean(name, workflows)
+            message = f"--workflow {name}: unknown workflow{close}; the workflows are {', '.join(workflows)}"
+            report.add(("workflows",), message, key=True)
         return None
     if plan.default_workflow is not None:
         return workflows.get(plan.default_workflow)
     if workflows:
-        report.add(("workflows",), f"this plan has several workflows ({', '.join(workflows)}): choose one with --workflow NAME, or mark one default: true", key=True)
+        message = f"this plan has several workflows ({', '.join(workflows)}): choose one with --workflow NAME, or mark one default: true"
+        report.add(("workflows",), message, key=True)
     return None
 
 
