@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -56,6 +55,8 @@ def fail(err: BaseException, debug: bool) -> None:
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine to its end; `cli.main` turns its errors into one line."""
+    import asyncio  # not at the top: `glmtui --help` must not pay for it
+
     return asyncio.run(work())
 
 

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from glmtui.errors import BadInput, Conflict, EngineUnreachable, GlmtuiError, No
 from glmtui.units import parse_duration
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
+CREATING_GRACE = 60  # seconds a container may stay "created" before `clean` takes it
 STDOUT, STDERR = 1, 2
 OutputCallback = Callable[[int, bytes], None]
 # Kills every process of one exec, children included: they all inherit GLMTUI_EXEC=<tag>.
@@ -138,6 +139,31 @@ class EngineEvent:
     id: str | None = None
     time: float = 0.0
     attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """One sample of a container's use, computed as `docker stats` does."""
+
+    cpu_percent: float
+    memory: int  # bytes, page cache excluded
+    memory_limit: int
+
+    @property
+    def memory_percent(self) -> float:
+        return 100.0 * self.memory / self.memory_limit if self.memory_limit else 0.0
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Stats:
+        cpu, pre = data.get("cpu_stats") or {}, data.get("precpu_stats") or {}
+        cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get("total_usage", 0)
+        system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+        online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
+        percent = cpu_delta / system_delta * online * 100.0 if cpu_delta > 0 and system_delta > 0 else 0.0
+        memory = data.get("memory_stats") or {}
+        details = memory.get("stats") or {}
+        cache = details.get("total_inactive_file", details.get("inactive_file", details.get("cache", 0)))
+        return cls(percent, max(memory.get("usage", 0) - cache, 0), memory.get("limit", 0))
 
 
 @dataclass
@@ -267,7 +293,8 @@ class Engine:
     async def list_environments(self, *, include_runs: bool = True) -> list[Environment]:
         async with self._translate("environments"):
             entries = await self._docker.containers.list(all=True, filters=json.dumps(MANAGED_FILTER))
-        envs = [Environment.from_list_entry(c._container) for c in entries]
+        # A container with the managed label but no environment name was not made by glmtui's create.
+        envs = [Environment.from_list_entry(c._container) for c in entries if LABEL_ENV in (c._container.get("Labels") or {})]
         if not include_runs:
             envs = [e for e in envs if not e.run_id]
         return sorted(envs, key=lambda e: e.name)
@@ -291,10 +318,20 @@ class Engine:
             await self._container(name).stop(t=int(timeout))
 
     async def remove_environment(self, name: str, *, volume: bool = False) -> None:
-        async with self._translate(f"environment {name!r}"):
-            await self._container(name).delete(force=True, v=False)
+        try:
+            async with self._translate(f"environment {name!r}"):
+                await self._container(name).delete(force=True, v=False)
+        except Conflict as err:
+            if "in progress" not in err.message:
+                raise
+            await self._wait_gone(name)  # someone else is removing it: the same end
         if volume:
             await self._remove_volume_quietly(volume_name(name))
+
+    async def _wait_gone(self, name: str, seconds: float = 10) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and await self._find_container(container_name(name)):
+            await asyncio.sleep(0.1)
 
     # -- exec -------------------------------------------------------------------------------
 
@@ -470,6 +507,17 @@ class Engine:
             ) as response:
                 async for chunk in _demux(response.content, tty):
                     yield chunk
+
+    async def stats(self, name: str) -> AsyncIterator[Stats]:
+        """A sample about every second while the environment runs (Docker's own pace)."""
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        async with self._translate(f"environment {name!r}"):
+            async with self._docker._query(
+                f"containers/{container_name(name)}/stats", params={"stream": "1"}, timeout=timeout
+            ) as response:
+                async for line in response.content:
+                    if line.strip():
+                        yield Stats.from_json(json.loads(line))
 
     async def events(self, *, reconnect: bool = True) -> AsyncIterator[EngineEvent]:
         """glmtui's containers, images and volumes as they change; survives engine restarts."""
@@ -672,8 +720,12 @@ class Engine:
     async def clean(self, *, volumes: bool = False) -> CleanReport:
         """Stopped glmtui containers, dangling glmtui images, and (volumes=True) unused glmtui volumes."""
         report = CleanReport()
-        for env in await self.list_environments():
-            if env.status in ("exited", "created", "dead"):
+        async with self._translate("environments"):
+            entries = await self._docker.containers.list(all=True, filters=json.dumps(MANAGED_FILTER))
+        settled = datetime.now(timezone.utc) - timedelta(seconds=CREATING_GRACE)
+        for env in (Environment.from_list_entry(c._container) for c in entries):
+            # "created" and young: another glmtui may be about to start it.
+            if env.status in ("exited", "dead") or (env.status == "created" and env.created < settled):
                 try:
                     await self._docker.containers.container(env.id).delete(force=True)
                     report.containers.append(env.name)
