@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -13,7 +14,7 @@ from glmtui.commands.env import env_group, logs
 from glmtui.commands.image import image_group
 from glmtui.commands.plan import plan_group, runs_group
 from glmtui.commands.system import clean, completion, version
-from glmtui.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
+from glmtui.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BadInput
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,30 +23,46 @@ from glmtui.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 @click.version_option(__version__, "-V", "--version", prog_name="glmtui")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, run_plan: str | None) -> None:
-    """glmtui: AI coding work inside isolated Docker environments."""
+    """glmtui: AI coding work inside isolated Docker environments.
+
+    Without a command, the terminal UI opens (`glmtui PLAN` opens it with PLAN).
+    """
     ctx.obj = State(debug=debug)
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        ctx.invoke(tui)
 
 
-for command in (init, env_group, logs, plan_group, runs_group, config_group, image_group, clean, version, completion):
+@click.command("tui", hidden=True)
+@click.argument("plan", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
+def tui(plan: Path | None) -> None:
+    """The full-screen terminal UI (what `glmtui [PLAN]` opens)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise BadInput("the terminal UI needs a terminal", hint="for scripts and CI: glmtui --run PLAN")
+    from glmtui.tui.app import run_tui
+
+    sys.exit(run_tui(plan))
+
+
+for command in (tui, init, env_group, logs, plan_group, runs_group, config_group, image_group, clean, version, completion):
     cli.add_command(command)
 
 
-def expand_run(args: list[str]) -> list[str]:
-    """`glmtui [--debug] --run PLAN ...` is `glmtui [--debug] plan run PLAN ...`."""
+def expand_args(args: list[str]) -> list[str]:
+    """`glmtui --run PLAN ...` is `glmtui plan run PLAN ...`; `glmtui PLAN` is the TUI with PLAN."""
     for index, arg in enumerate(args):
         if arg == "--run":
             return args[:index] + ["plan", "run"] + args[index + 1 :]
         if arg.startswith("--run="):
             return args[:index] + ["plan", "run", arg.split("=", 1)[1]] + args[index + 1 :]
         if not arg.startswith("-"):
+            if arg not in cli.commands and (arg.endswith((".yaml", ".yml")) or Path(arg).is_file()):
+                return args[:index] + ["tui"] + args[index:]
             break
     return args
 
 
 def main() -> None:
-    args = expand_run(sys.argv[1:])
+    args = expand_args(sys.argv[1:])
     debug = "--debug" in args
     try:
         cli.main(args=args, prog_name="glmtui", standalone_mode=False)

@@ -26,10 +26,12 @@ def fill(text: Any, values: dict[str, Any], masker: Masker) -> str:
             roots = {ref.path[0] for ref in Template(part.source, [part]).references()}
             if roots <= KNOWN_BEFORE:
                 try:
-                    pieces.append(to_text(part.evaluate(values)))
-                    continue
+                    value = part.evaluate(values)
                 except ExpressionError:
-                    pass
+                    value = None
+                if value is not None or "secrets" not in roots:  # an unset secret stays as written
+                    pieces.append(to_text(value))
+                    continue
             pieces.append(part.source)
         else:
             pieces.append(part)

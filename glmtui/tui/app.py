@@ -1,0 +1,354 @@
+"""The full-screen glmtui: environments, plan, log, agents and chat panes, keyboard first.
+
+The app owns the engine connection and hands it down; widgets post messages up.
+Docker events keep the environments pane current; nothing polls the list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from glmtui.config import Config, set_value
+from glmtui.errors import EngineUnreachable, GlmtuiError
+from glmtui.store import Store
+from glmtui.tui.commands import GlmtuiCommands
+from glmtui.tui.messages import EnvironmentAction, RunStateChanged, StepOutput, StepSelected
+from glmtui.tui.screens.dialogs import Confirm, ConfirmRemove, EnvironmentDetails
+from glmtui.tui.screens.help import HelpScreen, binding_rows
+from glmtui.tui.screens.new_env import NewEnvironment
+from glmtui.tui.widgets.environments import EnvironmentsPane
+from glmtui.tui.widgets.log_view import LogView
+from glmtui.tui.widgets.placeholders import AgentsPane, ChatPane
+from glmtui.tui.widgets.plan_view import PlanPane
+
+EngineFactory = Callable[[], Awaitable[Any]]
+LOG_TAIL = 1000  # lines of an environment's log shown when it is opened
+
+
+class GlmtuiApp(App[int]):
+    TITLE = "glmtui"
+    CSS_PATH = ["app.tcss", "screens/plan.tcss"]
+    COMMANDS = App.COMMANDS | {GlmtuiCommands}
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("ctrl+p", "command_palette", "Commands", id="app.commands"),
+        Binding("tab", "focus_next", "Next pane", show=False, id="app.next"),
+        Binding("shift+tab", "focus_previous", "Previous pane", show=False, id="app.previous"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    connected: reactive[bool] = reactive(False)
+
+    def __init__(
+        self,
+        *,
+        config: Config | None = None,
+        store: Store | None = None,
+        plan: Path | None = None,
+        engine_factory: EngineFactory | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config or Config.load()
+        self.store = store or Store()
+        self.plan_path = plan
+        self.engine: Any | None = None
+        self._engine_factory = engine_factory or self._connect_docker
+        self._stats: dict[str, Any] = {}
+        self._stats_workers: dict[str, Worker] = {}
+        self._refresh_pending = False
+        self._run_active = False
+
+    async def _connect_docker(self) -> Any:
+        from glmtui.docker.engine import Engine
+
+        return await Engine.connect(self.config.get("docker_host"))
+
+    # -- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="banner")
+        with Horizontal(id="top"):
+            with Vertical(id="left"):
+                yield EnvironmentsPane(id="environments")
+                yield AgentsPane(id="agents")
+            with Vertical(id="right"):
+                yield PlanPane(plan_path=self.plan_path, config=self.config, store=self.store, id="plan")
+                yield LogView(id="log")
+        yield ChatPane(self.config.get("default_provider"), id="chat")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        theme = self.config.get("theme")
+        if theme in self.available_themes:
+            self.theme = theme
+        self.query_one(LogView).border_title = "Log"
+        self.query_one(EnvironmentsPane).focus()
+        self.set_banner("connecting to the Docker engine…")
+        self.watch_engine()
+        self.set_interval(1.0, self._show_stats)
+
+    def watch_theme(self, theme: str) -> None:
+        if self.is_mounted and theme != self.config.get("theme"):
+            try:
+                set_value("theme", theme)
+            except GlmtuiError as err:
+                self.notify(f"theme not saved: {err}", severity="warning")
+
+    def set_banner(self, text: str | None) -> None:
+        banner = self.query_one("#banner", Static)
+        banner.update(text or "")
+        banner.display = bool(text)
+
+    # -- the engine -------------------------------------------------------------------------
+
+    @work(exclusive=True, group="engine", exit_on_error=False)
+    async def watch_engine(self) -> None:
+        """Connect (retrying while the engine is away), then follow its events for good."""
+        delay = 0.5
+        while self.engine is None:
+            try:
+                self.engine = await self._engine_factory()
+            except EngineUnreachable as err:
+                self.set_banner(f"⚠ {err.message} — reconnecting…")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 3.0)
+        self._on_connected()
+        async for event in self.engine.events():
+            if event.action == "disconnected":
+                self._on_disconnected()
+            elif event.action == "reconnected":
+                self._on_connected()
+            elif event.type == "container":
+                self.refresh_soon()
+
+    def _on_connected(self) -> None:
+        self.connected = True
+        self.set_banner(None)
+        self.query_one(PlanPane).engine = self.engine
+        self.refresh_soon()
+
+    def _on_disconnected(self) -> None:
+        self.connected = False
+        host = getattr(self.engine, "host", "the engine")
+        self.set_banner(f"⚠ the Docker engine at {host} is unreachable — reconnecting…")
+        for worker in self._stats_workers.values():
+            worker.cancel()
+        self._stats_workers.clear()
+
+    def refresh_soon(self) -> None:
+        """Events come in bursts (create, start, attach…): one listing per burst."""
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            self.set_timer(0.05, self.refresh_environments)
+
+    @work(exclusive=True, group="env-list", exit_on_error=False)
+    async def refresh_environments(self) -> None:
+        self._refresh_pending = False
+        if self.engine is None or not self.connected:
+            return
+        pane = self.query_one(EnvironmentsPane)
+        pane.environments = await self.engine.list_environments()
+        self._follow_stats(pane)
+
+    def _follow_stats(self, pane: EnvironmentsPane) -> None:
+        running = {env.name for env in pane.environments if env.running}
+        wanted = running & set(pane.visible_names())
+        for name in list(self._stats_workers):
+            if name not in wanted:
+                self._stats_workers.pop(name).cancel()
+                self._stats.pop(name, None)
+        for name in wanted - set(self._stats_workers):
+            self._stats_workers[name] = self.run_worker(
+                self._stats_of(name), group=f"stats-{name}", exclusive=True, exit_on_error=False
+            )
+
+    async def _stats_of(self, name: str) -> None:
+        try:
+            async for sample in self.engine.stats(name):
+                self._stats[name] = sample
+        except GlmtuiError:
+            self._stats.pop(name, None)  # it stopped or went away: the next listing says so
+
+    def _show_stats(self) -> None:
+        pane = self.query_one(EnvironmentsPane)
+        if self._stats != pane.stats:
+            pane.stats = dict(self._stats)
+
+    # -- environment actions ----------------------------------------------------------------
+
+    @on(EnvironmentAction)
+    def on_environment_action(self, message: EnvironmentAction) -> None:
+        if self.engine is None or not self.connected:
+            self.notify("the Docker engine is unreachable", severity="error")
+            return
+        handler = getattr(self, f"_env_{message.action}")
+        handler(message.name)
+
+    @work(group="env-action", exit_on_error=False)
+    async def _env_new(self, _: str | None) -> None:
+        images = sorted({tag for image in await self.engine.list_images() for tag in image.get("RepoTags") or []})
+        spec = await self.push_screen_wait(NewEnvironment(images, self.config))
+        if spec is None:
+            return
+        self.notify(f"creating {spec.name} from {spec.image}…")
+        await self.engine.create_environment(spec, on_progress=lambda line: self.set_banner(f"⏳ {line}"))
+        self.set_banner(None)
+        self.notify(f"created {spec.name}")
+
+    @work(group="env-action", exit_on_error=False)
+    async def _env_start_stop(self, name: str) -> None:
+        env = await self.engine.get_environment(name)
+        if env.running:
+            self.notify(f"stopping {name}…")
+            await self.engine.stop_environment(name, timeout=self.config.get("stop_timeout"))
+        else:
+            await self.engine.start_environment(name)
+            self.notify(f"started {name}")
+
+    @work(group="env-action", exit_on_error=False)
+    async def _env_remove(self, name: str) -> None:
+        answer = await self.push_screen_wait(ConfirmRemove(name))
+        if answer is None:
+            return
+        await self.engine.remove_environment(name, volume=answer[1])
+        self.notify(f"removed {name}" + (" and its volume" if answer[1] else ""))
+
+    @work(group="env-action", exit_on_error=False)
+    async def _env_details(self, name: str) -> None:
+        await self.push_screen_wait(EnvironmentDetails(name, await self.engine.inspect_environment(name)))
+
+    @work(group="env-action", exit_on_error=False)
+    async def _env_shell(self, name: str) -> None:
+        """The TUI steps aside for a shell in the environment (bash, else sh) and comes back after."""
+        from glmtui.terminal import attach
+
+        env = await self.engine.get_environment(name)
+        if not env.running:
+            self.notify(f"{name} is stopped: s starts it", severity="warning")
+            return
+        size = self.size
+        session = await self.engine.open_interactive(name, rows=size.height, columns=size.width)
+        with self.suspend():
+            code = await attach(session)
+        self.refresh()
+        self.notify(f"shell in {name} exited with {code}")
+
+    @work(exclusive=True, group="log-source", exit_on_error=False)
+    async def _env_logs(self, name: str) -> None:
+        self.query_one(PlanPane).release_log()
+        log = self.query_one(LogView)
+        log.show_source(f"env {name}", None)
+        partial = {1: "", 2: ""}
+        async for stream, data in self.engine.logs(name, follow=True, tail=LOG_TAIL):
+            lines = (partial[stream] + data.decode("utf-8", "replace")).split("\n")
+            partial[stream] = lines.pop()
+            if lines:
+                log.write_lines(lines, stream="stderr" if stream == 2 else "stdout")
+
+    # -- the plan pane and the log pane -----------------------------------------------------
+
+    @on(StepSelected)
+    def on_step_selected(self, message: StepSelected) -> None:
+        self.workers.cancel_group(self, "log-source")
+        log = self.query_one(LogView)
+        log.show_source(message.title, message.log_file)
+        batch: list[str] = []
+        current = "stdout"
+        for stream, line in message.lines:
+            if stream != current and batch:
+                log.write_lines(batch, stream=current)
+                batch = []
+            current = stream
+            batch.append(line)
+        if batch:
+            log.write_lines(batch, stream=current)
+
+    @on(StepOutput)
+    def on_step_output(self, message: StepOutput) -> None:
+        self.query_one(LogView).write_lines(message.lines, stream=message.stream)
+
+    @on(RunStateChanged)
+    def on_run_state_changed(self, message: RunStateChanged) -> None:
+        self._run_active = message.running
+
+    # -- app actions ------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        sections = []
+        node = self.focused
+        while node is not None and node is not self.screen:
+            rows = binding_rows(list(getattr(node, "BINDINGS", [])))  # type: ignore[arg-type]
+            if rows:
+                title = node.border_title or type(node).__name__
+                sections.append((str(title), rows))
+            node = node.parent
+        sections.append(("Everywhere", binding_rows(self.BINDINGS)))  # type: ignore[arg-type]
+        self.push_screen(HelpScreen(sections))
+
+    async def action_quit(self) -> None:
+        if self._run_active:
+            self._confirm_quit()
+            return
+        self.exit(0)
+
+    @work(group="quit", exit_on_error=False)
+    async def _confirm_quit(self) -> None:
+        if await self.push_screen_wait(Confirm("A plan is running. Cancel it and quit?", yes="Cancel run and quit")):
+            await self.query_one(PlanPane).cancel_and_wait()
+            self.exit(0)
+
+    def palette_actions(self) -> list[tuple[str, str, str]]:
+        """(name, help, action) of everything the user can do now."""
+        actions: list[tuple[str, str, str]] = []
+        pane = self.query_one(EnvironmentsPane)
+        for binding in pane.BINDINGS:
+            if isinstance(binding, Binding) and binding.show:
+                action = binding.action.removeprefix("env(").removesuffix(")")
+                actions.append((f"Environment: {binding.description}", f"key {binding.key}", f"env_action({action})"))
+        plan = self.query_one(PlanPane)
+        for binding in plan.BINDINGS:
+            if isinstance(binding, Binding) and plan.check_action(binding.action, ()) is not False:
+                actions.append((f"Plan: {binding.description}", f"key {binding.key}", f"plan_action({binding.action!r})"))
+        log = self.query_one(LogView)
+        for binding in log.BINDINGS:
+            if isinstance(binding, Binding) and binding.description:
+                actions.append((f"Log: {binding.description}", f"key {binding.key}", f"log_action({binding.action!r})"))
+        actions += [("Help", "every key binding", "help"), ("Quit", "leave glmtui", "quit")]
+        return actions
+
+    async def action_env_action(self, action: str) -> None:
+        await self.query_one(EnvironmentsPane).run_action(f"env({action!r})")
+
+    async def action_plan_action(self, action: str) -> None:
+        await self.query_one(PlanPane).run_action(action)
+
+    async def action_log_action(self, action: str) -> None:
+        await self.query_one(LogView).run_action(action)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place where background work's failures reach the user: one clear line."""
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        if isinstance(error, EngineUnreachable):
+            self._on_disconnected()
+            if event.worker.group == "engine":
+                self.watch_engine()
+            return
+        message = str(error) if isinstance(error, GlmtuiError) else f"{type(error).__name__}: {error}"
+        self.notify(message, severity="error", timeout=8)
+
+
+def run_tui(plan: Path | None = None) -> int:
+    return GlmtuiApp(plan=plan).run() or 0

@@ -1,0 +1,42 @@
+"""Messages the TUI's widgets post upwards (dataclasses; the app handles them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from textual.message import Message
+
+
+@dataclass
+class EnvironmentAction(Message):
+    """The user asked for something on an environment: start_stop, shell, remove, logs, details, new."""
+
+    action: str
+    name: str | None = None
+
+
+@dataclass
+class StepSelected(Message):
+    """Show this step's output in the log pane: what is buffered now, then its live lines."""
+
+    title: str
+    lines: list[tuple[str, str]]  # (stream, line)
+    log_file: Path | None = None
+
+
+@dataclass
+class StepOutput(Message):
+    """Live lines of the step the log pane shows."""
+
+    stream: str
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunStateChanged(Message):
+    """A plan run started or ended in the plan pane."""
+
+    running: bool
+    run_id: str | None = None
+    status: str | None = None  # when it ended: success, failure, cancelled

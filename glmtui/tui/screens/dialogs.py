@@ -1,0 +1,97 @@
+"""Small modal screens: confirmations and the environment's details."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Label, Static
+
+
+class ConfirmRemove(ModalScreen[tuple[bool, bool] | None]):
+    """Remove an environment? Returns (remove, also_volume), or None when dismissed."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.env_name = name
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Remove environment [b]{self.env_name}[/b]? Its container goes; running work stops.")
+            yield Checkbox("also remove its workspace volume (its files)", id="volume")
+            with Horizontal(classes="buttons"):
+                yield Button("Remove", variant="error", id="remove")
+                yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "remove":
+            self.dismiss((True, self.query_one("#volume", Checkbox).value))
+        else:
+            self.dismiss(None)
+
+
+class Confirm(ModalScreen[bool]):
+    """A yes/no question."""
+
+    BINDINGS = [Binding("escape", "dismiss(False)", "No", id="dialog.no"), Binding("y", "dismiss(True)", "Yes", id="dialog.yes")]
+
+    def __init__(self, question: str, yes: str = "Yes") -> None:
+        super().__init__()
+        self.question, self.yes = question, yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question)
+            with Horizontal(classes="buttons"):
+                yield Button(self.yes, variant="warning", id="yes")
+                yield Button("No", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class EnvironmentDetails(ModalScreen[None]):
+    """What `docker inspect` says, in a few readable lines."""
+
+    BINDINGS = [Binding("escape,q,enter", "dismiss(None)", "Close", id="dialog.close")]
+
+    def __init__(self, name: str, info: dict[str, Any]) -> None:
+        super().__init__()
+        self.env_name, self.info = name, info
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog details"):
+            yield Static(details_text(self.env_name, self.info))
+            yield Button("Close", id="close")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+
+def details_text(name: str, info: dict[str, Any]) -> str:
+    from glmtui.units import format_bytes
+
+    host, config, state = info.get("HostConfig", {}), info.get("Config", {}), info.get("State", {})
+    lines = [
+        f"[b]{name}[/b]  {state.get('Status', '?')}  {info.get('Id', '')[:12]}",
+        f"image     {config.get('Image', '')}",
+        f"workdir   {config.get('WorkingDir', '')}   user {config.get('User') or 'image default'}",
+        f"memory    {format_bytes(host.get('Memory') or 0)}   cpus {(host.get('NanoCpus') or 0) / 1e9:g}"
+        f"   pids {host.get('PidsLimit')}",
+        f"network   {host.get('NetworkMode')}   init {host.get('Init')}   security {', '.join(host.get('SecurityOpt') or [])}",
+        f"caps      drop {', '.join(host.get('CapDrop') or [])}; add {', '.join(host.get('CapAdd') or [])}",
+        "",
+        "[b]mounts[/b]",
+    ]
+    for mount in info.get("Mounts", []):
+        source = mount.get("Name") or mount.get("Source")
+        lines.append(f"  {source} -> {mount.get('Destination')} ({'rw' if mount.get('RW') else 'ro'})")
+    ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    lines += ["", "[b]ports[/b]"] + [f"  {port} -> {bound}" for port, bound in ports.items()] if ports else []
+    lines += ["", "[b]labels[/b]"] + [f"  {k}={v}" for k, v in sorted((config.get("Labels") or {}).items())]
+    return "\n".join(lines)

@@ -1,0 +1,35 @@
+"""`?`: every binding of the focused pane and of the app."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "Close", id="help.close")]
+
+    def __init__(self, sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
+        super().__init__()
+        self.sections = sections
+
+    def compose(self) -> ComposeResult:
+        lines = ["[b]glmtui keys[/b]   (esc closes; ctrl+p finds any action by name)", ""]
+        for title, bindings in self.sections:
+            lines.append(f"[b]{title}[/b]")
+            lines += [f"  [reverse] {key} [/reverse]  {description}" for key, description in bindings]
+            lines.append("")
+        with VerticalScroll(classes="dialog help"):
+            yield Static("\n".join(lines))
+
+
+def binding_rows(bindings: list[Binding]) -> list[tuple[str, str]]:
+    rows, seen = [], set()
+    for binding in bindings:
+        if binding.description and binding.description not in seen:
+            seen.add(binding.description)
+            rows.append((binding.key.replace("question_mark", "?"), binding.description))
+    return rows

@@ -1,0 +1,78 @@
+"""`n`: a form for a new environment, validated as `glmtui env create` validates."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select
+
+from glmtui.config import Config
+from glmtui.docker.spec import NETWORKS, EnvSpec, Mount, Resources
+from glmtui.errors import BadInput
+
+
+class NewEnvironment(ModalScreen[EnvSpec | None]):
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="new_env.cancel")]
+
+    def __init__(self, images: list[str], config: Config) -> None:
+        super().__init__()
+        self.config = config
+        default = config.get("default_image")
+        self.images = images if default in images else [default, *images]
+
+    def compose(self) -> ComposeResult:
+        config = self.config
+        with Vertical(classes="dialog form"):
+            yield Label("[b]New environment[/b]")
+            yield Label("name")
+            yield Input(placeholder="e.g. fix-tests", id="name")
+            yield Label("image")
+            yield Select([(image, image) for image in self.images], value=self.images[0], allow_blank=False, id="image")
+            with Horizontal(classes="row"):
+                with Vertical():
+                    yield Label("memory")
+                    yield Input(str(config.get("resources.memory")), id="memory")
+                with Vertical():
+                    yield Label("cpus")
+                    yield Input(f"{config.get('resources.cpus'):g}", id="cpus")
+                with Vertical():
+                    yield Label("network")
+                    yield Select([(n, n) for n in NETWORKS], value=config.get("network"), allow_blank=False, id="network")
+            yield Label("mounts (HOST:CONTAINER[:ro], comma separated)")
+            yield Input(placeholder="./project:/workspace/project", id="mounts")
+            yield Label("", id="error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Create", variant="primary", id="create")
+                yield Button("Cancel", id="cancel")
+
+    def on_input_submitted(self) -> None:
+        self.submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "create":
+            self.submit()
+        else:
+            self.dismiss(None)
+
+    def submit(self) -> None:
+        try:
+            spec = self.spec()
+        except BadInput as err:
+            self.query_one("#error", Label).update(str(err))
+            return
+        self.dismiss(spec)
+
+    def spec(self) -> EnvSpec:
+        def value(widget_id: str) -> str:
+            return str(self.query_one(f"#{widget_id}").value or "").strip()
+
+        mounts = tuple(Mount.parse(m.strip()) for m in value("mounts").split(",") if m.strip())
+        return EnvSpec(
+            name=value("name"),
+            image=value("image"),
+            mounts=mounts,
+            resources=Resources.parse(value("memory"), value("cpus"), self.config.get("resources.pids")),
+            network=value("network"),
+        )

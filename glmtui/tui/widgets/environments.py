@@ -1,0 +1,99 @@
+"""The environments pane: every glmtui environment, kept current by Docker events."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.widgets import DataTable
+
+from glmtui.render import age
+from glmtui.tui.messages import EnvironmentAction
+from glmtui.units import format_bytes
+
+STATUS_MARKS = {"running": ("●", "green"), "exited": ("○", "red"), "created": ("○", "yellow"), "paused": ("◌", "yellow")}
+
+
+class EnvironmentsPane(DataTable):
+    """One row per environment: status, image, age, CPU and memory (for running ones on screen)."""
+
+    BINDINGS = [
+        Binding("n", "env('new')", "New", id="env.new"),
+        Binding("s", "env('start_stop')", "Start/stop", id="env.start_stop"),
+        Binding("e", "env('shell')", "Shell", id="env.shell"),
+        Binding("d", "env('remove')", "Remove", id="env.remove"),
+        Binding("l", "env('logs')", "Logs", id="env.logs"),
+        Binding("enter", "env('details')", "Details", id="env.details"),
+        Binding("j", "cursor_down", "Down", show=False, id="env.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="env.up"),
+    ]
+
+    environments: reactive[list[Any]] = reactive(list, always_update=True)
+    stats: reactive[dict[str, Any]] = reactive(dict, always_update=True)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
+        self.border_title = "Environments"
+
+    def on_mount(self) -> None:
+        self.add_column("", key="mark", width=1)
+        self.add_column("name", key="name")
+        self.add_column("status", key="status")
+        self.add_column("cpu", key="cpu")
+        self.add_column("mem", key="mem")
+        self.add_column("age", key="age")
+        self.add_column("image", key="image")
+
+    @property
+    def selected(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+
+    def visible_names(self) -> list[str]:
+        """The environments whose rows are on screen now (stats are fetched only for those)."""
+        first = int(self.scroll_y)
+        rows = [self.coordinate_to_cell_key((row, 0)).row_key.value for row in range(self.row_count)]
+        return rows[first : first + max(self.size.height, 1)]
+
+    def watch_environments(self, environments: list[Any]) -> None:
+        if not self.columns:
+            return
+        keep = self.selected
+        self.clear()
+        for env in environments:
+            mark, color = STATUS_MARKS.get(env.status, ("?", "white"))
+            self.add_row(
+                Text(mark, style=color), env.name, env.status, *self._usage(env.name), _age(env.created), env.image,
+                key=env.name,
+            )
+        if keep is not None and keep in {env.name for env in environments}:
+            self.move_cursor(row=self.get_row_index(keep))
+        self.border_subtitle = f"{len(environments)}" if environments else "none · n to create"
+
+    def watch_stats(self, stats: dict[str, Any]) -> None:
+        for name, sample in stats.items():
+            if name in self.rows:
+                cpu, mem = self._usage(name)
+                self.update_cell(name, "cpu", cpu)
+                self.update_cell(name, "mem", mem)
+
+    def _usage(self, name: str) -> tuple[str, str]:
+        sample = self.stats.get(name)
+        if sample is None:
+            return "", ""
+        return f"{sample.cpu_percent:.0f}%", f"{format_bytes(sample.memory)} {sample.memory_percent:.0f}%"
+
+    def action_env(self, action: str) -> None:
+        name = self.selected
+        if action != "new" and name is None:
+            self.notify("no environment selected: n creates one", severity="warning")
+            return
+        self.post_message(EnvironmentAction(action, name))
+
+
+def _age(created: datetime) -> str:
+    return age(created, datetime.now(timezone.utc)).removesuffix(" ago")
