@@ -57,6 +57,7 @@ KEYS: dict[str, Key] = {
     "resources.pids": Key(1024, lambda v: parse_positive_int(v, what="resources.pids"), "process limit"),
     "network": Key("bridge", _network, "network of new environments: bridge, none or host"),
     "stop_timeout": Key(10.0, lambda v: parse_duration(v, what="stop_timeout"), "seconds before a stop kills"),
+    "keep_runs_days": Key(30, lambda v: parse_positive_int(v, what="keep_runs_days"), "`clean` forgets older runs"),
     "theme": Key("textual-dark", _text, "the TUI's theme"),
     "default_provider": Key(None, _optional_text, "model provider used when none is named"),
 }

@@ -88,9 +88,11 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool) ->
             def interrupt() -> None:
                 nonlocal signals
                 signals += 1
-                render(Progress("interrupted: stopping the steps and cleaning up" if signals == 1
-                                else "still cleaning up, one moment"))
-                task.cancel()
+                if signals == 1:
+                    render(Progress("interrupted: stopping the steps and cleaning up"))
+                    task.cancel()
+                else:
+                    render(Progress("still cleaning up, one moment"))
 
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

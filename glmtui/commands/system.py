@@ -44,18 +44,45 @@ def version(as_json: bool) -> None:
 @click.command("clean")
 @click.option("--all", "everything", is_flag=True, help="Also glmtui volumes no environment uses.")
 def clean(everything: bool) -> None:
-    """Remove stopped glmtui containers and dangling glmtui images."""
+    """Remove stopped glmtui containers, dangling glmtui images, environments of dead runs, old run logs."""
+    from glmtui.store import Store
+
+    store = Store()
 
     async def work():
         async with engine() as docker:
-            return await docker.clean(volumes=everything)
+            runs = {env.run_id for env in await docker.list_environments() if env.run_id}
+            dead = {run_id for run_id in runs if _interrupted(store, run_id)}
+            orphans = await docker.remove_run_environments(dead)
+            return orphans, await docker.clean(volumes=everything)
 
-    report = run(work)
-    for kind, names in (("containers", report.containers), ("images", report.images), ("volumes", report.volumes)):
+    try:
+        orphans, report = run(work)
+        pruned = store.prune(state().config.get("keep_runs_days"))
+    finally:
+        store.close()
+    removed = (
+        ("environments of interrupted runs", orphans),
+        ("containers", report.containers),
+        ("images", report.images),
+        ("volumes", report.volumes),
+        ("run records and logs", pruned),
+    )
+    for kind, names in removed:
         if names:
             click.echo(f"removed {len(names)} {kind}: {', '.join(names)}")
-    if not (report.containers or report.images or report.volumes):
+    if not any(names for _, names in removed):
         click.echo("nothing to clean")
+
+
+def _interrupted(store, run_id: str) -> bool:
+    """A run whose glmtui process is gone (a record we do not have: another machine's, left alone)."""
+    from glmtui.errors import NotFound
+
+    try:
+        return store.run(run_id, with_steps=False).status == "interrupted"
+    except NotFound:
+        return False
 
 
 @click.command("completion")

@@ -318,6 +318,7 @@ class Engine:
             await self._container(name).stop(t=int(timeout))
 
     async def remove_environment(self, name: str, *, volume: bool = False) -> None:
+        """Remove the container (and its volume); a volume whose container is gone goes too."""
         try:
             async with self._translate(f"environment {name!r}"):
                 await self._container(name).delete(force=True, v=False)
@@ -325,8 +326,20 @@ class Engine:
             if "in progress" not in err.message:
                 raise
             await self._wait_gone(name)  # someone else is removing it: the same end
+        except NotFound:
+            if not (volume and await self._volume_exists(volume_name(name))):
+                raise
         if volume:
             await self._remove_volume_quietly(volume_name(name))
+
+    async def remove_run_environments(self, run_ids: set[str]) -> list[str]:
+        """Throw-away environments of the given runs, running or not, with their volumes."""
+        removed = []
+        for env in await self.list_environments():
+            if env.run_id in run_ids:
+                await self.remove_environment(env.name, volume=True)
+                removed.append(env.name)
+        return removed
 
     async def _wait_gone(self, name: str, seconds: float = 10) -> None:
         deadline = time.monotonic() + seconds
@@ -410,7 +423,7 @@ class Engine:
             if "not found" in result.reason:
                 result.exit_code = 127
         elif exit_code == -1 or exit_code >= 128:
-            result.reason = await self._why_ended(name)
+            result.reason = await self._why_ended(name, exit_code)
         return result
 
     async def _exec_exit_code(self, execution: Any) -> int:
@@ -425,15 +438,20 @@ class Engine:
             await asyncio.sleep(0.01)
         return -1
 
-    async def _why_ended(self, name: str) -> str | None:
-        try:
-            state = (await self._container(name).show())["State"]
-        except DockerError:
-            return "the environment was removed while the command ran"
-        if state.get("OOMKilled"):
-            return "the environment ran out of memory and the command was killed"
-        if not state.get("Running"):
-            return "the environment stopped while the command ran"
+    async def _why_ended(self, name: str, exit_code: int) -> str | None:
+        """Why a command died of a signal: its environment stopped, ran out of memory, or a kill."""
+        for _ in range(10):  # Docker needs a moment to see a killed container as stopped
+            try:
+                state = (await self._container(name).show())["State"]
+            except DockerError:
+                return "the environment was removed while the command ran"
+            if state.get("OOMKilled"):
+                return "the environment ran out of memory and the command was killed"
+            if not state.get("Running"):
+                return "the environment stopped while the command ran"
+            await asyncio.sleep(0.05)
+        if exit_code > 128:
+            return f"killed by signal {exit_code - 128}"
         return None
 
     async def _kill_exec(self, name: str, tag: str, user: str | None) -> None:

@@ -7,13 +7,14 @@ step in the store; it knows no step kind (see `steps/`) and no user interface.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from glmtui.config import Config
 from glmtui.docker.engine import Engine
@@ -28,6 +29,7 @@ from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome, rend
 from glmtui.plan.steps.run import OUTPUT_DIR
 from glmtui.store import StepRecord, Store
 
+T = TypeVar("T")
 SELF_TIMED_KINDS = {"run"}  # kinds that enforce the timeout inside the container themselves
 UNSLOTTED_KINDS = {"workflow"}  # its own steps take the --jobs slots
 
@@ -86,7 +88,7 @@ class Runner:
         throwaway = plan.env.name is None
         env_name = plan.env.name or run_env.throwaway_name(self.run_id)
         self.store.start_run(
-            self.run_id, plan=plan.name, plan_file=str(plan.file), workflow=workflow.name,
+            self.run_id, plan=plan.name, plan_file=str(plan.file.resolve()), workflow=workflow.name,
             inputs=self.masker.mask_value(self.loaded.inputs), environment=env_name, throwaway=throwaway,
         )
         started = time.monotonic()
@@ -107,7 +109,7 @@ class Runner:
             error = err
             self.sink(Progress(f"error: {self.masker.mask(str(err))}"))
         finally:
-            kept = await asyncio.shield(self._finish(status))
+            kept = await _to_the_end(self._finish(status))
             self.store.finish_run(self.run_id, status)
             self.sink(RunFinished(self.run_id, status, round(time.monotonic() - started, 3), kept))
         if error is not None:
@@ -190,10 +192,12 @@ class Runner:
         for attempt in range(1, step.retry.attempts + 2):
             if attempt > 1:
                 await asyncio.sleep(step.retry.delay_before(attempt - 1))
-            record = StepRecord(full_id, "running", attempt=attempt, started=time.time())
-            self.store.save_step(self.run_id, record)
-            self.sink(StepStarted(full_id, attempt))
-            outcome, capture = await self._attempt(step, full_id, values, attempt)
+            # A step starts when it gets one of the --jobs slots; its own steps take a workflow's.
+            async with self._slots if step.kind not in UNSLOTTED_KINDS else contextlib.nullcontext():
+                record = StepRecord(full_id, "running", attempt=attempt, started=time.time())
+                self.store.save_step(self.run_id, record)
+                self.sink(StepStarted(full_id, attempt))
+                outcome, capture = await self._attempt(step, full_id, values, attempt)
             if outcome.status == "success":
                 break
         assert record and outcome and capture
@@ -245,14 +249,10 @@ class Runner:
                     auto_approve=self.auto_approve,
                 )
                 kind = KINDS[step.kind]
-                if step.kind in UNSLOTTED_KINDS:
-                    outcome = await kind(ctx)
+                if step.timeout and step.kind not in SELF_TIMED_KINDS:
+                    outcome = await asyncio.wait_for(kind(ctx), step.timeout)
                 else:
-                    async with self._slots:
-                        if step.timeout and step.kind not in SELF_TIMED_KINDS:
-                            outcome = await asyncio.wait_for(kind(ctx), step.timeout)
-                        else:
-                            outcome = await kind(ctx)
+                    outcome = await kind(ctx)
             except asyncio.TimeoutError:
                 outcome = StepOutcome("failure", None, "timeout")
             except GlmtuiError as err:
@@ -357,6 +357,17 @@ class Runner:
             "success", exit_code=old.exit_code, stdout=old.stdout_tail.decode("utf-8", "replace"),
             stderr=old.stderr_tail.decode("utf-8", "replace"), outputs=old.outputs, duration=0.0, usage=old.usage,
         )
+
+
+async def _to_the_end(work: Awaitable[T]) -> T:
+    """Clean-up that a second Ctrl-C (another cancel) must not cut short."""
+    task = asyncio.ensure_future(work)
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                return task.result()
 
 
 def _result(status: str, **fields: Any) -> dict[str, Any]:

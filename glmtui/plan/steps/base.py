@@ -65,6 +65,7 @@ class OutputCapture:
         if not text:
             return
         self._log.write(text.encode("utf-8", "surrogateescape"))
+        self._log.flush()  # the log is on disk as it comes, for `logs --run` during the run and after a kill
         lines = (stream.partial + text).split("\n")
         stream.partial = lines.pop()
         if lines:

@@ -50,8 +50,10 @@ async def run_step(ctx: StepContext) -> StepOutcome:
         return StepOutcome("failure", result.exit_code, "timeout", outputs)
     if result.exit_code != 0:
         reason = result.reason or f"exit code {result.exit_code}"
-        if result.exit_code == 127 and result.reason:
-            reason += " (check the command's spelling, or install it in the image)"
+        if result.exit_code == 127:
+            if not result.reason:
+                reason += ": a command was not found"
+            reason += " (check its spelling, or install it in the image)"
         return StepOutcome("failure", result.exit_code, reason, outputs)
     return StepOutcome("success", 0, None, outputs)
 

@@ -13,10 +13,18 @@ Rows and lines: without wrap or filter row r is line `first + r`; with the filte
 row r is the r-th matching line; with wrap, a line takes up to `WRAP_MAX_ROWS` rows
 (cumulative row offsets are kept for the window, appended as lines arrive).
 
-Selection (Textual's mouse text selection): every strip carries offsets
-(`Strip.apply_offsets(x, seq)`), where `seq` is the line's number since `clear()` and
-x a character index into the line *as displayed* (timestamp prefix included, control
-characters replaced, tabs expanded). `get_selection` maps those back to text.
+A flood (more than two screenfuls between two frames) is redrawn at 8 frames a second
+instead of 20: each frame repaints the whole view, and nobody reads a flood. Keys act at once
+(their action brings the view up to date and repaints); the frame rate only paces new lines.
+
+Selection (Textual's mouse text selection): every segment of a row carries the style meta
+`{"offset": (x, seq)}` (what `Strip.apply_offsets` sets), where `seq` is the line's number
+since `clear()` and x a character index into the line *as displayed* (timestamp prefix
+included, control characters replaced, tabs expanded). Textual's screen turns mouse drags
+into a `Selection` of those offsets; `get_selection` maps it back to text, for `y` and for
+Textual's own ctrl+c.
+
+Call it from the app's thread (`app.call_from_thread` from others): it is not locked.
 """
 
 from __future__ import annotations
@@ -103,6 +111,13 @@ def visible_text(line: str, limit: int | None = None) -> str:
 def _clock(timestamp: float) -> str:
     moment = datetime.fromtimestamp(timestamp)
     return f"{moment:%H:%M:%S}.{moment.microsecond // 1000:03d} "
+
+
+def _cut(prefix: str, content: str, start: int, end: int) -> str:
+    """(prefix + content)[start:end] without copying content."""
+    if start >= len(prefix):
+        return content[start - len(prefix) : end - len(prefix)]
+    return (prefix + content[: max(0, end - len(prefix))])[start:end]
 
 
 def _find_all(haystack: str, needle: str, start: int, end: int) -> Iterator[int]:
@@ -203,7 +218,7 @@ class LogView(ScrollView, can_focus=True):
         Binding("slash", "search", "Search", id="log_view.search"),
         Binding("n", "next_match", "Next match", id="log_view.next_match"),
         Binding("N", "previous_match", "Previous match", id="log_view.previous_match"),
-        Binding("escape", "clear_search", "Clear search", id="log_view.clear_search"),
+        Binding("escape", "clear_search", "Clear search", id="log_view.clear_search", show=False),
         Binding("F", "toggle_filter", "Filter to matches", id="log_view.filter"),
         Binding("f,end", "follow", "Follow", id="log_view.follow"),
         Binding("t", "toggle_timestamps", "Timestamps", id="log_view.timestamps"),
@@ -480,8 +495,8 @@ class LogView(ScrollView, can_focus=True):
             seqs, starts, rows_of = self._wrap_seqs, self._wrap_starts, self._wrap_rows
             end = self._wrap_end
             if self._filter_active:
-                at = bisect_left(matches, start)
-                pairs: Iterable[tuple[int, str]] = ((seq, self._line(seq)) for seq in islice(matches, at, None))
+                shown_seqs = islice(matches, bisect_left(matches, start), None)
+                pairs: Iterable[tuple[int, str]] = ((seq, self._line(seq)) for seq in shown_seqs)
             else:
                 pairs = enumerate(islice(self._lines, start - first, None), start)
             # Inline for the common line (short, nothing to replace): 50,000 lines in ~25 ms here.
@@ -636,8 +651,8 @@ class LogView(ScrollView, can_focus=True):
         self, seq: int, sub: int, scroll_x: int, width: int, base: Style, selection: Selection | None
     ) -> Strip:
         line = self._line(seq)
-        if len(line) > self._widest:  # the horizontal range grows with the widest line drawn so far
-            self._widest = len(line)
+        if len(line) > self._widest and len(last_frame(line)) > self._widest:
+            self._widest = len(last_frame(line))  # the horizontal range: the widest line drawn so far
             self._dirty = True
         _, arrived, stderr = self._batch(seq)
         prefix = _clock(arrived) if self._timestamps else ""
@@ -648,7 +663,7 @@ class LogView(ScrollView, can_focus=True):
             content = self._wrapped_content(seq, line)
             start = sub * wrap_width
             end = start + wrap_width
-            shown = (prefix + content)[start:end] if start < len(prefix) else content[start - len(prefix) : end - len(prefix)]
+            shown = _cut(prefix, content, start, end)
             if sub == WRAP_MAX_ROWS - 1 and len(prefix) + len(content) > end:
                 rest = len(last_frame(line)) - (end - len(prefix))
                 marker = f" … +{rest:,} chars"[:wrap_width]
@@ -656,7 +671,7 @@ class LogView(ScrollView, can_focus=True):
         else:
             start = scroll_x
             content = visible_text(line, max(0, scroll_x + width + len(needle) - len(prefix)))
-            shown = (prefix + content)[start : start + width] if start < len(prefix) else content[start - len(prefix) : start - len(prefix) + width]
+            shown = _cut(prefix, content, start, start + width)
         line_style = base + self._style("log-view--stderr") if stderr else base
         spans: list[tuple[int, int, Style]] = []
         if prefix and start < len(prefix):
@@ -670,7 +685,8 @@ class LogView(ScrollView, can_focus=True):
             low = max(0, start - len(prefix) - size)
             high = min(len(content), start - len(prefix) + len(shown) + size)
             offset = len(prefix) - start
-            spans.extend((at + offset, at + offset + size, style) for at in _find_all(content, needle, low, high))
+            found = _find_all(content, needle, low, high)
+            spans.extend((at + offset, at + offset + size, style) for at in found)
         if selection is not None and (span := selection.get_span(seq)) is not None:
             select_start, select_end = span
             select_end = len(shown) + start if select_end == -1 else select_end
@@ -688,16 +704,17 @@ class LogView(ScrollView, can_focus=True):
         return content
 
     def _render_prompt(self, width: int, base: Style) -> Strip:
+        """The search prompt, over the last row: `/query▌` and a hint when there is room."""
         style = base + self._style("log-view--prompt")
-        hint = "  enter find · esc cancel"
+        visible = min(width, self._content_width())  # the vertical scrollbar covers the rest
+        hint = "enter find · esc cancel "
         text = f"/{self._prompt_text}"
-        room = max(1, width - len(hint) - 1)
-        if len(text) + 1 > room:
-            text = "…" + text[-(room - 2) :]
+        if len(text) + 1 > visible:
+            text = "…" + text[-max(0, visible - 2) :]
         segments = [Segment(text, style), Segment(" ", style + Style(reverse=True))]
-        used = cell_len(text) + 1
-        if used + len(hint) <= width:
-            segments.append(Segment(" " * (width - used - len(hint)), style))
+        room = visible - len(text) - 1
+        if room >= len(hint) + 2:
+            segments.append(Segment(" " * (room - len(hint)), style))
             segments.append(Segment(hint, style + self._style("log-view--prompt-hint")))
         return Strip(segments).crop_extend(0, width, style)
 
@@ -755,6 +772,11 @@ class LogView(ScrollView, can_focus=True):
             return  # scrolling keys and the like still work while typing
         event.stop()
         event.prevent_default()
+
+    def _on_blur(self, event: events.Blur) -> None:
+        if self._prompting:  # focus moved on (tab, a click): the query typed so far stays
+            self._prompting = False
+            self._sync()
 
     def _on_paste(self, event: events.Paste) -> None:
         if self._prompting:

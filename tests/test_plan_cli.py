@@ -1,0 +1,329 @@
+"""The plan command line as a user runs it: `glmtui --run PLAN`, `plan validate|inspect|schema`,
+exit statuses, the JSON event stream, --keep, --workflow and --jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+import helpers
+from plan_helpers import (
+    containers,
+    json_lines,
+    lines_of,
+    of,
+    remove_run_leftovers,
+    run_containers,
+    run_volume_exists,
+    unique_name,
+    write_plan,
+)
+
+PROJECT = Path(__file__).resolve().parent.parent
+FULL_EXAMPLE = Path(__file__).parent / "plans" / "full-example.yaml"
+
+GOOD_PLAN = """
+    version: 1
+    name: @NAME@
+    inputs:
+      who: {type: string, default: world}
+    env: {image: glmtui/busybox:latest}
+    steps:
+      - id: greet
+        run: |
+          echo "hello, ${inputs.who}"
+          echo "oops" >&2
+          echo "greeting=hello ${inputs.who}" >> "$GLMTUI_OUTPUT"
+      - id: count
+        run: ls /bin | wc -l
+      - id: report
+        needs: [greet, count]
+        run: echo "${steps.greet.outputs.greeting}"
+    """
+
+
+def check_event_order(events: list[dict]) -> None:
+    """PLAN-FORMAT.md, --json: run_started first, run_finished last, per step started, output, finished."""
+    assert events[0]["event"] == "run_started" and events[-1]["event"] == "run_finished"
+    assert all("event" in e and isinstance(e["ts"], (int, float)) for e in events)
+    assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
+    for index, event in enumerate(events):
+        step = event.get("step")
+        if event["event"] == "output":
+            earlier = [e for e in events[:index] if e.get("step") == step]
+            assert any(e["event"] == "step_started" for e in earlier), f"output of {step} before step_started"
+            assert not any(e["event"] == "step_finished" for e in earlier), f"output of {step} after step_finished"
+        if event["event"] == "step_finished" and event["status"] not in ("skipped", "cancelled"):
+            assert any(e["event"] == "step_started" and e["step"] == step for e in events[:index])
+
+
+@pytest.mark.docker
+def test_a_good_run_exits_0_with_json_events_in_order(glmtui, busybox_image, tmp_path):
+    name = unique_name()
+    plan = write_plan(tmp_path, GOOD_PLAN, NAME=name)
+    done = glmtui("--run", str(plan), "--json", "--input", "who=cli")
+    assert done.returncode == 0, done.stderr
+    events = json_lines(done.stdout)
+    check_event_order(events)
+    started = events[0]
+    assert (started["plan"], started["workflow"]) == (name, "main")
+    assert {"run_id", "plan", "workflow"} <= started.keys()
+    assert lines_of(events, "greet", "stdout") == ["hello, cli"]
+    assert lines_of(events, "greet", "stderr") == ["oops"]
+    greet = of(events, "step_finished", step="greet")[0]
+    assert {"step", "status", "exit_code", "duration", "outputs", "reason"} <= greet.keys()
+    assert (greet["status"], greet["exit_code"], greet["outputs"]) == ("success", 0, {"greeting": "hello cli"})
+    assert lines_of(events, "report") == ["hello cli"]
+    finished = events[-1]
+    assert finished["run_id"] == started["run_id"] and finished["status"] == "success"
+    assert isinstance(finished["duration"], (int, float))
+    assert run_containers(started["run_id"]) == []
+
+
+@pytest.mark.docker
+def test_plain_output_prefixes_lines_with_the_step(glmtui, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, GOOD_PLAN, NAME=unique_name())
+    done = glmtui("--run", str(plan))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("greet") and line.endswith("| hello, world") for line in lines), done.stdout
+    assert any("greet" in line and "success" in line for line in lines)
+    assert lines[-1].startswith("run ") and "success" in lines[-1]
+
+
+@pytest.mark.docker
+def test_a_failed_step_exits_1(glmtui, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: fails
+        env: {image: glmtui/busybox:latest}
+        steps:
+          - id: bad
+            run: exit 2
+          - id: after
+            needs: [bad]
+            run: echo no
+        """)
+    done = glmtui("--run", str(plan), "--json")
+    assert done.returncode == 1, done.stderr
+    events = json_lines(done.stdout)
+    assert of(events, "step_finished", step="bad")[0]["exit_code"] == 2
+    assert of(events, "step_finished", step="after")[0]["status"] == "skipped"
+    assert events[-1]["status"] == "failure"
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("problem", ["unknown-key", "unknown-input", "missing-secret", "bad-cli-input"])
+def test_an_invalid_plan_exits_2_and_creates_nothing(glmtui, busybox_image, tmp_path, problem):
+    name = unique_name()
+    text = {
+        "unknown-key": "steps:\n  - id: a\n    run: echo hi\n    tiemout: 5s\n",
+        "unknown-input": "steps:\n  - id: a\n    run: echo ${inputs.nope}\n",
+        "missing-secret": "secrets: [GLMTUI_TEST_NEVER_SET]\nsteps:\n  - id: a\n    run: echo hi\n",
+        "bad-cli-input": "inputs:\n  n: {type: integer}\nsteps:\n  - id: a\n    run: echo ${inputs.n}\n",
+    }[problem]
+    plan = write_plan(tmp_path, f"version: 1\nname: {name}\nenv: {{image: glmtui/busybox:latest}}\n" + text)
+    args = ["--run", str(plan), "--json"] + (["--input", "n=many"] if problem == "bad-cli-input" else [])
+    done = glmtui(*args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stdout == "", "nothing ran, so no events"
+    assert "Traceback" not in done.stderr
+    assert "plan.yaml:" in done.stderr or problem == "bad-cli-input"
+    assert containers(f"label=glmtui.plan={name}") == []
+    runs = json.loads(glmtui("runs", "--json", "--limit", "500").stdout)
+    assert not any(r["plan"] == name for r in runs)
+
+
+def test_an_unreachable_engine_exits_3(glmtui, tmp_path):
+    plan = write_plan(tmp_path, GOOD_PLAN, NAME=unique_name())
+    done = glmtui("--run", str(plan), env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    line = helpers.one_error_line(done.stderr)
+    assert "nonexistent.sock" in line
+
+
+@pytest.mark.docker
+def test_keep_leaves_a_failed_throwaway_environment_and_says_how_to_enter_it(glmtui, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: keeper
+        env: {image: glmtui/busybox:latest}
+        steps:
+          - id: leave-a-trace
+            run: echo evidence > /workspace/trace.txt
+          - id: bad
+            needs: [leave-a-trace]
+            run: exit 1
+        """)
+    done = glmtui("--run", str(plan), "--keep")
+    assert done.returncode == 1, done.stderr
+    run_id = done.stdout.split()[1].rstrip(":")
+    env = f"run-{run_id}"
+    try:
+        assert f"glmtui env exec {env}" in done.stdout
+        assert len(run_containers(run_id)) == 1
+        assert helpers.container_status(env) == "running"
+        inside = glmtui("env", "exec", env, "cat", "/workspace/trace.txt")
+        assert inside.returncode == 0, inside.stderr
+        assert inside.stdout.strip() == "evidence"
+    finally:
+        remove_run_leftovers(run_id)
+
+
+@pytest.mark.docker
+def test_keep_does_not_keep_a_successful_run(glmtui, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, GOOD_PLAN, NAME=unique_name())
+    done = glmtui("--run", str(plan), "--keep", "--json")
+    assert done.returncode == 0, done.stderr
+    events = json_lines(done.stdout)
+    run_id = events[0]["run_id"]
+    try:
+        assert events[-1]["kept_environment"] is None
+        assert run_containers(run_id) == [] and not run_volume_exists(run_id)
+    finally:
+        remove_run_leftovers(run_id)
+
+
+@pytest.mark.docker
+def test_workflow_and_inputs_from_the_command_line(glmtui, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: choose
+        env: {image: glmtui/busybox:latest}
+        workflows:
+          main:
+            default: true
+            steps:
+              - id: main-step
+                run: echo main
+          other:
+            inputs:
+              times: {type: integer, default: 1}
+              label: {type: string}
+            steps:
+              - id: other-step
+                run: echo "${inputs.label} x${inputs.times}"
+                outputs: {doubled: "${inputs.times}"}
+        """)
+    done = glmtui("--run", str(plan), "--workflow", "other", "-i", "label=chosen", "--input", "times=4", "--json")
+    assert done.returncode == 0, done.stderr
+    events = json_lines(done.stdout)
+    assert events[0]["workflow"] == "other"
+    assert [e["step"] for e in of(events, "step_finished")] == ["other-step"]
+    assert lines_of(events, "other-step") == ["chosen x4"]
+    assert of(events, "step_finished")[0]["outputs"] == {"doubled": 4}
+    missing = glmtui("--run", str(plan), "--workflow", "other", "--json")
+    assert missing.returncode == 2 and "label" in missing.stderr
+    unknown = glmtui("--run", str(plan), "--workflow", "nope")
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+
+
+@pytest.mark.docker
+def test_jobs_1_serialises_steps_from_the_command_line(glmtui, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: serial
+        env: {image: glmtui/busybox:latest}
+        steps:
+          - id: one
+            run: sleep 1
+          - id: two
+            run: sleep 1
+        """)
+    done = glmtui("--run", str(plan), "--json", "--jobs", "1")
+    assert done.returncode == 0, done.stderr
+    events = json_lines(done.stdout)
+    spans = sorted((of(events, "step_started", step=s)[0]["ts"], of(events, "step_finished", step=s)[0]["ts"])
+                   for s in ("one", "two"))
+    assert max(end for _, end in spans) - spans[0][0] >= 2.0, f"the steps overlapped: {spans}"
+    # step_started means the step runs: the second one must not announce itself (and count its
+    # duration) while it still waits for the one --jobs slot
+    assert spans[1][0] >= spans[0][1] - 0.05, f"the second step started before the first ended: {spans}"
+    assert all(e["duration"] < 1.8 for e in of(events, "step_finished")), of(events, "step_finished")
+
+
+# --- validate, inspect, schema ---------------------------------------------------------------
+
+INSPECT_PLAN = """
+    version: 1
+    name: inspected
+    description: A plan to look at.
+    inputs:
+      who: {type: string, default: nobody}
+    secrets: [INSPECT_TOKEN]
+    env: {name: inspected-env, image: glmtui/busybox:latest, network: none}
+    steps:
+      - id: first
+        run: echo "hi ${inputs.who} with ${secrets.INSPECT_TOKEN}"
+      - id: second
+        needs: [first]
+        timeout: 30s
+        run: echo "${steps.first.outputs.x}"
+      - id: third
+        needs: [first]
+        write: {path: /tmp/x, content: "${inputs.who}"}
+    """
+
+
+def test_plan_validate_prints_an_ok_line(glmtui, tmp_path):
+    plan = write_plan(tmp_path, INSPECT_PLAN)
+    done = glmtui("plan", "validate", str(plan), "-e", "INSPECT_TOKEN=s3cr3t-value")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{plan}: valid (plan inspected, workflow main, 3 steps)"
+    as_json = glmtui("plan", "validate", str(plan), "--json", "-e", "INSPECT_TOKEN=x")
+    assert json.loads(as_json.stdout) == {"valid": True, "plan": "inspected", "workflow": "main", "steps": 3}
+    broken = write_plan(tmp_path, INSPECT_PLAN.replace("needs: [first]\n        timeout", "needs: [frist]\n        timeout"),
+                        name="broken.yaml")
+    bad = glmtui("plan", "validate", str(broken), "-e", "INSPECT_TOKEN=x")
+    assert bad.returncode == 2
+    assert "broken.yaml:" in bad.stderr and "frist" in bad.stderr and "did you mean" in bad.stderr
+
+
+def test_plan_inspect_shows_layers_and_filled_in_commands_with_the_secret_masked(glmtui, tmp_path):
+    plan = write_plan(tmp_path, INSPECT_PLAN)
+    done = glmtui("plan", "inspect", str(plan), "-i", "who=Grace", "-e", "INSPECT_TOKEN=s3cr3t-value")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "s3cr3t-value" not in out
+    assert 'echo "hi Grace with ***"' in out
+    assert "layer 1" in out and "layer 2" in out
+    assert out.index("layer 1") < out.index("first") < out.index("layer 2") < out.index("second")
+    assert "${steps.first.outputs.x}" in out  # not known before the run: shown as written
+    assert "inspected-env" in out and "network none" in out
+
+
+def test_plan_inspect_json(glmtui, tmp_path):
+    plan = write_plan(tmp_path, INSPECT_PLAN)
+    done = glmtui("plan", "inspect", str(plan), "--json", "-e", "INSPECT_TOKEN=s3cr3t-value")
+    assert done.returncode == 0, done.stderr
+    assert "s3cr3t-value" not in done.stdout
+    data = json.loads(done.stdout)
+    assert data["plan"] == "inspected" and data["workflow"] == "main"
+    assert data["environment"]["name"] == "inspected-env" and data["environment"]["throwaway"] is False
+    steps = {s["id"]: s for s in data["steps"]}
+    assert (steps["first"]["layer"], steps["second"]["layer"], steps["third"]["layer"]) == (0, 1, 1)
+    assert steps["first"]["command"] == 'echo "hi nobody with ***"'
+    assert steps["second"]["needs"] == ["first"] and steps["second"]["timeout"] == 30
+    assert [i["name"] for i in data["inputs"]] == ["who"]
+    assert data["secrets"] == [{"name": "INSPECT_TOKEN", "set": True}]
+
+
+def test_plan_schema_is_a_json_schema_the_example_plans_satisfy(glmtui):
+    done = glmtui("plan", "schema")
+    assert done.returncode == 0, done.stderr
+    schema = json.loads(done.stdout)
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
+    for path in [FULL_EXAMPLE, *sorted((PROJECT / "plans").glob("*.yaml"))]:
+        document = yaml.safe_load(path.read_text())
+        errors = [e.message for e in validator.iter_errors(document)]
+        assert errors == [], f"{path}: {errors}"
+    document = yaml.safe_load(FULL_EXAMPLE.read_text())
+    document["steps"][0]["tiemout"] = "5m"
+    assert not validator.is_valid(document), "an unknown step key must not satisfy the schema"

@@ -1,0 +1,1235 @@
+"""The plan runner against the real Docker engine: every step kind, the common step keys,
+expressions in scripts, the `env` section, and bad things happening at run time.
+
+Most tests share one named busybox environment (created by the first run, reused by the
+others) so the suite stays fast; the tests about environments make their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import shutil
+import subprocess
+
+import pytest
+
+import helpers
+from plan_helpers import (
+    RUNPLANS,
+    Timer,
+    containers,
+    docker_out,
+    env_sh,
+    make_store,
+    remove_run_leftovers,
+    run_containers,
+    run_plan,
+    run_volume_exists,
+    unique_name,
+    write_plan,
+)
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def shared(busybox_image: str):
+    """A named busybox environment the step tests share; removed at the end of the module."""
+    name = unique_name()
+    yield f"{{name: {name}, image: {busybox_image}}}"
+    helpers.remove_quietly(name)
+
+
+@pytest.fixture(scope="module")
+def shared_name(shared: str) -> str:
+    return shared.split("name: ")[1].split(",")[0]
+
+
+@pytest.fixture(scope="module")
+def shared_ws(workspace_image: str):
+    """A named workspace (Debian, python3, bash) environment, for what busybox lacks."""
+    name = unique_name()
+    yield f"{{name: {name}, image: {workspace_image}}}"
+    helpers.remove_quietly(name)
+
+
+def ok(outcome, *steps: str) -> None:
+    """The run succeeded (and the given steps did)."""
+    assert outcome.error is None, f"{outcome.error}\n{outcome.summary()}"
+    assert outcome.status == "success", outcome.summary()
+    for step in steps:
+        assert outcome.finished(step).status == "success", outcome.summary()
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+async def test_run_streams_stdout_and_stderr_apart_with_the_exit_code(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: streams
+        env: @ENV@
+        steps:
+          - id: talk
+            run: |
+              echo out-1
+              echo err-1 >&2
+              echo out-2
+              exit 3
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    assert outcome.lines("talk", "stdout") == ["out-1", "out-2"]
+    assert outcome.lines("talk", "stderr") == ["err-1"]
+    assert {e.stream for e in outcome.of("output")} == {"stdout", "stderr"}
+    finished = outcome.finished("talk")
+    assert (finished.status, finished.exit_code) == ("failure", 3)
+    assert "3" in finished.reason
+    assert outcome.status == "failure" and outcome.exit_code == 1
+
+
+async def test_run_with_bash_in_the_workspace_image(engine, shared_ws, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: bash
+        env: @ENV@
+        steps:
+          - id: b
+            shell: bash
+            run: |
+              words=(one two three)
+              [[ ${#words[@]} -eq 3 ]] && echo "bash ${BASH_VERSINFO[0]} has ${words[2]}"
+        """, ENV=shared_ws)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "b")
+    [line] = outcome.lines("b")
+    assert line.startswith("bash ") and line.endswith(" has three")
+
+
+async def test_run_with_an_argv_shell_python(engine, shared_ws, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: python-shell
+        env: @ENV@
+        inputs:
+          n: {type: integer, default: 6}
+        steps:
+          - id: py
+            shell: [python3, -c]
+            run: |
+              import os, sys
+              print("product", 7 * 6)
+              print("to stderr", file=sys.stderr)
+              open(os.environ["GLMTUI_OUTPUT"], "a").write("answer=42\\n")
+        """, ENV=shared_ws)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "py")
+    assert outcome.lines("py") == ["product 42"]
+    assert outcome.lines("py", "stderr") == ["to stderr"]
+    assert outcome.finished("py").outputs == {"answer": "42"}
+
+
+# --- write ------------------------------------------------------------------------------------
+
+
+async def test_write_content_mode_relative_path_and_expressions(engine, shared, tmp_path):
+    folder = unique_name()
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: writes
+        env: @ENV@
+        inputs:
+          who: {type: string, default: "Ada"}
+        steps:
+          - id: script
+            write:
+              path: /workspace/@DIR@/hello.sh
+              mode: '0755'
+              content: |
+                #!/bin/sh
+                echo "hello from ${inputs.who} in ${plan.name}"
+          - id: plain
+            workdir: /workspace/@DIR@
+            write:
+              path: notes/plain.txt
+              content: "line 1\\nline 2\\n"
+          - id: check
+            needs: [script, plain]
+            workdir: /workspace/@DIR@
+            run: |
+              ./hello.sh
+              stat -c '%a %n' hello.sh notes/plain.txt
+              cat notes/plain.txt
+        """, ENV=shared, DIR=folder)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "script", "plain", "check")
+    assert outcome.lines("check") == [
+        "hello from Ada in writes", "755 hello.sh", "644 notes/plain.txt", "line 1", "line 2",
+    ]
+    assert outcome.finished("plain").outputs["path"] == f"/workspace/{folder}/notes/plain.txt"
+
+
+# --- copy -------------------------------------------------------------------------------------
+
+
+async def test_copy_files_and_folders_both_ways_relative_to_the_plan_file(engine, shared, tmp_path, monkeypatch):
+    here = tmp_path / "project"
+    (here / "src" / "pkg").mkdir(parents=True)
+    (here / "src" / "top.txt").write_text("top\n")
+    (here / "src" / "pkg" / "inner.txt").write_text("inner\n")
+    (here / "single.txt").write_text("single file\n")
+    folder = unique_name()
+    plan = write_plan(here, """
+        version: 1
+        name: copies
+        env: @ENV@
+        steps:
+          - id: folder-in
+            copy: {from: ./src, to: "env:/workspace/@DIR@/src"}
+          - id: file-in
+            copy: {from: single.txt, to: "env:/workspace/@DIR@/"}
+          - id: change
+            needs: [folder-in, file-in]
+            run: |
+              cd /workspace/@DIR@
+              cat src/top.txt src/pkg/inner.txt single.txt
+              echo made-inside > src/pkg/new.txt
+          - id: folder-out
+            needs: [change]
+            copy: {from: "env:/workspace/@DIR@/src", to: ./out/tree}
+          - id: file-out
+            needs: [change]
+            copy: {from: "env:/workspace/@DIR@/single.txt", to: ./out/single-copy.txt}
+        """, ENV=shared, DIR=folder)
+    monkeypatch.chdir(tmp_path)  # relative host paths are against the plan file, not the cwd
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "folder-in", "file-in", "change", "folder-out", "file-out")
+    assert outcome.lines("change") == ["top", "inner", "single file"]
+    out = here / "out"
+    assert (out / "tree" / "top.txt").read_text() == "top\n"
+    assert (out / "tree" / "pkg" / "inner.txt").read_text() == "inner\n"
+    assert (out / "tree" / "pkg" / "new.txt").read_text() == "made-inside\n"
+    assert (out / "single-copy.txt").read_text() == "single file\n"
+    assert not (tmp_path / "out").exists()
+
+
+async def test_copy_of_a_missing_host_file_fails_the_step(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: copy-missing
+        env: @ENV@
+        steps:
+          - id: c
+            copy: {from: ./nope.txt, to: "env:/tmp/nope.txt"}
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    finished = outcome.finished("c")
+    assert finished.status == "failure"
+    assert "nope.txt" in finished.reason
+    assert outcome.exit_code == 1
+
+
+# --- http -------------------------------------------------------------------------------------
+
+
+async def test_http_get_json_status_headers_and_outputs(engine, shared, tmp_path):
+    folder = unique_name()
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: http-get
+        env: @ENV@
+        steps:
+          - id: content
+            write:
+              path: /workspace/@DIR@/www/status.json
+              content: '{"service": "demo", "version": "1.4.2", "healthy": true, "items": [10, 20, 30]}'
+          - id: serve
+            needs: [content]
+            run: |
+              httpd -p 18080 -h /workspace/@DIR@/www
+              for i in $(seq 1 50); do wget -q -O /dev/null http://127.0.0.1:18080/status.json && exit 0; sleep 0.1; done
+              exit 1
+          - id: fetch
+            needs: [serve]
+            http:
+              url: http://localhost:18080/status.json
+              timeout: 10s
+            outputs:
+              version: ${response.json.version}
+              healthy: ${response.json.healthy}
+              second: ${response.json.items[1]}
+              status: ${response.status}
+              length: ${response.headers.content-length}
+          - id: use
+            run: |
+              echo "version ${steps.fetch.outputs.version} status ${steps.fetch.outputs.status}"
+              echo "healthy=${steps.fetch.outputs.healthy} second=${steps.fetch.outputs.second}"
+          - id: missing
+            needs: [serve]
+            http: {url: "http://localhost:18080/nothing-here.json"}
+            outputs:
+              code: ${response.status}
+        """, ENV=shared, DIR=folder)
+    outcome = await run_plan(engine, plan)
+    for step in ("content", "serve", "fetch", "use"):
+        assert outcome.finished(step).status == "success", outcome.summary()
+    outputs = outcome.finished("fetch").outputs
+    assert outputs["version"] == "1.4.2"
+    assert outputs["healthy"] is True and outputs["second"] == 20 and outputs["status"] == 200
+    assert int(outputs["length"]) > 20
+    assert outcome.lines("use") == ["version 1.4.2 status 200", "healthy=true second=20"]
+    assert any('"version": "1.4.2"' in line for line in outcome.lines("fetch"))
+    missing = outcome.finished("missing")
+    assert missing.status == "failure" and "404" in missing.reason
+    assert outcome.status == "failure"
+
+
+ECHO_SERVER_PORT = 18081
+
+
+async def test_http_post_with_a_json_body_headers_and_query(engine, shared_ws, tmp_path):
+    """A tiny python3 echo server in the workspace image answers what it received."""
+    shutil.copy(RUNPLANS / "echo_server.py", tmp_path / "echo_server.py")
+    folder = unique_name()
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: http-post
+        env: @ENV@
+        inputs:
+          count: {type: integer, default: 3}
+          tags: {type: list, default: [a, b]}
+        steps:
+          - id: server
+            copy: {from: ./echo_server.py, to: "env:/workspace/@DIR@/echo_server.py"}
+          - id: serve
+            needs: [server]
+            run: |
+              python3 /workspace/@DIR@/echo_server.py @PORT@ >/tmp/echo-@DIR@.log 2>&1 &
+              python3 - <<'EOF'
+              import time, urllib.request
+              for _ in range(100):
+                  try:
+                      urllib.request.urlopen("http://127.0.0.1:@PORT@/ready"); break
+                  except OSError:
+                      time.sleep(0.05)
+              EOF
+          - id: post
+            needs: [serve]
+            http:
+              method: POST
+              url: http://localhost:@PORT@/items
+              query: {q: "x y", page: 2}
+              headers: {X-Test: "${plan.name}", Authorization: "Bearer t0k"}
+              body:
+                count: ${inputs.count}
+                tags: ${inputs.tags}
+                text: "n=${inputs.count}"
+                nested: {ok: true}
+            outputs:
+              status: ${response.status}
+              method: ${response.json.method}
+              path: ${response.json.path}
+              count: ${response.json.body.count}
+              text: ${response.json.body.text}
+              echoed: ${response.headers.x-echo}
+              got_header: ${response.json.headers.x-test}
+              content_type: ${response.json.headers.content-type}
+        """, ENV=shared_ws, DIR=folder, PORT=str(ECHO_SERVER_PORT))
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "server", "serve", "post")
+    out = outcome.finished("post").outputs
+    assert out["status"] == 201 and out["method"] == "POST"
+    assert out["path"] in ("/items?q=x+y&page=2", "/items?q=x%20y&page=2")
+    assert out["count"] == 3  # a whole ${...} keeps its type, also inside a body
+    assert out["text"] == "n=3"
+    assert out["echoed"] == "yes" and out["got_header"] == "http-post"
+    assert out["content_type"].startswith("application/json")
+    body = json.loads(next(line for line in outcome.lines("post") if line.startswith("{")))["body"]
+    assert body == {"count": 3, "tags": ["a", "b"], "text": "n=3", "nested": {"ok": True}}
+
+
+# --- components and workflows -----------------------------------------------------------------
+
+
+async def test_components_defaults_overrides_and_with(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: components
+        env: @ENV@
+        inputs:
+          who: {type: string, default: "inputs-who"}
+        components:
+          greet:
+            with:
+              name: {default: world}
+              punct: {default: "!"}
+            environment: {GREETING: hello, MARK: from-component}
+            run: echo "$GREETING ${with.name}${with.punct} $MARK"
+        steps:
+          - id: defaults
+            use: greet
+          - id: overridden
+            use: greet
+            with: {name: "${inputs.who}", punct: "?"}
+          - id: own-keys
+            use: greet
+            with: {name: step}
+            environment: {GREETING: bonjour}
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "defaults", "overridden", "own-keys")
+    assert outcome.lines("defaults") == ["hello world! from-component"]
+    assert outcome.lines("overridden") == ["hello inputs-who? from-component"]
+    # the step's environment is merged into the component's, name by name, the step's winning
+    assert outcome.lines("own-keys") == ["bonjour step! from-component"]
+
+
+WORKFLOWS_PLAN = """
+    version: 1
+    name: flows
+    env: @ENV@
+    inputs:
+      greeting: {type: string, default: hi}
+    workflows:
+      main:
+        default: true
+        steps:
+          - id: first
+            run: echo "main first"
+          - id: call
+            needs: [first]
+            workflow: build
+            with: {target: from-main, level: 7}
+          - id: after
+            needs: [call]
+            run: echo "after ${steps.call.outputs.compile.artifact}"
+      build:
+        inputs:
+          target: {type: string, default: default-target}
+          level: {type: integer, default: 1}
+        steps:
+          - id: compile
+            run: |
+              echo "${inputs.greeting}: building ${inputs.target} at level ${inputs.level}"
+              echo "artifact=${inputs.target}.bin" >> "$GLMTUI_OUTPUT"
+          - id: package
+            needs: [compile]
+            run: echo "packaging ${steps.compile.outputs.artifact}"
+    """
+
+
+async def test_workflow_step_runs_another_workflow_with_inputs(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, WORKFLOWS_PLAN, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "first", "call", "after", "call.compile", "call.package")
+    assert outcome.of("run_started")[0].workflow == "main"
+    assert outcome.lines("call.compile") == ["hi: building from-main at level 7"]
+    assert outcome.lines("call.package") == ["packaging from-main.bin"]
+    assert outcome.lines("after") == ["after from-main.bin"]
+
+
+async def test_choosing_a_workflow_with_its_inputs(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, WORKFLOWS_PLAN, ENV=shared)
+    outcome = await run_plan(engine, plan, workflow="build", inputs={"level": "9"})
+    ok(outcome, "compile", "package")
+    assert outcome.of("run_started")[0].workflow == "build"
+    assert {e.step for e in outcome.of("step_finished")} == {"compile", "package"}
+    assert outcome.lines("compile") == ["hi: building default-target at level 9"]
+
+
+# --- common keys: the graph -------------------------------------------------------------------
+
+
+PARALLEL_PLAN = """
+    version: 1
+    name: parallel
+    env: @ENV@
+    steps:
+      - id: one
+        run: sleep 1
+      - id: two
+        run: sleep 1
+      - id: last
+        needs: [one, two]
+        run: echo done
+    """
+
+
+def span(outcome, first: str, last: str) -> float:
+    return outcome.finished(last).ts - outcome.started(first)[0].ts
+
+
+async def test_independent_steps_start_in_parallel(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, PARALLEL_PLAN, ENV=shared)
+    outcome = await run_plan(engine, plan, jobs=2)
+    ok(outcome, "one", "two", "last")
+    starts = sorted(e.ts for e in outcome.of("step_started") if e.step in ("one", "two"))
+    assert starts[1] - starts[0] < 0.5
+    both = max(outcome.finished(s).ts for s in ("one", "two")) - starts[0]
+    assert both < 1.8, f"two `sleep 1` steps took {both:.2f}s together"
+    assert outcome.started("last")[0].ts >= max(outcome.finished(s).ts for s in ("one", "two"))
+
+
+async def test_jobs_1_runs_one_step_at_a_time(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, PARALLEL_PLAN, ENV=shared)
+    outcome = await run_plan(engine, plan, jobs=1)
+    ok(outcome, "one", "two", "last")
+    both = max(outcome.finished(s).ts for s in ("one", "two")) - min(e.ts for e in outcome.of("step_started"))
+    assert both >= 2.0, f"with --jobs 1 two `sleep 1` steps took only {both:.2f}s"
+
+
+async def test_a_reference_to_another_step_makes_an_implicit_need(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: implicit
+        env: @ENV@
+        steps:
+          - id: reader
+            run: echo "got ${steps.producer.outputs.value}"
+          - id: producer
+            run: |
+              sleep 0.5
+              echo "value=late" >> "$GLMTUI_OUTPUT"
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "producer", "reader")
+    assert outcome.started("reader")[0].ts >= outcome.finished("producer").ts
+    assert outcome.lines("reader") == ["got late"]
+
+
+async def test_if_true_runs_and_if_false_is_skipped(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: conditions
+        env: @ENV@
+        inputs:
+          go: {type: boolean, default: true}
+          level: {type: integer, default: 3}
+        steps:
+          - id: yes-bare
+            if: inputs.level > 2 and inputs.go
+            run: echo ran
+          - id: yes-braced
+            if: ${inputs.go}
+            run: echo ran too
+          - id: not-run
+            if: ${inputs.level == 2}
+            run: echo should not run
+          - id: after-no
+            needs: [not-run]
+            run: echo should not run either
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "yes-bare", "yes-braced")
+    assert outcome.lines("yes-bare") == ["ran"]
+    skipped = outcome.finished("not-run")
+    assert skipped.status == "skipped" and "condition" in skipped.reason
+    assert outcome.finished("after-no").status == "skipped"
+    assert outcome.lines("not-run") == [] and outcome.lines("after-no") == []
+    assert outcome.exit_code == 0
+
+
+async def test_status_functions_and_steps_after_a_failure(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: status-functions
+        env: @ENV@
+        steps:
+          - id: good
+            run: "true"
+          - id: bad
+            run: exit 4
+          - id: plain-after
+            needs: [bad]
+            run: echo no
+          - id: second-hand
+            needs: [plain-after]
+            run: echo no
+          - id: always
+            needs: [bad]
+            if: always()
+            run: echo always ran
+          - id: on-failure
+            needs: [bad]
+            if: failure()
+            run: echo failure ran
+          - id: on-success
+            needs: [bad]
+            if: success()
+            run: echo no
+          - id: failure-of-good
+            needs: [good]
+            if: failure()
+            run: echo no
+          - id: success-of-good
+            needs: [good]
+            if: success()
+            run: echo success ran
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    assert outcome.statuses() == {
+        "good": "success", "bad": "failure", "plain-after": "skipped", "second-hand": "skipped",
+        "always": "success", "on-failure": "success", "on-success": "skipped",
+        "failure-of-good": "skipped", "success-of-good": "success",
+    }, outcome.summary()
+    assert "bad" in outcome.finished("plain-after").reason
+    assert outcome.lines("always") == ["always ran"]
+    assert outcome.lines("on-failure") == ["failure ran"]
+    assert outcome.status == "failure" and outcome.exit_code == 1
+
+
+async def test_continue_on_error_lets_the_run_succeed_and_dependants_run(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: allowed
+        env: @ENV@
+        steps:
+          - id: flaky
+            continue_on_error: true
+            run: |
+              echo trying
+              exit 5
+          - id: next
+            needs: [flaky]
+            run: echo "flaky said ${steps.flaky.status} with ${steps.flaky.exit_code}"
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    flaky = outcome.finished("flaky")
+    assert (flaky.status, flaky.exit_code, flaky.allowed_failure) == ("failure", 5, True)
+    assert outcome.finished("next").status == "success"
+    assert outcome.lines("next") == ["flaky said failure with 5"]
+    assert outcome.status == "success" and outcome.exit_code == 0
+
+
+# --- timeout and retry ------------------------------------------------------------------------
+
+
+async def test_timeout_kills_the_step_and_its_children(engine, shared, shared_name, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: timeouts
+        env: @ENV@
+        steps:
+          - id: slow
+            timeout: 1s
+            run: |
+              sleep 317 &
+              sh -c 'sleep 318'
+          - id: quick
+            timeout: 5
+            run: echo in time
+        """, ENV=shared)
+    timer = Timer()
+    outcome = await run_plan(engine, plan)
+    assert timer.elapsed < 8
+    slow = outcome.finished("slow")
+    assert slow.status == "failure" and slow.reason == "timeout"
+    assert 0.9 <= slow.duration < 4
+    assert outcome.finished("quick").status == "success"
+    ps = helpers.processes(shared_name)
+    assert not helpers.ps_has(ps, "sleep 31"), ps
+
+
+async def test_retry_until_success_with_exponential_backoff(engine, shared, shared_name, tmp_path):
+    base = f"/tmp/{unique_name()}"
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: retries
+        env: @ENV@
+        steps:
+          - id: flaky
+            retry: {attempts: 4, delay: 0.4s, backoff: exponential}
+            run: |
+              now() { cut -d' ' -f1 /proc/uptime; }
+              n=$(cat @BASE@.count 2>/dev/null || echo 0)
+              n=$((n + 1))
+              echo $n > @BASE@.count
+              echo "start $(now)" >> @BASE@.times
+              echo "attempt $n"
+              [ "$n" -ge 3 ] && exit 0
+              echo "end $(now)" >> @BASE@.times
+              exit 1
+        """, ENV=shared, BASE=base)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "flaky")
+    assert [e.attempt for e in outcome.started("flaky")] == [1, 2, 3]
+    assert outcome.finished("flaky").attempt == 3
+    assert outcome.lines("flaky") == ["attempt 1", "attempt 2", "attempt 3"]
+    times = [float(line.split()[1]) for line in env_sh(shared_name, f"cat {base}.times").stdout.splitlines()]
+    start1, end1, start2, end2, start3 = times
+    first_delay, second_delay = start2 - end1, start3 - end2
+    assert first_delay >= 0.38 and second_delay >= 0.78, (first_delay, second_delay)
+    # whatever each attempt's start costs, the wait itself doubles: 0.4s, then 0.8s
+    assert 0.25 <= second_delay - first_delay <= 0.65, (first_delay, second_delay)
+    log = outcome.store.log_file(outcome.run_id, "flaky").read_text()
+    assert "attempt 1" in log and "attempt 3" in log
+
+
+async def test_retry_gives_up_after_the_attempts(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: retries-fail
+        env: @ENV@
+        steps:
+          - id: never
+            retry: {attempts: 2, delay: 0.1s}
+            run: exit 9
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    assert [e.attempt for e in outcome.started("never")] == [1, 2, 3]
+    finished = outcome.finished("never")
+    assert (finished.status, finished.exit_code, finished.attempt) == ("failure", 9, 3)
+
+
+# --- variables, workdir, outputs, expressions --------------------------------------------------
+
+
+async def test_environment_variables_of_the_env_and_the_step(engine, shared_name, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: variables
+        inputs:
+          colour: {type: string, default: blue}
+        env:
+          name: @NAME@
+          image: glmtui/busybox:latest
+          environment:
+            SHARED: "from-env"
+            DERIVED: "plan ${plan.name} in ${inputs.colour}"
+            OVERRIDE: "env-level"
+        steps:
+          - id: show
+            environment:
+              OVERRIDE: "step-level ${inputs.colour}"
+              ONLY_STEP: "${inputs.colour | upper}"
+            run: |
+              echo "$SHARED|$DERIVED|$OVERRIDE|$ONLY_STEP"
+          - id: other
+            run: echo "$OVERRIDE|${ONLY_STEP:-unset}"
+        """, NAME=shared_name)
+    outcome = await run_plan(engine, plan, inputs={"colour": "red"})
+    ok(outcome, "show", "other")
+    assert outcome.lines("show") == ["from-env|plan variables in red|step-level red|RED"]
+    assert outcome.lines("other") == ["env-level|unset"]
+
+
+async def test_workdir_of_the_env_and_of_a_step(engine, busybox_image, env_name, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: workdirs
+        env:
+          name: @NAME@
+          image: glmtui/busybox:latest
+          workdir: /work/area
+        steps:
+          - id: default
+            run: pwd
+          - id: own
+            workdir: /tmp
+            run: pwd
+          - id: relative-write
+            write: {path: here.txt, content: x}
+          - id: check
+            needs: [relative-write]
+            run: ls /work/area/here.txt
+        """, NAME=env_name)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "default", "own", "relative-write", "check")
+    assert outcome.lines("default") == ["/work/area"]
+    assert outcome.lines("own") == ["/tmp"]
+
+
+async def test_outputs_from_the_output_file_and_the_outputs_mapping(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: outputs
+        env: @ENV@
+        steps:
+          - id: produce
+            run: |
+              echo "simple=one" >> "$GLMTUI_OUTPUT"
+              echo "with_equals=a=b" >> "$GLMTUI_OUTPUT"
+              {
+                echo "multi<<END_OF_VALUE"
+                echo "line 1"
+                echo "line 2 with = sign"
+                echo "END_OF_VALUE"
+              } >> "$GLMTUI_OUTPUT"
+              echo first
+              echo second
+              echo third
+              echo warning >&2
+            outputs:
+              code: ${step.exit_code}
+              last: ${step.stdout | tail(1) | trim}
+              both: "${step.outputs.simple}+${step.stderr | trim}"
+              status: ${step.status}
+          - id: consume
+            run: |
+              echo "[${steps.produce.outputs.multi}]"
+              echo "${steps.produce.outputs.with_equals} ${steps.produce.outputs.both} ${steps.produce.outputs.code}"
+              echo "tail: ${steps.produce.stdout | tail(1)}"
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "produce", "consume")
+    outputs = outcome.finished("produce").outputs
+    assert outputs["simple"] == "one" and outputs["with_equals"] == "a=b"
+    assert outputs["multi"] == "line 1\nline 2 with = sign"
+    assert outputs["code"] == 0 and outputs["last"] == "third" and outputs["status"] == "success"
+    assert outputs["both"] == "one+warning"
+    assert outcome.lines("consume") == ["[line 1", "line 2 with = sign]", "a=b one+warning 0", "tail: third"]
+
+
+async def test_a_whole_expression_keeps_its_type_and_text_makes_a_string(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: types
+        env: @ENV@
+        inputs:
+          count: {type: integer, default: 3}
+          ratio: {type: number, default: 0.5}
+          flag: {type: boolean, default: false}
+          items: {type: list, default: [1, two]}
+          settings: {type: object, default: {a: 1}}
+        steps:
+          - id: typed
+            run: "true"
+            outputs:
+              count: ${inputs.count}
+              ratio: ${inputs.ratio}
+              flag: ${inputs.flag}
+              items: ${inputs.items}
+              settings: ${inputs.settings}
+              text: "n=${inputs.count} flag=${inputs.flag}"
+              compare: ${inputs.count > 2}
+              spaced: " ${inputs.count}"
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan, inputs={"count": "5", "flag": "true"})
+    ok(outcome, "typed")
+    assert outcome.finished("typed").outputs == {
+        "count": 5, "ratio": 0.5, "flag": True, "items": [1, "two"], "settings": {"a": 1},
+        "text": "n=5 flag=true", "compare": True, "spaced": " 5",
+    }
+
+
+HOSTILE = """$(touch /tmp/@MARK@-a) `touch /tmp/@MARK@-b` it's "quoted" ${HOME} $HOME \\ ; touch /tmp/@MARK@-c  end"""
+
+
+async def test_expressions_in_run_scripts_are_never_code(engine, shared, shared_name, tmp_path):
+    mark = unique_name()
+    message = HOSTILE.replace("@MARK@", mark)
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: injection
+        env: @ENV@
+        inputs:
+          msg: {type: string}
+        steps:
+          - id: bare
+            run: echo ${inputs.msg}
+          - id: double
+            run: |
+              echo "msg: ${inputs.msg}"
+          - id: single
+            run: |
+              echo 'msg: ${inputs.msg}'
+          - id: heredoc
+            run: |
+              cat <<EOF
+              msg: ${inputs.msg}
+              EOF
+          - id: quoted-heredoc
+            run: |
+              cat <<'EOF'
+              msg: ${inputs.msg}
+              EOF
+          - id: in-variable
+            environment: {MSG: "${inputs.msg}"}
+            run: printf '%s\\n' "$MSG"
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan, inputs={"msg": message})
+    ok(outcome, "bare", "double", "single", "heredoc", "quoted-heredoc", "in-variable")
+    assert outcome.lines("bare") == [message]
+    for step in ("double", "single", "heredoc", "quoted-heredoc"):
+        assert outcome.lines(step) == [f"msg: {message}"], step
+    assert outcome.lines("in-variable") == [message]
+    leftovers = env_sh(shared_name, f"ls /tmp | grep {mark} || true").stdout
+    assert leftovers == "", f"the message ran as code: {leftovers}"
+
+
+async def test_a_multiline_input_prints_exactly(engine, shared, tmp_path):
+    message = "line one\n  line 'two'\n$(echo three)"
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: multiline
+        env: @ENV@
+        inputs:
+          msg: {type: string}
+        steps:
+          - id: double
+            run: echo "${inputs.msg}"
+          - id: heredoc
+            run: |
+              cat <<END
+              ${inputs.msg}
+              END
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan, inputs={"msg": message})
+    ok(outcome, "double", "heredoc")
+    assert outcome.text("double") == message
+    assert outcome.text("heredoc") == message
+
+
+# --- the env section --------------------------------------------------------------------------
+
+
+async def test_a_named_environment_is_created_then_reused_and_started_if_stopped(engine, env_name, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: named
+        env: {name: @NAME@, image: glmtui/busybox:latest}
+        steps:
+          - id: mark
+            run: |
+              cat /workspace/visits 2>/dev/null || echo none
+              echo visit >> /workspace/visits
+        """, NAME=env_name)
+    first = await run_plan(engine, plan)
+    ok(first, "mark")
+    container = helpers.docker_inspect(env_name)
+    assert container["State"]["Running"], "a named environment stays running after the run"
+    assert "glmtui.run" not in container["Config"]["Labels"]
+    second = await run_plan(engine, plan)
+    ok(second, "mark")
+    assert helpers.docker_inspect(env_name)["Id"] == container["Id"]
+    assert second.lines("mark") == ["visit"]
+    helpers.docker("stop", "-t", "0", helpers.container_of(env_name))
+    assert helpers.container_status(env_name) == "exited"
+    third = await run_plan(engine, plan)
+    ok(third, "mark")
+    after = helpers.docker_inspect(env_name)
+    assert after["Id"] == container["Id"] and after["State"]["Running"]
+    assert third.lines("mark") == ["visit", "visit"]
+    assert any("start" in e.message for e in third.of("progress"))
+
+
+async def test_a_throwaway_environment_is_removed_after_the_run(engine, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: throwaway
+        env: {image: glmtui/busybox:latest}
+        steps:
+          - id: where
+            run: hostname
+          - id: fails
+            run: exit 1
+        """)
+    outcome = await run_plan(engine, plan)
+    started = outcome.of("run_started")[0]
+    assert started.throwaway and started.environment == f"run-{outcome.run_id}"
+    try:
+        assert outcome.status == "failure"
+        assert run_containers(outcome.run_id) == []
+        assert not run_volume_exists(outcome.run_id)
+        assert outcome.of("run_finished")[0].kept_environment is None
+    finally:
+        remove_run_leftovers(outcome.run_id)
+
+
+async def test_copy_in_at_creation_and_mounts(engine, env_name, busybox_image, tmp_path):
+    (tmp_path / "project" / "sub").mkdir(parents=True)
+    (tmp_path / "project" / "a.txt").write_text("A\n")
+    (tmp_path / "project" / "sub" / "b.txt").write_text("B\n")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "r.txt").write_text("read me\n")
+    (tmp_path / "rw").mkdir()
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: copy-mounts
+        env:
+          name: @NAME@
+          image: glmtui/busybox:latest
+          copy: ["./project:/workspace/project", "./ro/r.txt:/opt/r.txt"]
+          mounts: ["./ro:/ro:ro", "./rw:/rw"]
+        steps:
+          - id: look
+            run: |
+              cat /workspace/project/a.txt /workspace/project/sub/b.txt /opt/r.txt /ro/r.txt
+              echo written > /rw/out.txt
+          - id: write-ro
+            run: echo nope > /ro/new.txt
+        """, NAME=env_name)
+    outcome = await run_plan(engine, plan)
+    assert outcome.finished("look").status == "success", outcome.summary()
+    assert outcome.lines("look") == ["A", "B", "read me", "read me"]
+    assert (tmp_path / "rw" / "out.txt").read_text() == "written\n"
+    failed = outcome.finished("write-ro")
+    assert failed.status == "failure"
+    assert any("Read-only" in line for line in outcome.lines("write-ro", "stderr"))
+    assert not (tmp_path / "ro" / "new.txt").exists()
+
+
+async def test_resources_network_and_user_reach_the_container(engine, env_name, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: limits
+        env:
+          name: @NAME@
+          image: glmtui/busybox:latest
+          resources: {memory: 256m, cpus: 0.5, pids: 64}
+          network: none
+          user: "1234:2345"
+        steps:
+          - id: who
+            run: |
+              id -u
+              id -g
+              cat /proc/net/route | wc -l
+          - id: file-owner
+            write: {path: /tmp/owned.txt, content: x}
+          - id: owner
+            needs: [file-owner]
+            run: stat -c '%u:%g' /tmp/owned.txt
+        """, NAME=env_name)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "who", "owner")
+    uid, gid, routes = outcome.lines("who")
+    assert (uid, gid) == ("1234", "2345")
+    assert routes == "1", "network none: no routes but the header line"
+    assert outcome.lines("owner") == ["1234:2345"]
+    host = helpers.docker_inspect(env_name)["HostConfig"]
+    assert host["Memory"] == 256 * 1024**2
+    assert host["NanoCpus"] == 500_000_000
+    assert host["PidsLimit"] == 64
+    assert host["NetworkMode"] == "none"
+    assert helpers.docker_inspect(env_name)["Config"]["User"] == "1234:2345"
+
+
+async def test_build_makes_the_image_once_and_reuses_it(engine, busybox_image, tmp_path):
+    name = unique_name()
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        f"FROM {busybox_image}\nARG FLAVOUR=plain\nRUN echo \"built $FLAVOUR\" > /built.txt\n"
+    )
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: @NAME@
+        env:
+          build: {context: ./ctx, args: {FLAVOUR: spicy}}
+        steps:
+          - id: look
+            run: cat /built.txt
+        """, NAME=name)
+    repo = f"glmtui/plan-{name}"
+    try:
+        first = await run_plan(engine, plan)
+        ok(first, "look")
+        assert first.lines("look") == ["built spicy"]
+        tags = docker_out("images", repo, "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").splitlines()
+        assert tags, "the built image is tagged glmtui/plan-NAME"
+        second = await run_plan(engine, plan)
+        ok(second, "look")
+        assert second.lines("look") == ["built spicy"]
+        assert docker_out("images", repo, "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").splitlines() == tags
+        messages = [e.message for e in second.of("progress")]
+        assert not any(m.startswith("Step ") for m in messages), f"the second run built again: {messages}"
+        images = {e.message.rsplit(" ", 1)[-1] for e in first.of("progress") + second.of("progress")
+                  if e.message.startswith("creating")}
+        assert len(images) == 1, images
+    finally:
+        for ref in docker_out("images", repo, "--format", "{{.Repository}}:{{.Tag}}").split():
+            helpers.docker("rmi", "-f", ref, check=False)
+
+
+# --- bad things at run time -------------------------------------------------------------------
+
+
+async def test_a_command_not_found_gives_127_and_a_hint(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: not-found
+        env: @ENV@
+        steps:
+          - id: typo
+            run: ech0 hello
+          - id: argv
+            shell: [no-such-interpreter, -c]
+            run: print(1)
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    argv = outcome.finished("argv")
+    assert argv.status == "failure" and argv.exit_code == 127
+    assert "not found" in argv.reason
+    typo = outcome.finished("typo")
+    assert typo.status == "failure" and typo.exit_code == 127
+    assert any("ech0" in line for line in outcome.lines("typo", "stderr"))
+    assert "not found" in typo.reason or "install" in typo.reason, (
+        f"exit 127 from the shell gives no hint: reason is {typo.reason!r}"
+    )
+
+
+async def test_a_one_megabyte_line_arrives_whole(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: big-line
+        env: @ENV@
+        steps:
+          - id: big
+            run: |
+              head -c 1048576 /dev/zero | tr '\\0' 'x'
+              echo
+              echo after
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "big")
+    assert outcome.lines("big") == ["x" * 1048576, "after"]
+    log = outcome.store.log_file(outcome.run_id, "big").read_bytes()
+    assert log == b"x" * 1048576 + b"\nafter\n"
+
+
+async def test_binary_output_does_not_break_the_run(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: binary
+        env: @ENV@
+        steps:
+          - id: bin
+            run: |
+              printf 'ok \\377\\376 mid \\200\\n'
+              head -c 3000 /dev/urandom
+              echo
+              echo still-here
+          - id: after
+            needs: [bin]
+            run: echo "tail ${steps.bin.stdout | tail(1) | trim}"
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "bin", "after")
+    lines = outcome.lines("bin")
+    assert lines[0] == "ok \ufffd\ufffd mid \ufffd"
+    assert lines[-1] == "still-here"
+    assert outcome.lines("after") == ["tail still-here"]
+
+
+async def test_carriage_return_progress_shows_its_last_frame_in_plain_output(engine, shared, tmp_path):
+    from glmtui.headless import PlainRenderer
+
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: progress
+        env: @ENV@
+        steps:
+          - id: bar
+            run: |
+              printf 'loading 10%%\\r'
+              sleep 0.2
+              printf 'loading 50%%\\r'
+              sleep 0.2
+              printf 'loading 100%%\\n'
+              echo done
+        """, ENV=shared)
+    screen = io.StringIO()
+    outcome = await run_plan(engine, plan, sink=PlainRenderer(screen))
+    ok(outcome, "bar")
+    shown = [line for line in screen.getvalue().splitlines() if line.startswith("bar ")]
+    assert [line.split("| ", 1)[1] for line in shown] == ["loading 100%", "done"]
+    log = outcome.store.log_file(outcome.run_id, "bar").read_bytes()
+    assert b"loading 10%\rloading 50%\r" in log  # the log keeps every frame
+
+
+async def test_a_container_killed_mid_step_fails_the_run_cleanly(engine, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: killed
+        env: {image: glmtui/busybox:latest}
+        steps:
+          - id: long
+            run: |
+              echo waiting
+              sleep 300
+          - id: next
+            needs: [long]
+            run: echo no
+        """)
+    store = make_store(tmp_path / "data")
+    events: list = []
+    task = asyncio.create_task(run_plan(engine, plan, store=store, sink=events.append))
+    for _ in range(300):
+        if any(e.kind == "output" and e.step == "long" for e in events):
+            break
+        await asyncio.sleep(0.05)
+    run_id = events[0].run_id
+    try:
+        killer = await asyncio.create_subprocess_exec("docker", "kill", f"glmtui-run-{run_id}",
+                                                      stdout=subprocess.DEVNULL)
+        await killer.wait()
+        outcome = await asyncio.wait_for(task, 30)
+        assert outcome.error is None, outcome.error
+        long = outcome.finished("long")
+        assert long.status == "failure", outcome.summary()
+        assert long.reason, "a killed step says why it failed"
+        assert outcome.finished("next").status == "skipped"
+        assert outcome.status == "failure" and outcome.exit_code == 1
+        record = store.run(run_id)
+        assert record.status == "failure"
+        assert {s.step: s.status for s in record.steps} == {"long": "failure", "next": "skipped"}
+        assert store.log_file(run_id, "long").read_text() == "waiting\n"
+        assert run_containers(run_id) == []
+        assert any(word in long.reason for word in ("environment", "killed", "stopped")), (
+            f"the reason does not say the environment was killed: {long.reason!r}"
+        )
+    finally:
+        remove_run_leftovers(run_id)
+
+
+async def test_an_unknown_image_fails_before_any_step_with_a_clear_error(engine, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: no-image
+        env: {image: "glmtui/does-not-exist:never"}
+        steps:
+          - id: a
+            run: echo no
+        """)
+    outcome = await run_plan(engine, plan)
+    assert outcome.error is not None
+    assert "glmtui image build" in (str(outcome.error) + str(getattr(outcome.error, "hint", "")))
+    assert outcome.of("step_started") == []
+    assert outcome.status == "failure"
+    assert run_containers(outcome.run_id) == []
+    assert containers(f"name=glmtui-run-{outcome.run_id}") == []
+
+
+async def test_a_container_removed_mid_step_fails_the_step_and_leaves_no_volume(engine, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: removed
+        env: {image: glmtui/busybox:latest}
+        steps:
+          - id: long
+            run: |
+              echo waiting
+              sleep 300
+        """)
+    store = make_store(tmp_path / "data")
+    events: list = []
+    task = asyncio.create_task(run_plan(engine, plan, store=store, sink=events.append))
+    for _ in range(300):
+        if any(e.kind == "output" and e.step == "long" for e in events):
+            break
+        await asyncio.sleep(0.05)
+    run_id = events[0].run_id
+    try:
+        remover = await asyncio.create_subprocess_exec("docker", "rm", "-f", f"glmtui-run-{run_id}",
+                                                       stdout=subprocess.DEVNULL)
+        await remover.wait()
+        outcome = await asyncio.wait_for(task, 30)
+        assert outcome.finished("long").status == "failure", outcome.summary()
+        assert outcome.status == "failure"
+        assert store.run(run_id).status == "failure"
+        assert run_containers(run_id) == []
+        assert not run_volume_exists(run_id), "the throw-away environment's workspace volume was left behind"
+    finally:
+        remove_run_leftovers(run_id)
