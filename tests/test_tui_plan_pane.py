@@ -210,7 +210,7 @@ async def test_inputs_form_validates_and_changes_the_preview(tmp_path: Path) -> 
     app = PaneApp(tmp_path, plan)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause(0.2)
-        assert rows(app)["say"][7] == 'echo "world x2 loud=false token="'
+        assert rows(app)["say"][7] == 'echo "world x2 loud=false token=${secrets.TYPED_TEST_TOKEN}"'
         assert "TYPED_TEST_TOKEN NOT SET" in screen_text(app)
         # a bad value: the form stays, with load_plan's message
         screen = await set_inputs(pilot, app, {"times": "many"})
@@ -225,7 +225,7 @@ async def test_inputs_form_validates_and_changes_the_preview(tmp_path: Path) -> 
         # good values: the preview shows them
         await set_inputs(pilot, app, {"who": "tester", "times": "3"}, switches=("loud",))
         assert not isinstance(app.screen, PlanInputsScreen)
-        assert rows(app)["say"][7] == 'echo "tester x3 loud=true token="'
+        assert rows(app)["say"][7] == 'echo "tester x3 loud=true token=${secrets.TYPED_TEST_TOKEN}"'
         text = screen_text(app)
         assert "who = tester (string)" in text and "times = 3 (integer)" in text and "loud = true" in text
         # the form opens again with what was given
