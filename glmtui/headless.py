@@ -46,8 +46,10 @@ class PlainRenderer:
     def __call__(self, event: Event) -> None:
         write = self.out.write
         if isinstance(event, Output):
-            prefix = f"{event.step:<{self.width}} | "
-            write("".join(f"{prefix}{visible(line)}\n" for line in event.lines))
+            if event.lines:
+                prefix = f"{event.step:<{self.width}} | "
+                lines = [visible(line) if "\r" in line else line for line in event.lines]
+                write(prefix + ("\n" + prefix).join(lines) + "\n")
             return
         if isinstance(event, RunStarted):
             where = f"throw-away environment {event.environment}" if event.throwaway else f"environment {event.environment}"

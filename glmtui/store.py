@@ -121,6 +121,8 @@ class Store:
         self.database.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.database, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Survives the process being killed; only a power cut could lose the last commits.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
 

@@ -37,18 +37,6 @@ def pack_bytes(name: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int
     return buffer.getvalue()
 
 
-def pack_folders(path: str, mode: int = 0o1777) -> bytes:
-    """Directory entries for `path` and each parent below the top folder (e.g. tmp/glmtui/x)."""
-    parts = PurePosixPath(path.strip("/")).parts
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=_FORMAT, encoding=_ENCODING, errors=_ERRORS) as tar:
-        for depth in range(2, len(parts) + 1):  # never the top folder itself (/tmp keeps its mode)
-            info = tarfile.TarInfo("/".join(parts[:depth]))
-            info.type, info.mode = tarfile.DIRTYPE, mode
-            tar.addfile(info)
-    return buffer.getvalue()
-
-
 def unpack(data: bytes, destination: Path, *, rename_top: str | None = None) -> list[Path]:
     """Extract a tar from the engine into `destination`; refuses entries that escape it."""
     destination.mkdir(parents=True, exist_ok=True)

@@ -426,6 +426,14 @@ class Engine:
             result.reason = await self._why_ended(name, exit_code)
         return result
 
+    async def spawn(self, name: str, argv: Sequence[str], *, user: str | None = None) -> None:
+        """Start a command and return at once: for tidying up that nobody waits for."""
+        async with self._translate(f"environment {name!r}"):
+            execution = await self._container(name).exec(
+                cmd=list(argv), stdout=False, stderr=False, tty=False, user=user or ""
+            )
+            await execution.start(detach=True)
+
     async def _exec_exit_code(self, execution: Any) -> int:
         for _ in range(100):
             try:
@@ -596,10 +604,6 @@ class Engine:
             except (GlmtuiError, IsADirectoryError):
                 files.append("")
         return archive.owner_ids(user, *files)
-
-    async def make_folder(self, name: str, path: str) -> None:
-        """A folder anyone in the environment may write to (parents below the top one too)."""
-        await self._put_archive(name, archive.pack_folders(path))
 
     async def copy_out(self, name: str, source: str, destination: Path) -> list[Path]:
         """Get a file or folder from the environment to `destination` on the host."""

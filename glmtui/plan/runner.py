@@ -26,7 +26,7 @@ from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse_c
 from glmtui.plan.model import LoadedPlan, Step, Workflow
 from glmtui.plan.steps import KINDS
 from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome, render
-from glmtui.plan.steps.run import OUTPUT_DIR
+from glmtui.plan.steps.run import remove_output_files
 from glmtui.store import StepRecord, Store
 
 T = TypeVar("T")
@@ -99,7 +99,6 @@ class Runner:
                 self.engine, self.loaded, self.config, self.run_id, self._values(self.loaded.inputs, {}),
                 lambda message: self.sink(Progress(self.masker.mask(message))),
             )
-            await self.engine.make_folder(self.env.name, f"{OUTPUT_DIR}/{self.run_id}")
             await self._run_workflow(workflow, self.loaded.inputs, prefix="")
             status = "failure" if self._failed else "success"
         except asyncio.CancelledError:
@@ -124,9 +123,7 @@ class Runner:
             return None
         if not self.env.throwaway:
             try:
-                await self.engine.exec(
-                    self.env.name, ["rm", "-rf", f"{OUTPUT_DIR}/{self.run_id}"], user=self.env.user, timeout=10
-                )
+                await self.engine.spawn(self.env.name, remove_output_files(self.run_id), user=self.env.user)
             except GlmtuiError:
                 pass
             return None

@@ -10,7 +10,7 @@ from glmtui.plan.shell import render_script
 from glmtui.plan.steps.base import StepContext, StepOutcome
 
 SHELLS = {"sh", "bash", "dash", "ash", "zsh", "ksh"}
-OUTPUT_DIR = "/tmp/glmtui"  # $GLMTUI_OUTPUT files, one per step attempt
+OUTPUT_PREFIX = "/tmp/glmtui-out-"  # $GLMTUI_OUTPUT files, one per step attempt
 
 
 def shell_argv(shell: str | tuple[str, ...] | list[str] | None) -> list[str]:
@@ -23,7 +23,12 @@ def shell_argv(shell: str | tuple[str, ...] | list[str] | None) -> list[str]:
 
 
 def output_file(run_id: str, step: str, attempt: int) -> str:
-    return f"{OUTPUT_DIR}/{run_id}/{step}.{attempt}"
+    return f"{OUTPUT_PREFIX}{run_id}-{step}.{attempt}"
+
+
+def remove_output_files(run_id: str) -> list[str]:
+    """argv removing a run's $GLMTUI_OUTPUT files (the run id is an argument, not script text)."""
+    return ["sh", "-c", f'rm -f {OUTPUT_PREFIX}"$1"-*', "sh", run_id]
 
 
 async def run_step(ctx: StepContext) -> StepOutcome:
