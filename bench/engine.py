@@ -51,7 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from glmtui.docker import Engine, EnvSpec  # noqa: E402
+from glmtui.docker.engine import Engine  # noqa: E402
+from glmtui.docker.spec import EnvSpec  # noqa: E402
 from glmtui.docker.spec import container_name, volume_name  # noqa: E402
 from glmtui.errors import GlmtuiError  # noqa: E402
 

@@ -15,20 +15,16 @@ from glmtui.commands.common import engine, print_json, run, state
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 def version(as_json: bool) -> None:
     """glmtui, Python, Docker engine and API versions, engine address."""
-    from glmtui.docker.engine import resolve_host
+    from glmtui.docker.address import resolve_host
+    from glmtui.docker.version import engine_version
     from glmtui.errors import EngineUnreachable
 
     info = {"glmtui": __version__, "python": platform.python_version(), "engine": None, "api": None}
     info["host"] = resolve_host(state().config.get("docker_host"))
-
-    async def work():
-        async with engine() as docker:
-            return docker.version_info
-
     problem = None
     try:
-        engine_info = run(work)
-        info["engine"], info["api"] = engine_info.get("Version"), engine_info.get("ApiVersion")
+        answer = engine_version(info["host"])
+        info["engine"], info["api"] = answer.get("Version"), answer.get("ApiVersion")
     except EngineUnreachable as err:
         problem = err
     if as_json:

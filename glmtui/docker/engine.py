@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,11 @@ from aiodocker.exceptions import DockerError
 from aiodocker.volumes import DockerVolume
 
 from glmtui.docker import archive
+from glmtui.docker.address import resolve_host, unreachable
+from glmtui.docker.types import CleanReport, EngineEvent, Environment, ExecResult, Stats
 from glmtui.docker.spec import (
     LABEL_ENV,
     LABEL_MANAGED,
-    LABEL_RUN,
-    LABEL_WORKDIR,
     MANAGED_FILTER,
     EnvSpec,
     check_name,
@@ -38,7 +37,6 @@ from glmtui.docker.spec import (
 from glmtui.errors import BadInput, Conflict, EngineUnreachable, GlmtuiError, NotFound
 from glmtui.units import parse_duration
 
-DEFAULT_HOST = "unix:///var/run/docker.sock"
 CREATING_GRACE = 60  # seconds a container may stay "created" before `clean` takes it
 STDOUT, STDERR = 1, 2
 OutputCallback = Callable[[int, bytes], None]
@@ -60,117 +58,6 @@ done
 """
 _START_FAILURE = b"OCI runtime exec failed"
 SHELL_ARGV = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"]
-
-
-def resolve_host(configured: str | None = None) -> str:
-    """The engine address: config, then DOCKER_HOST, then the default socket."""
-    return configured or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
-
-
-@dataclass(frozen=True)
-class Environment:
-    name: str
-    id: str
-    status: str  # created, running, paused, restarting, exited, dead
-    image: str
-    created: datetime
-    workdir: str
-    run_id: str | None = None
-    ports: tuple[str, ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "id": self.id[:12],
-            "status": self.status,
-            "image": self.image,
-            "created": self.created.isoformat(),
-            "workdir": self.workdir,
-            "run_id": self.run_id,
-            "ports": list(self.ports),
-        }
-
-    @classmethod
-    def from_list_entry(cls, entry: Mapping[str, Any]) -> Environment:
-        labels = entry.get("Labels") or {}
-        ports = tuple(
-            f"{p.get('IP', '')}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}".lstrip(":")
-            if p.get("PublicPort")
-            else f"{p['PrivatePort']}/{p['Type']}"
-            for p in entry.get("Ports") or []
-        )
-        return cls(
-            name=labels.get(LABEL_ENV, entry["Names"][0].lstrip("/")),
-            id=entry["Id"],
-            status=entry["State"],
-            image=entry["Image"],
-            created=datetime.fromtimestamp(entry["Created"], tz=timezone.utc),
-            workdir=labels.get(LABEL_WORKDIR, "/"),
-            run_id=labels.get(LABEL_RUN),
-            ports=ports,
-            labels=labels,
-        )
-
-
-@dataclass
-class ExecResult:
-    exit_code: int
-    duration: float
-    stdout: bytes = b""
-    stderr: bytes = b""
-    timed_out: bool = False
-    reason: str | None = None  # why it ended other than by exiting: timeout, killed, not found
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-
-@dataclass(frozen=True)
-class EngineEvent:
-    type: str  # container, image, volume, engine
-    action: str  # start, die, stop, destroy, create, ... or disconnected / reconnected
-    name: str | None = None  # the environment
-    id: str | None = None
-    time: float = 0.0
-    attributes: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Stats:
-    """One sample of a container's use, computed as `docker stats` does."""
-
-    cpu_percent: float
-    memory: int  # bytes, page cache excluded
-    memory_limit: int
-
-    @property
-    def memory_percent(self) -> float:
-        return 100.0 * self.memory / self.memory_limit if self.memory_limit else 0.0
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Stats:
-        cpu, pre = data.get("cpu_stats") or {}, data.get("precpu_stats") or {}
-        cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get("total_usage", 0)
-        system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
-        online = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
-        percent = cpu_delta / system_delta * online * 100.0 if cpu_delta > 0 and system_delta > 0 else 0.0
-        memory = data.get("memory_stats") or {}
-        details = memory.get("stats") or {}
-        cache = details.get("total_inactive_file", details.get("inactive_file", details.get("cache", 0)))
-        return cls(percent, max(memory.get("usage", 0) - cache, 0), memory.get("limit", 0))
-
-
-@dataclass
-class CleanReport:
-    containers: list[str] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
 
 
 class InteractiveExec:
@@ -220,12 +107,12 @@ class Engine:
         try:
             docker = aiodocker.Docker(url=address, timeout=timeout)
         except (ValueError, OSError) as err:
-            raise _unreachable(address, err) from None
+            raise unreachable(address, err) from None
         try:
             version = await asyncio.wait_for(docker.version(), 10)
         except (aiohttp.ClientError, OSError, DockerError, asyncio.TimeoutError) as err:
             await docker.close()
-            raise _unreachable(address, err) from None
+            raise unreachable(address, err) from None
         return cls(docker, address, version)
 
     async def close(self) -> None:
@@ -627,11 +514,27 @@ class Engine:
                 await response.read()
 
     async def _get_archive(self, name: str, path: str) -> bytes:
+        parent, base = archive.split_container_path(path)
+        if not _is_utf8(base):
+            return await self._tar_by_exec(name, parent, base)
         async with self._translate(f"{path!r} in environment {name!r}"):
             async with self._docker._query(
                 f"containers/{container_name(name)}/archive", params={"path": path}
             ) as response:
                 return await response.read()
+
+    async def _tar_by_exec(self, name: str, parent: str, base: str) -> bytes:
+        """Docker's archive API answers an empty tar for a name that is not UTF-8; tar inside does not.
+
+        The name travels as octal escapes that printf turns back into its bytes: no byte of
+        it is ever read as shell code or as a printf directive.
+        """
+        escaped = "".join(f"\\{byte:03o}" for byte in os.fsencode(base))
+        script = 'name=$(printf "$1"; echo .); exec tar -c -C "$2" -- "${name%.}"'
+        result = await self.exec(name, ["sh", "-c", script, "sh", escaped, parent])
+        if result.exit_code != 0:
+            raise NotFound(f"no {parent}/{base!r} in environment {name!r}: {result.stderr.decode(errors='replace').strip()}")
+        return result.stdout
 
     # -- images -----------------------------------------------------------------------------
 
@@ -804,7 +707,7 @@ class Engine:
         except DockerError as err:
             raise _translate_error(err, what) from None
         except (aiohttp.ClientConnectionError, ConnectionError, FileNotFoundError) as err:
-            raise _unreachable(self.host, err) from None
+            raise unreachable(self.host, err) from None
 
 
 def _translate_error(err: DockerError, what: str) -> GlmtuiError:
@@ -822,12 +725,12 @@ def _translate_error(err: DockerError, what: str) -> GlmtuiError:
     return GlmtuiError(f"{what}: the Docker engine answered {err.status}: {message}")
 
 
-def _unreachable(address: str, err: BaseException) -> EngineUnreachable:
-    detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return EngineUnreachable(
-        f"cannot reach the Docker engine at {address} ({detail})",
-        hint="start it (e.g. `sudo dockerd &`), or point docker_host / DOCKER_HOST at one",
-    )
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _start_failure_reason(text: bytes, program: str) -> str:

@@ -1,0 +1,158 @@
+"""Helpers shared by the tests: the CLI in a subprocess, the real `docker` CLI, waiting."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+# Every environment a test makes is named SESSION_PREFIX + 4 hex digits, so the session
+# finalizer can remove whatever a failing test left behind.
+SESSION_PREFIX = f"t-{uuid.uuid4().hex[:4]}"
+BUSYBOX = "glmtui/busybox:latest"
+WORKSPACE = "glmtui/workspace:latest"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Where CLI subprocesses run by default: an empty folder, so no project config is found.
+NEUTRAL_CWD: Path | None = None
+
+
+def unique_name() -> str:
+    return f"{SESSION_PREFIX}{uuid.uuid4().hex[:4]}"
+
+
+def container_of(name: str) -> str:
+    return f"glmtui-{name}"
+
+
+def volume_of(name: str) -> str:
+    return f"glmtui-{name}-workspace"
+
+
+def run_glmtui(
+    *args: str,
+    input: str | None = None,
+    env: Mapping[str, str | None] | None = None,
+    timeout: float = 60,
+    cwd: str | os.PathLike[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m glmtui ARGS` in a subprocess; `env` adds to (None: removes from) os.environ."""
+    return subprocess.run(
+        glmtui_argv(*args),
+        input=input,
+        env=child_env(env),
+        cwd=str(cwd or NEUTRAL_CWD or PROJECT_ROOT),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+
+
+def run_glmtui_many(
+    calls: Sequence[Sequence[str]], env: Mapping[str, str | None] | None = None, timeout: float = 60
+) -> list[subprocess.CompletedProcess[str]]:
+    """Several `glmtui` runs at once (independent ones: the suite stays fast); results in order."""
+    started = [
+        (args, subprocess.Popen(
+            glmtui_argv(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=child_env(env), cwd=str(NEUTRAL_CWD or PROJECT_ROOT),
+        ))
+        for args in calls
+    ]
+    results = []
+    for args, process in started:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        finally:
+            process.kill()
+        results.append(subprocess.CompletedProcess(glmtui_argv(*args), process.returncode, out, err))
+    return results
+
+
+def glmtui_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "glmtui", *args]
+
+
+def child_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    environ = dict(os.environ)
+    for key, value in (extra or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
+    return environ
+
+
+def docker(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The real `docker` CLI, to check what glmtui did from the outside."""
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+def docker_inspect(name: str) -> dict[str, Any]:
+    return json.loads(docker("inspect", container_of(name)).stdout)[0]
+
+
+def container_exists(name: str) -> bool:
+    return docker("container", "inspect", container_of(name), check=False).returncode == 0
+
+
+def volume_exists(name: str) -> bool:
+    return docker("volume", "inspect", volume_of(name), check=False).returncode == 0
+
+
+def container_status(name: str) -> str:
+    return docker_inspect(name)["State"]["Status"]
+
+
+def processes(name: str) -> str:
+    """`ps` inside the environment, by the docker CLI (independent of glmtui's exec)."""
+    return docker("exec", container_of(name), "ps", "-o", "pid,args").stdout
+
+
+def remove_quietly(name: str) -> None:
+    subprocess.run(["docker", "rm", "-f", "-v", container_of(name)], capture_output=True, timeout=60)
+    subprocess.run(["docker", "volume", "rm", "-f", volume_of(name)], capture_output=True, timeout=60)
+
+
+def remove_everything_named(prefix: str) -> None:
+    """Every container and volume whose name starts with glmtui-PREFIX."""
+    names = docker("ps", "-aq", "--filter", f"name=^/glmtui-{prefix}", check=False).stdout.split()
+    if names:
+        subprocess.run(["docker", "rm", "-f", "-v", *names], capture_output=True, timeout=120)
+    volumes = docker("volume", "ls", "-q", "--filter", f"name=glmtui-{prefix}", check=False).stdout.split()
+    volumes = [v for v in volumes if v.startswith(f"glmtui-{prefix}")]
+    if volumes:
+        subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, timeout=120)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.1, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def one_error_line(stderr: str) -> str:
+    """The one line an error prints: no traceback, nothing else."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1, f"expected one error line, got {len(lines)}:\n{stderr}"
+    assert lines[0].startswith("glmtui: "), lines[0]
+    return lines[0]
+
+
+def ps_has(output: str, needle: str) -> bool:
+    return any(needle in line for line in output.splitlines()[1:])

@@ -1,0 +1,241 @@
+"""Configuration: defaults < user file < project file (`glmtui init`) < GLMTUI_* variables."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import BUSYBOX, docker_inspect, one_error_line, run_glmtui
+
+from glmtui.config import Config
+from glmtui.errors import BadInput
+
+
+class Setup:
+    """A user config folder and a project folder of the test's own; the CLI runs in the project."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.user_dir = root / "user-config"
+        self.project = root / "project"
+        self.project.mkdir()
+        self.elsewhere = root / "elsewhere"
+        self.elsewhere.mkdir()
+        self.env = {"XDG_CONFIG_HOME": str(self.user_dir)}
+
+    @property
+    def user_file(self) -> Path:
+        return self.user_dir / "glmtui" / "config.yaml"
+
+    @property
+    def project_file(self) -> Path:
+        return self.project / ".glmtui" / "config.yaml"
+
+    def __call__(self, *args: str, cwd: Path | None = None, env: dict | None = None):
+        return run_glmtui(*args, env={**self.env, **(env or {})}, cwd=cwd or self.project)
+
+    def get(self, key: str, **kwargs) -> str:
+        result = self("config", "get", key, **kwargs)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def sources(self, **kwargs) -> dict:
+        result = self("config", "get", "--json", **kwargs)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Setup:
+    return Setup(tmp_path)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_defaults(cfg):
+    assert cfg.get("resources.memory") == "1g"
+    assert cfg.get("default_image") == "glmtui/workspace:latest"
+    assert cfg.get("network") == "bridge"
+    listing = cfg("config", "get")
+    header, *rows = listing.stdout.splitlines()
+    assert header.split() == ["KEY", "VALUE", "SOURCE"]
+    assert any(r.split() == ["resources.memory", "1g", "default"] for r in rows)
+    assert all(v["source"] == "default" for v in cfg.sources().values())
+    assert cfg("config", "get", "resources").stdout.strip() == "{cpus: 2.0, memory: 1g, pids: 1024}"
+    assert not cfg.user_file.exists(), "reading writes nothing"
+
+
+def test_set_writes_the_user_file_0600(cfg):
+    result = cfg("config", "set", "resources.memory", "2g")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"set resources.memory in {cfg.user_file}"
+    assert mode_of(cfg.user_file) == 0o600
+    assert yaml.safe_load(cfg.user_file.read_text()) == {"resources": {"memory": "2g"}}
+    assert cfg.get("resources.memory") == "2g"
+    assert cfg.sources()["resources.memory"] == {"value": "2g", "source": "user"}
+    # YAML values: numbers stay numbers, lists stay lists
+    assert cfg("config", "set", "resources.pids", "64").returncode == 0
+    assert cfg("config", "set", "providers.mine.stop", "[a, b]").returncode == 0
+    data = yaml.safe_load(cfg.user_file.read_text())
+    assert data["resources"] == {"memory": "2g", "pids": 64} and data["providers"]["mine"]["stop"] == ["a", "b"]
+    assert json.loads(cfg("config", "get", "providers.mine", "--json").stdout) == {"stop": ["a", "b"]}
+    assert mode_of(cfg.user_file) == 0o600
+
+
+def test_project_overrides_user_and_variables_override_both(cfg):
+    assert cfg("config", "set", "resources.memory", "2g").returncode == 0
+    init = cfg("init")
+    assert init.returncode == 0 and init.stdout.strip() == f"created {cfg.project_file}"
+    assert mode_of(cfg.project_file) == 0o600
+    assert cfg.get("resources.memory") == "2g", "an empty project file changes nothing"
+
+    setting = cfg("config", "set", "--project", "resources.memory", "3g")
+    assert setting.returncode == 0 and str(cfg.project_file) in setting.stdout
+    assert mode_of(cfg.project_file) == 0o600
+    assert cfg.get("resources.memory") == "3g"
+    assert cfg.sources()["resources.memory"]["source"] == "project"
+    sub = cfg.project / "src" / "deep"
+    sub.mkdir(parents=True)
+    assert cfg.get("resources.memory", cwd=sub) == "3g", "the project is found from its subfolders"
+    assert cfg.get("resources.memory", cwd=cfg.elsewhere) == "2g"
+
+    variables = {"GLMTUI_RESOURCES__MEMORY": "4g", "GLMTUI_NETWORK": "none"}
+    assert cfg.get("resources.memory", env=variables) == "4g"
+    assert cfg.get("network", env=variables) == "none"
+    assert cfg.sources(env=variables)["resources.memory"] == {"value": "4g", "source": "env"}
+    assert cfg.get("resources.memory", env=variables, cwd=cfg.elsewhere) == "4g"
+    assert cfg.get("resources.memory") == "3g"
+
+
+def test_unset(cfg):
+    cfg("config", "set", "resources.memory", "2g")
+    cfg("config", "set", "theme", "nord")
+    cfg("init")
+    cfg("config", "set", "--project", "resources.memory", "3g")
+
+    result = cfg("config", "unset", "--project", "resources.memory")
+    assert (result.returncode, result.stdout.strip()) == (0, "resources.memory removed")
+    assert cfg.get("resources.memory") == "2g"
+    assert yaml.safe_load(cfg.project_file.read_text()) in ({}, None), "emptied mappings are dropped"
+    again = cfg("config", "unset", "--project", "resources.memory")
+    assert (again.returncode, again.stdout.strip()) == (0, "resources.memory was not set")
+
+    assert cfg("config", "unset", "resources.memory").returncode == 0
+    assert cfg.get("resources.memory") == "1g"
+    assert yaml.safe_load(cfg.user_file.read_text()) == {"theme": "nord"}
+    assert mode_of(cfg.user_file) == 0o600
+
+
+def test_unknown_key_says_did_you_mean(cfg):
+    for args in (
+        ("config", "get", "resources.memroy"),
+        ("config", "set", "resources.memroy", "2g"),
+        ("config", "unset", "resources.memroy"),
+    ):
+        result = cfg(*args)
+        assert result.returncode == 2, args
+        line = one_error_line(result.stderr)
+        assert "unknown config key 'resources.memroy'" in line and "did you mean 'resources.memory'?" in line
+    far = cfg("config", "get", "zzzz")
+    assert far.returncode == 2 and "did you mean" not in one_error_line(far.stderr)
+    assert not cfg.user_file.exists(), "a failed set writes nothing"
+
+
+def test_bad_values_are_refused_and_nothing_is_written(cfg):
+    cfg("config", "set", "resources.memory", "2g")
+    before = cfg.user_file.read_text()
+    for key, value, message in (
+        ("resources.memory", "lots", "'lots' is not a size"),
+        ("network", "wifi", "'wifi' is not one of"),
+        ("resources.cpus", "0", "out of range"),
+        ("resources.pids", "many", "is not a whole number"),
+        ("stop_timeout", "soon", "is not a duration"),
+    ):
+        result = cfg("config", "set", key, value)
+        assert result.returncode == 2, key
+        assert message in one_error_line(result.stderr), key
+    assert cfg.user_file.read_text() == before
+
+
+def test_bad_variable_and_bad_file(cfg):
+    result = cfg("config", "get", "resources.memory", env={"GLMTUI_RESOURCES__MEMORY": "lots"})
+    assert result.returncode == 2
+    line = one_error_line(result.stderr)
+    assert "GLMTUI_RESOURCES__MEMORY" in line and "lots" in line
+
+    cfg.user_file.parent.mkdir(parents=True)
+    cfg.user_file.write_text("- just\n- a list\n")
+    broken = cfg("config", "get", "network")
+    assert broken.returncode == 2 and str(cfg.user_file) in one_error_line(broken.stderr)
+    cfg.user_file.write_text("resources: {memory: [unclosed\n")
+    broken = cfg("config", "get", "network")
+    assert broken.returncode == 2 and str(cfg.user_file) in one_error_line(broken.stderr)
+    cfg.user_file.write_text("resources:\n  memroy: 2g\n")
+    typo = cfg("config", "get", "network")
+    assert typo.returncode == 2 and "did you mean 'resources.memory'" in one_error_line(typo.stderr)
+
+
+def test_project_scope_needs_init(cfg):
+    result = cfg("config", "set", "--project", "network", "none")
+    assert result.returncode == 2
+    line = one_error_line(result.stderr)
+    assert "no project config here" in line and "glmtui init" in line
+    assert not (cfg.project / ".glmtui").exists()
+
+
+def test_init(cfg):
+    first = cfg("init", "--image", BUSYBOX)
+    assert first.returncode == 0
+    assert yaml.safe_load(cfg.project_file.read_text()) == {"default_image": BUSYBOX}
+    assert cfg.get("default_image") == BUSYBOX
+    again = cfg("init")
+    assert again.returncode == 2 and "exists already" in one_error_line(again.stderr)
+    assert yaml.safe_load(cfg.project_file.read_text()) == {"default_image": BUSYBOX}
+
+
+def test_load_in_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user"))
+    user_file = tmp_path / "user" / "glmtui" / "config.yaml"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("resources:\n  cpus: 1.5\nproviders:\n  zai:\n    model: glm-4.6\n")
+    project = tmp_path / "p"
+    (project / ".glmtui").mkdir(parents=True)
+    (project / ".glmtui" / "config.yaml").write_text("network: none\nresources: {cpus: 3}\n")
+    config = Config.load(cwd=project, environ={"GLMTUI_STOP_TIMEOUT": "1m", "GLMTUI_UNKNOWN": "ignored"})
+    assert config.get("resources.cpus") == 3.0 and config.sources["resources.cpus"] == "project"
+    assert config.get("network") == "none"
+    assert config.get("stop_timeout") == 60.0 and config.sources["stop_timeout"] == "env"
+    assert config.get("resources.memory") == "1g" and config.sources["resources.memory"] == "default"
+    assert config.providers() == {"zai": {"model": "glm-4.6"}}
+    with pytest.raises(BadInput, match="did you mean 'network'"):
+        config.get("netwrok")
+
+
+# -- the configuration at work ----------------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_config_shapes_new_environments(cfg, busybox_image, env_name):
+    assert cfg("init", "--image", BUSYBOX).returncode == 0
+    assert cfg("config", "set", "--project", "resources.memory", "300m").returncode == 0
+    created = cfg("env", "create", env_name, env={"GLMTUI_RESOURCES__CPUS": "0.5", "GLMTUI_NETWORK": "none"})
+    assert created.returncode == 0, created.stderr
+    info = docker_inspect(env_name)
+    assert info["Config"]["Image"] == BUSYBOX
+    assert info["HostConfig"]["Memory"] == 300 * 1024**2
+    assert info["HostConfig"]["NanoCpus"] == 500_000_000
+    assert info["HostConfig"]["NetworkMode"] == "none"
+
+
+@pytest.mark.docker
+def test_docker_host_from_config(cfg):
+    assert cfg("config", "set", "docker_host", "unix:///no/such/glmtui.sock").returncode == 0
+    result = cfg("env", "list")
+    assert result.returncode == 3
+    assert "unix:///no/such/glmtui.sock" in one_error_line(result.stderr)
+    assert cfg("env", "list", env={"GLMTUI_DOCKER_HOST": ""}).returncode == 0
