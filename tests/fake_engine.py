@@ -16,9 +16,15 @@ NOW = datetime.now(timezone.utc)
 
 
 def environment(name: str, status: str, image: str, minutes: int) -> Environment:
+    return environment_aged(name, status, image, timedelta(minutes=minutes), NOW)
+
+
+def environment_aged(name: str, status: str, image: str, age: timedelta, now: datetime | None = None) -> Environment:
+    """An environment created `age` before `now` (default: this moment), so its age shows the same
+    whenever the app is built."""
     return Environment(
         name=name, id=f"{name:0<12}"[:12] + "0" * 52, status=status, image=image,
-        created=NOW - timedelta(minutes=minutes), workdir="/workspace",
+        created=(now or datetime.now(timezone.utc)) - age, workdir="/workspace",
     )
 
 
@@ -35,6 +41,9 @@ class FakeEngine:
             "fix-tests": Stats(12.5, 180 * 1024**2, 1024**3),
             "docs": Stats(0.4, 24 * 1024**2, 1024**3),
         }
+
+    async def close(self) -> None:
+        pass
 
     async def list_environments(self, *, include_runs: bool = True) -> list[Environment]:
         return list(self.environments)

@@ -327,6 +327,8 @@ class Engine:
                 info = await execution.inspect()
             except DockerError:
                 return -1
+            except (aiohttp.ClientError, OSError) as err:
+                raise unreachable(self.host, err) from None
             if not info.get("Running"):
                 code = info.get("ExitCode")
                 return -1 if code is None else int(code)

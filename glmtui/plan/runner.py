@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from glmtui.config import Config
 from glmtui.docker.engine import Engine
-from glmtui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, GlmtuiError
+from glmtui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, EngineUnreachable, GlmtuiError
 from glmtui.events import Progress, RunFinished, RunStarted, Sink, StepFinished, StepStarted
 from glmtui.masking import Masker
 from glmtui.plan import environment as run_env
@@ -133,10 +133,16 @@ class Runner:
         return None
 
     async def _remove_quietly(self, name: str) -> None:
-        try:
-            await self.engine.remove_environment(name, volume=True)
-        except GlmtuiError:
-            pass
+        """Remove a throw-away environment; an engine that is restarting gets a few seconds."""
+        for delay in (0.5, 1, 2, 3, 4):
+            try:
+                await self.engine.remove_environment(name, volume=True)
+                return
+            except EngineUnreachable:
+                await asyncio.sleep(delay)
+            except GlmtuiError:
+                return
+        self.sink(Progress(f"could not remove {name}: the engine is unreachable; `glmtui clean` removes it later"))
 
     # -- workflows and steps ----------------------------------------------------------------
 

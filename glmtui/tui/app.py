@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
@@ -98,6 +98,10 @@ class GlmtuiApp(App[int]):
         self.watch_engine()
         self.set_interval(1.0, self._show_stats)
 
+    async def on_unmount(self) -> None:
+        if self.engine is not None:
+            await self.engine.close()
+
     def watch_theme(self, theme: str) -> None:
         if self.is_mounted and theme != self.config.get("theme"):
             try:
@@ -140,6 +144,7 @@ class GlmtuiApp(App[int]):
 
     def _on_disconnected(self) -> None:
         self.connected = False
+        self.query_one(EnvironmentsPane).border_subtitle = "engine unreachable"
         host = getattr(self.engine, "host", "the engine")
         self.set_banner(f"⚠ the Docker engine at {host} is unreachable — reconnecting…")
         for worker in self._stats_workers.values():
@@ -238,9 +243,13 @@ class GlmtuiApp(App[int]):
             self.notify(f"{name} is stopped: s starts it", severity="warning")
             return
         size = self.size
-        session = await self.engine.open_interactive(name, rows=size.height, columns=size.width)
-        with self.suspend():
-            code = await attach(session)
+        try:
+            with self.suspend():  # opened only once the terminal is ours to hand over
+                session = await self.engine.open_interactive(name, rows=size.height, columns=size.width)
+                code = await attach(session)
+        except SuspendNotSupported:
+            self.notify("a shell cannot open here: this terminal cannot hand itself over", severity="error")
+            return
         self.refresh()
         self.notify(f"shell in {name} exited with {code}")
 

@@ -20,7 +20,7 @@ class NewEnvironment(ModalScreen[EnvSpec | None]):
         super().__init__()
         self.config = config
         default = config.get("default_image")
-        self.images = images if default in images else [default, *images]
+        self.images = [default, *(image for image in images if image != default)]
 
     def compose(self) -> ComposeResult:
         config = self.config

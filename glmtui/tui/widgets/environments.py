@@ -78,8 +78,8 @@ class EnvironmentsPane(DataTable):
         for name, sample in stats.items():
             if name in self.rows:
                 cpu, mem = self._usage(name)
-                self.update_cell(name, "cpu", cpu)
-                self.update_cell(name, "mem", mem)
+                self.update_cell(name, "cpu", cpu, update_width=True)
+                self.update_cell(name, "mem", mem, update_width=True)
 
     def _usage(self, name: str) -> tuple[str, str]:
         sample = self.stats.get(name)

@@ -38,6 +38,8 @@ STEP_LINES = 5_000  # output lines kept per step (the full log is on disk)
 REFRESH_SECONDS = 1 / 8
 MAX_ERRORS_SHOWN = 12
 MAX_DETAIL_LINES = 6
+STATUS_WIDTH = 34  # a step's status cell; longer reasons end in … (the detail area has them whole)
+clock = time.monotonic  # a seam for deterministic snapshots
 FINAL = frozenset({"success", "failure", "skipped", "cancelled", "interrupted", "notrun"})
 RESUMABLE = frozenset({"failure", "cancelled", "interrupted"})
 _REUSED = re.compile(r"reused from run (\S+)")
@@ -146,7 +148,8 @@ class PlanPane(Widget):
         self._ready = True
         table = self.query_one(StepTable)
         for label, key in COLUMNS:
-            table.add_column(label, key=key)
+            # The status changes while a run goes; a fixed width keeps the other columns still.
+            table.add_column(label, key=key, width=STATUS_WIDTH if key == "status" else None)
         self.set_interval(REFRESH_SECONDS, self._tick)
         if self.plan_path is not None and self.description is None and not self.errors:
             self.load(self.plan_path)
@@ -301,6 +304,11 @@ class PlanPane(Widget):
         )
 
     def _status_text(self, step_id: str, state: StepState | None) -> Text:
+        text = self._full_status(step_id, state)
+        text.truncate(STATUS_WIDTH, overflow="ellipsis")  # the whole reason is in the detail area below
+        return text
+
+    def _full_status(self, step_id: str, state: StepState | None) -> Text:
         if state is None:
             return Text("")
         status = state.status
@@ -310,7 +318,7 @@ class PlanPane(Widget):
             pending = [n for n in needs if self.states.get(n, StepState()).status not in FINAL]
             return Text(f"waits for {', '.join(pending)}" if pending else "waiting", style="bright_black")
         if status == "running":
-            elapsed = time.monotonic() - state.started if state.started is not None else 0.0
+            elapsed = clock() - state.started if state.started is not None else 0.0
             attempt = f" (attempt {state.attempt})" if state.attempt > 1 else ""
             return Text(f"running {_seconds(elapsed)} …{attempt}", style=style)
         if status == "success":
@@ -359,7 +367,7 @@ class PlanPane(Widget):
                 self._rendered[step_id] = cells
                 for (_, key), value, before in zip(COLUMNS, cells, old or (None,) * len(COLUMNS)):
                     if value != before:
-                        table.update_cell(step_id, key, value, update_width=True)
+                        table.update_cell(step_id, key, value, update_width=key != "status")
         self._flush_output()
         self._show_status()
 
@@ -515,7 +523,7 @@ class PlanPane(Widget):
             return
         if isinstance(event, StepStarted):
             state = self._state(event.step)
-            state.status, state.started, state.attempt = "running", time.monotonic(), event.attempt
+            state.status, state.started, state.attempt = "running", clock(), event.attempt
             state.reason = state.exit_code = None
             self.progress = ""  # the preparation is over
         elif isinstance(event, StepFinished):

@@ -1,0 +1,222 @@
+"""The snapshot-app module: GlmtuiApp instances with fixed, deterministic data for the snapshot tests.
+
+Everything a screenshot shows is fixed here: the configuration (defaults, theme
+"textual-dark"), the environments and their stats (the fake engine), the plan (plans/hello.yaml,
+shown relative to the project folder), the run id, the run's events and the clock the plan
+pane measures elapsed time with. Only tests/test_tui_snapshots.py uses it; every other TUI test
+runs against the real Docker engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+import helpers
+from fake_engine import FakeEngine, UnreachableEngine, environment_aged
+from glmtui.config import KEYS, Config
+from glmtui.docker.engine import Environment
+from glmtui.events import Event, Output, RunFinished, RunStarted, StepFinished, StepStarted
+from glmtui.store import Store
+from glmtui.tui.app import GlmtuiApp
+
+SIZE = (160, 45)
+HELLO = helpers.PROJECT_ROOT / "plans" / "hello.yaml"
+RUN_ID = "20250102-030405-5a9f0e"
+CLOCK_START = 1_000.0  # what the plan pane's clock says when a scripted step starts
+CLOCK_NOW = 1_012.3  # ... and when the screenshot is taken: a running step shows 12.3s
+
+
+def fixed_config() -> Config:
+    """The defaults, whatever the user or project files say; theme textual-dark."""
+    values = {key: spec.default for key, spec in KEYS.items()}
+    values["theme"] = "textual-dark"
+    return Config(values, {key: "default" for key in values})
+
+
+def fake_environments(now: datetime | None = None) -> list[Environment]:
+    """Three environments whose ages (from `created`) stay the same for minutes: 1h, 1d, 7m.
+
+    Each age is half a unit past its shown value, so a test that takes a few seconds (or a
+    slow machine) still shows the same text.
+    """
+    now = now or datetime.now(timezone.utc)
+    return [
+        environment_aged("fix-tests", "running", "glmtui/workspace:latest", timedelta(minutes=95), now),
+        environment_aged("scratch", "exited", "glmtui/busybox:latest", timedelta(hours=26, minutes=30), now),
+        environment_aged("docs", "running", "glmtui/workspace:latest", timedelta(minutes=7, seconds=30), now),
+    ]
+
+
+def build(folder: Path, *, plan: Path | None = None, reachable: bool = True) -> GlmtuiApp:
+    """A GlmtuiApp over the fake engine (or, not `reachable`, one that never answers), its store in
+    `folder`. The fake engine is `app.fake`. (A function, not a subclass: Textual reads CSS_PATH
+    relative to the file of the app's class.)"""
+    fake = FakeEngine(fake_environments())
+
+    async def factory() -> Any:
+        if not reachable:
+            return await UnreachableEngine.connect()
+        return fake
+
+    folder.mkdir(parents=True, exist_ok=True)
+    app = GlmtuiApp(
+        config=fixed_config(),
+        store=Store(folder / "glmtui.sqlite3", folder / "runs"),
+        plan=plan,
+        engine_factory=factory,
+    )
+    app.fake = fake  # type: ignore[attr-defined]
+    return app
+
+
+# --- building each app --------------------------------------------------------------------------
+
+
+def main_screen(folder: Path) -> GlmtuiApp:
+    """Three environments (two running, with stats), no plan."""
+    return build(folder)
+
+
+def with_plan(folder: Path) -> GlmtuiApp:
+    """The same, with plans/hello.yaml in the plan pane."""
+    return build(folder, plan=HELLO)
+
+
+def disconnected(folder: Path) -> GlmtuiApp:
+    """No engine answers: the banner says so."""
+    return build(folder, reachable=False)
+
+
+# --- a scripted run: synthetic events through the plan pane's sink ------------------------------
+
+
+class FakeClock:
+    """Stands in for glmtui.tui.widgets.plan_view.clock, which measures elapsed times."""
+
+    def __init__(self, now: float = CLOCK_START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class ScriptedRunner:
+    """Stands in for glmtui.plan.runner.Runner: gives its events to the pane's sink, one list per
+    clock reading, then returns `result` (or, with None, stays running)."""
+
+    script: list[tuple[float, list[Event]]] = []
+    result: str | None = None
+    clock: FakeClock | None = None
+
+    def __init__(self, engine: Any, loaded: Any, *, sink: Callable[[Event], None], run_id: str, **_: Any) -> None:
+        self.sink, self.run_id = sink, run_id
+
+    async def run(self) -> Any:
+        from glmtui.plan.runner import RunResult
+
+        for at, events in self.script:
+            if self.clock is not None:
+                self.clock.now = at
+            for event in events:
+                self.sink(event)
+        if self.result is None:
+            await asyncio.Event().wait()
+        return RunResult(self.run_id, self.result)
+
+
+def _ts(seconds: float) -> dict[str, float]:
+    return {"ts": 1_735_786_800.0 + seconds}
+
+
+def in_progress_script() -> list[tuple[float, list[Event]]]:
+    """greet succeeded, count runs for 12.3 s with some output, shout was skipped, the rest wait."""
+    return [
+        (CLOCK_START, [
+            RunStarted(RUN_ID, "hello", "main", None, True, **_ts(0)),
+            StepStarted("greet", **_ts(1)),
+            StepStarted("count", **_ts(1)),
+            Output("greet", "stdout", ["hello, world"], **_ts(1.1)),
+            StepFinished("greet", "success", 0, 0.4, {"greeting": "hello, world"}, **_ts(1.4)),
+            StepFinished("shout", "skipped", reason="condition is false: ${inputs.shout}", **_ts(1.4)),
+            Output("count", "stdout", ["counting the commands of the image", "found /bin", "looking at /bin/*"],
+                   **_ts(1.5)),
+        ]),
+        (CLOCK_NOW, []),
+    ]
+
+
+def failed_script() -> list[tuple[float, list[Event]]]:
+    """greet succeeded, count failed with exit 3 and an error on stderr, the rest could not run."""
+    return [
+        (CLOCK_START, [
+            RunStarted(RUN_ID, "hello", "main", None, True, **_ts(0)),
+            StepStarted("greet", **_ts(1)),
+            StepStarted("count", **_ts(1)),
+            Output("greet", "stdout", ["hello, world"], **_ts(1.1)),
+            StepFinished("greet", "success", 0, 0.4, {"greeting": "hello, world"}, **_ts(1.4)),
+            StepFinished("shout", "skipped", reason="condition is false: ${inputs.shout}", **_ts(1.4)),
+            Output("count", "stdout", ["counting the commands of the image"], **_ts(1.5)),
+            Output("count", "stderr", ["ls: /bin: Permission denied"], **_ts(1.6)),
+            StepFinished("count", "failure", 3, 1.2, reason="exit code 3", **_ts(2.2)),
+            StepFinished("report", "skipped", reason="count did not succeed", **_ts(2.2)),
+            StepFinished("show", "skipped", reason="report did not succeed", **_ts(2.2)),
+            RunFinished(RUN_ID, "failure", 2.3, **_ts(2.3)),
+        ]),
+    ]
+
+
+def script_run(monkeypatch: Any, script: list[tuple[float, list[Event]]], result: str | None) -> FakeClock:
+    """Make the next run of the plan pane a scripted one, with run id RUN_ID and a fake clock."""
+    from glmtui.plan import runner
+    from glmtui.tui.widgets import plan_view
+
+    clock = FakeClock()
+    scripted = type("Scripted", (ScriptedRunner,), {"script": script, "result": result, "clock": clock})
+    monkeypatch.setattr(runner, "Runner", scripted)
+    monkeypatch.setattr(runner, "new_run_id", lambda: RUN_ID)
+    monkeypatch.setattr(plan_view, "clock", clock)
+    return clock
+
+
+# --- run_before helpers -------------------------------------------------------------------------
+
+
+async def settle(pilot: Pilot, until: Callable[[], Any] | None = None, timeout: float = 5.0) -> None:
+    """Wait for `until` (and the app's own timers) so the screen is complete, then pause once more."""
+    deadline = time.monotonic() + timeout
+    while until is not None and not until():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the snapshot app did not settle: {until}")
+        await pilot.pause(0.05)
+    await pilot.pause(0.3)  # the plan pane's 1/8 s and the log pane's 1/20 s redraws
+    no_blink(pilot)
+
+
+def no_blink(pilot: Pilot) -> None:
+    for widget in pilot.app.screen.query(Input):
+        widget.cursor_blink = False
+
+
+def stats_shown(app: GlmtuiApp) -> Callable[[], bool]:
+    """True once the environments pane shows the stats of every running environment."""
+    from glmtui.tui.widgets.environments import EnvironmentsPane
+
+    def check() -> bool:
+        pane = app.query_one(EnvironmentsPane)
+        running = {env.name for env in app.fake.environments if env.running}
+        return pane.row_count == len(app.fake.environments) and running <= set(pane.stats)
+
+    return check
+
+

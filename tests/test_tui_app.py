@@ -1,0 +1,785 @@
+"""The whole TUI (GlmtuiApp) driven by Pilot against the real Docker engine.
+
+Every key of the environments pane (n s e d l enter), the app's keys (? ctrl+p tab q), the
+log pane's keys on a step's output, live updates from Docker events, and the banner while
+the engine is unreachable. Assertions read what the user sees (the screen's text, the
+tables' cells, notifications) and what Docker says (the `docker` CLI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual import events
+from textual.command import CommandPalette
+from textual.pilot import Pilot
+from textual.widgets import Button, Checkbox, Input, OptionList, Select
+
+import helpers
+from helpers import container_exists, container_of, docker, docker_inspect, volume_exists, volume_of
+from plan_helpers import make_store, remove_run_leftovers, run_containers, write_plan
+
+from glmtui.config import KEYS, Config
+from glmtui.docker.engine import Engine
+from glmtui.docker.spec import Mount, Resources
+from glmtui.errors import EngineUnreachable
+from glmtui.tui.app import GlmtuiApp
+from glmtui.tui.screens.dialogs import Confirm, ConfirmRemove, EnvironmentDetails
+from glmtui.tui.screens.help import HelpScreen
+from glmtui.tui.screens.new_env import NewEnvironment
+from glmtui.tui.widgets.environments import EnvironmentsPane
+from glmtui.tui.widgets.log_view import LogView
+from glmtui.tui.widgets.placeholders import AgentsPane, ChatPane
+from glmtui.tui.widgets.plan_view import PlanPane, StepTable
+
+pytestmark = pytest.mark.docker
+
+SIZE = (160, 45)
+HELLO = helpers.PROJECT_ROOT / "plans" / "hello.yaml"
+
+
+# --- the app, connected to the real engine ------------------------------------------------------
+
+
+def default_config() -> Config:
+    """glmtui's defaults, whatever other tests wrote into the session's user config."""
+    values = {key: spec.default for key, spec in KEYS.items()}
+    return Config(values, {key: "default" for key in values})
+
+
+class SessionEngine:
+    """The real engine, as seen by the app under test: only this test session's environments.
+
+    Other people's glmtui containers (other test sessions, benchmarks) share this Docker engine;
+    hiding them keeps what the pane shows, and the work it does (stats of every visible running
+    environment), this test's own. It also counts the app's environment listings and the
+    container events it delivered, to tell event-driven refreshes from polling.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.listings: list[float] = []
+        self.container_events: list[float] = []
+        self.closed_by_the_app: bool | None = None  # known once the app has shut down
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    async def list_environments(self, **kwargs: Any) -> Any:
+        self.listings.append(time.monotonic())
+        return [env for env in await self._engine.list_environments(**kwargs) if ours(env.name)]
+
+    async def events(self, **kwargs: Any) -> AsyncIterator[Any]:
+        async for event in self._engine.events(**kwargs):
+            if event.type == "container":
+                if not ours(event.name):
+                    continue
+                self.container_events.append(time.monotonic())
+            yield event
+
+
+def ours(name: str | None) -> bool:
+    return bool(name) and name.startswith(helpers.SESSION_PREFIX)
+
+
+@asynccontextmanager
+async def tui(
+    tmp_path: Path,
+    *,
+    plan: Path | None = None,
+    factory: Callable[[Callable[[], Any]], Any] | None = None,
+    wait_connected: bool = True,
+) -> AsyncIterator[tuple[GlmtuiApp, Pilot]]:
+    """The app with a connection of its own to the real engine (closed afterwards), showing this
+    session's environments only (SessionEngine).
+
+    `factory(connect)` wraps the real connect (for an engine that is away at first).
+    """
+    engines: list[SessionEngine] = []
+
+    async def connect() -> SessionEngine:
+        engines.append(SessionEngine(await Engine.connect()))
+        return engines[-1]
+
+    engine_factory = connect if factory is None else factory(connect)
+    app = GlmtuiApp(config=default_config(), store=make_store(tmp_path / "data"), plan=plan,
+                    engine_factory=engine_factory)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            if wait_connected:
+                await wait_until(pilot, lambda: app.connected and app.engine.listings, what="connected and listed")
+            yield app, pilot
+    finally:
+        for engine in engines:
+            engine.closed_by_the_app = engine._engine._docker.session.closed
+            await engine._engine.close()
+
+
+# --- what the user sees -------------------------------------------------------------------------
+
+
+def screen_text(app: GlmtuiApp) -> str:
+    return "\n".join(strip.text.rstrip() for strip in app.screen._compositor.render_strips())
+
+
+def region_text(app: GlmtuiApp, widget: Any) -> list[str]:
+    """The screen's rows inside the widget's content region (what the user reads in that pane)."""
+    region = widget.content_region
+    strips = app.screen._compositor.render_strips()
+    return [strips[y].text[region.x : region.right].rstrip(" ▁▂▃▄▅▆▇█") for y in range(region.y, region.bottom)]
+
+
+def env_pane(app: GlmtuiApp) -> EnvironmentsPane:
+    return app.query_one(EnvironmentsPane)
+
+
+def env_row(app: GlmtuiApp, name: str) -> dict[str, str] | None:
+    """The environment's row in the pane: column key -> the cell's text (None: not listed)."""
+    pane = env_pane(app)
+    if name not in pane.rows:
+        return None
+    keys = [column.key.value for column in pane.ordered_columns]
+    return {key: str(cell) for key, cell in zip(keys, pane.get_row(name))}
+
+
+def step_rows(app: GlmtuiApp) -> dict[str, list[str]]:
+    table = app.query_one(StepTable)
+    out = {}
+    for index in range(table.row_count):
+        key = table.coordinate_to_cell_key((index, 0)).row_key.value
+        out[key] = [str(cell) for cell in table.get_row(key)]
+    return out
+
+
+def notifications(app: GlmtuiApp, severity: str | None = None) -> list[str]:
+    return [n.message for n in app._notifications if severity is None or n.severity == severity]
+
+
+def on_screen(app: GlmtuiApp, widget: Any) -> bool:
+    """The widget is drawn inside the terminal (not pushed out of a dialog or off the screen)."""
+    region = widget.region
+    screen = app.screen.region
+    return bool(region.width and region.height) and screen.contains_region(region)
+
+
+async def wait_until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 20, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}\n{screen_text(pilot.app)}")
+        await pilot.pause(0.05)
+
+
+async def select_env(pilot: Pilot, app: GlmtuiApp, name: str) -> None:
+    """Focus the environments pane and move its cursor to `name` with the arrow keys."""
+    pane = env_pane(app)
+    pane.focus()
+    await wait_until(pilot, lambda: name in pane.rows, what=f"{name} in the environments pane")
+    for _ in range(200):
+        if pane.selected == name:
+            return
+        target = pane.get_row_index(name)
+        await pilot.press("down" if target > pane.cursor_row else "up")
+    raise AssertionError(f"could not select {name}")
+
+
+async def type_into(pilot: Pilot, widget: Input, text: str) -> None:
+    """Replace the field's text as a user does: to the start, delete to the end, then type the text
+    (long text is pasted, as from the terminal: a key press costs tens of milliseconds)."""
+    widget.focus()
+    await pilot.pause()
+    await pilot.press("ctrl+a", "ctrl+k")
+    if len(text) > 12:
+        widget.post_message(events.Paste(text))
+        await pilot.pause()
+    else:
+        await pilot.press(*text)
+
+
+async def docker_cli(*args: str) -> str:
+    """`docker ARGS` without blocking the app's event loop (the app keeps processing events)."""
+    process = await asyncio.create_subprocess_exec(
+        "docker", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, f"docker {' '.join(args)}: {err.decode()}"
+    return out.decode()
+
+
+def shell_processes(name: str) -> list[str]:
+    """Processes in the environment other than its init, its keep-alive and the `ps` itself."""
+    lines = helpers.processes(name).splitlines()[1:]
+    return [line for line in lines if not re.search(r"docker-init|tail -f /dev/null|ps -o pid,args", line)]
+
+
+# --- n: the new-environment form ---------------------------------------------------------------
+
+
+async def open_new_form(pilot: Pilot, app: GlmtuiApp) -> NewEnvironment:
+    env_pane(app).focus()
+    await pilot.press("n")
+    screen = await wait_until(pilot, lambda: isinstance(app.screen, NewEnvironment) and app.screen, what="the form")
+    await pilot.pause(0.1)
+    return screen
+
+
+async def test_new_form_shows_every_field_with_the_defaults(tmp_path: Path) -> None:
+    async with tui(tmp_path) as (app, pilot):
+        form = await open_new_form(pilot, app)
+        text = screen_text(app)
+        for label in ("New environment", "name", "image", "memory", "cpus", "network"):
+            assert label in text
+        assert form.query_one("#memory", Input).value == "1g"
+        assert form.query_one("#cpus", Input).value == "2"
+        assert form.query_one("#network", Select).value == "bridge"
+        problems = []
+        # the images offered are the engine's, the configured default image chosen
+        chosen = form.query_one("#image", Select).value
+        if chosen != KEYS["default_image"].default:
+            problems.append(f"the image chosen is {chosen!r}, not the configured default_image "
+                            f"{KEYS['default_image'].default!r}")
+        # every field and both buttons are on the screen
+        for selector in ("#mounts", "#create", "#cancel"):
+            if not on_screen(app, form.query_one(selector)):
+                problems.append(f"{selector} is not on the screen (at {form.query_one(selector).region})")
+        if "mounts (HOST:CONTAINER[:ro], comma separated)" not in text:
+            problems.append("the mounts label is not on the screen")
+        assert not problems, "\n".join(problems) + "\n" + text
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, NewEnvironment))
+
+
+async def test_new_form_rejects_what_the_cli_rejects_and_creates_nothing(tmp_path: Path, env_name: str) -> None:
+    bad = {"name": "Bad Name", "memory": "lots", "cpus": "0", "mounts": "nope"}
+    cli = helpers.run_glmtui_many([
+        ["env", "create", bad["name"]],
+        ["env", "create", env_name, "--memory", bad["memory"]],
+        ["env", "create", env_name, "--cpus", bad["cpus"]],
+        ["env", "create", env_name, "--mount", bad["mounts"]],
+    ])
+    expected = {}
+    for field_name, result in zip(bad, cli):
+        assert result.returncode == 2, result.stderr
+        expected[field_name] = helpers.one_error_line(result.stderr).removeprefix("glmtui: error: ")
+    shown_on_screen: dict[str, bool] = {}
+    good = {"name": env_name, "memory": "1g", "cpus": "2", "mounts": ""}
+    async with tui(tmp_path) as (app, pilot):
+        form = await open_new_form(pilot, app)
+        await type_into(pilot, form.query_one("#name", Input), env_name)
+        for field_name, value in bad.items():
+            await type_into(pilot, form.query_one(f"#{field_name}", Input), value)
+            await pilot.press("enter")
+            error = form.query_one("#error")
+            await wait_until(pilot, lambda: str(error.content) == expected[field_name],
+                             what=f"the error line for {field_name}: {expected[field_name]!r}, got {str(error.content)!r}")
+            assert app.screen is form, "the form stays open on bad input"
+            shown_on_screen[field_name] = expected[field_name][:60] in screen_text(app)
+            await type_into(pilot, form.query_one(f"#{field_name}", Input), good[field_name])
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, NewEnvironment))
+        await pilot.pause(0.3)
+        assert not container_exists(env_name) and not volume_exists(env_name)
+        assert env_row(app, env_name) is None
+    assert all(shown_on_screen.values()), f"the error line is not on the screen for: {shown_on_screen}"
+
+
+async def test_n_creates_an_environment_that_shows_in_the_pane_and_docker_ps(
+    tmp_path: Path, env_name: str, busybox_image: str
+) -> None:
+    data = tmp_path / "data-to-mount"
+    data.mkdir()
+    (data / "hello.txt").write_text("mounted\n")
+    async with tui(tmp_path) as (app, pilot):
+        form = await open_new_form(pilot, app)
+        await type_into(pilot, form.query_one("#name", Input), env_name)
+        image = form.query_one("#image", Select)
+        image.focus()
+        await pilot.press("enter", *"glmtui/busybox:l", "enter")  # open the list, type to find, choose
+        await wait_until(pilot, lambda: image.value == busybox_image, what="busybox chosen")
+        await type_into(pilot, form.query_one("#memory", Input), "256m")
+        await type_into(pilot, form.query_one("#cpus", Input), "1.5")
+        network = form.query_one("#network", Select)
+        network.focus()
+        await pilot.press("enter", *"none", "enter")
+        await wait_until(pilot, lambda: network.value == "none", what="network none")
+        await type_into(pilot, form.query_one("#mounts", Input), f"{data}:/data:ro")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, NewEnvironment), what="the form to close")
+        row = await wait_until(pilot, lambda: (env_row(app, env_name) or {}).get("status") == "running"
+                               and env_row(app, env_name), what=f"{env_name} running in the pane")
+        assert row["image"] == busybox_image and row["mark"] == "●"
+        assert re.search(rf"●\s+{env_name}\s+running", screen_text(app))
+        await wait_until(pilot, lambda: f"created {env_name}" in notifications(app), what="the notification")
+        # Docker agrees
+        assert env_name in [n.removeprefix("glmtui-") for n in docker("ps", "--format", "{{.Names}}").stdout.split()]
+        info = docker_inspect(env_name)
+        assert info["HostConfig"]["Memory"] == 256 * 1024**2
+        assert info["HostConfig"]["NanoCpus"] == 1_500_000_000
+        assert info["HostConfig"]["NetworkMode"] == "none"
+        assert {"Source": str(data), "Destination": "/data", "RW": False}.items() <= next(
+            m for m in info["Mounts"] if m["Destination"] == "/data").items()
+        assert helpers.docker("exec", container_of(env_name), "cat", "/data/hello.txt").stdout == "mounted\n"
+
+
+# --- s, e, d, l, enter ------------------------------------------------------------------------
+
+
+async def test_s_stops_and_starts_the_selected_environment(tmp_path: Path, make_env: Any) -> None:
+    env = await make_env()
+    async with tui(tmp_path) as (app, pilot):
+        await select_env(pilot, app, env.name)
+        assert env_row(app, env.name)["status"] == "running"
+        await pilot.press("s")
+        await wait_until(pilot, lambda: env_row(app, env.name)["status"] == "exited", what="exited in the pane")
+        assert helpers.container_status(env.name) == "exited"
+        assert env_row(app, env.name)["mark"] == "○"
+        await pilot.press("s")
+        await wait_until(pilot, lambda: env_row(app, env.name)["status"] == "running", what="running again")
+        assert helpers.container_status(env.name) == "running"
+        assert f"started {env.name}" in notifications(app)
+
+
+async def test_e_on_a_stopped_environment_says_how_to_start_it(tmp_path: Path, make_env: Any) -> None:
+    env = await make_env()
+    docker("stop", "-t", "1", container_of(env.name))
+    async with tui(tmp_path) as (app, pilot):
+        await select_env(pilot, app, env.name)
+        await wait_until(pilot, lambda: env_row(app, env.name)["status"] == "exited")
+        await pilot.press("e")
+        await wait_until(pilot, lambda: f"{env.name} is stopped: s starts it" in notifications(app))
+
+
+async def test_e_where_the_terminal_cannot_be_suspended_notifies_and_leaves_no_shell(
+    tmp_path: Path, make_env: Any
+) -> None:
+    """Pilot's headless driver cannot suspend (App.suspend raises SuspendNotSupported): the app
+    must say so clearly, keep running, and leave no shell behind in the environment. The real
+    shell is covered by tests/test_tui_e2e.py in tmux."""
+    env = await make_env()
+    async with tui(tmp_path) as (app, pilot):
+        await select_env(pilot, app, env.name)
+        await pilot.press("e")
+        errors = await wait_until(pilot, lambda: notifications(app, "error"), what="a notification")
+        await pilot.pause(0.3)
+        assert app.is_running and isinstance(app.screen.focused, EnvironmentsPane)
+        message = errors[-1]
+        problems = []
+        if "shell" not in message.lower() or re.match(r"[A-Z]\w+: ", message):
+            problems.append(f"the notification should say in words that the shell cannot open here, not {message!r}")
+        left = shell_processes(env.name)
+        if left:
+            problems.append(f"the shell opened for `e` is left running in the environment: {left}")
+        assert not problems, "\n".join(problems)
+
+
+async def test_d_asks_first_then_removes_the_container_and_keeps_or_removes_the_volume(
+    tmp_path: Path, make_env: Any
+) -> None:
+    keep = await make_env()
+    drop = await make_env()
+    async with tui(tmp_path) as (app, pilot):
+        # d, then escape: nothing happens
+        await select_env(pilot, app, keep.name)
+        await pilot.press("d")
+        dialog = await wait_until(pilot, lambda: isinstance(app.screen, ConfirmRemove) and app.screen)
+        text = screen_text(app)
+        assert f"Remove environment {keep.name}?" in text
+        assert "also remove its workspace volume (its files)" in text
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmRemove))
+        await pilot.pause(0.2)
+        assert container_exists(keep.name) and env_row(app, keep.name) is not None
+        # d, Remove: the container goes, its volume stays
+        await pilot.press("d")
+        dialog = await wait_until(pilot, lambda: isinstance(app.screen, ConfirmRemove) and app.screen)
+        dialog.query_one("#remove", Button).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: env_row(app, keep.name) is None, what=f"{keep.name} gone from the pane")
+        assert not container_exists(keep.name)
+        assert volume_of(keep.name) in docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
+        assert f"removed {keep.name}" in notifications(app)
+        # d, tick the volume, Remove: both go
+        await select_env(pilot, app, drop.name)
+        await pilot.press("d")
+        dialog = await wait_until(pilot, lambda: isinstance(app.screen, ConfirmRemove) and app.screen)
+        dialog.query_one("#volume", Checkbox).focus()
+        await pilot.press("space")
+        assert dialog.query_one("#volume", Checkbox).value is True
+        dialog.query_one("#remove", Button).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: env_row(app, drop.name) is None, what=f"{drop.name} gone from the pane")
+        assert not container_exists(drop.name)
+        assert volume_of(drop.name) not in docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
+        assert f"removed {drop.name} and its volume" in notifications(app)
+    helpers.remove_quietly(keep.name)
+
+
+async def test_l_shows_the_environment_main_process_log(tmp_path: Path, env_name: str, busybox_image: str) -> None:
+    docker("run", "-d", "--label", "glmtui.managed=true", "--label", f"glmtui.env={env_name}",
+           "--name", container_of(env_name), busybox_image,
+           "sh", "-c", "echo hello-from-main; echo oops-on-stderr >&2; sleep 600")
+    async with tui(tmp_path) as (app, pilot):
+        await select_env(pilot, app, env_name)
+        await pilot.press("l")
+        log = app.query_one(LogView)
+        await wait_until(pilot, lambda: "hello-from-main" in screen_text(app), what="the main process's output")
+        text = screen_text(app)
+        assert "oops-on-stderr" in text
+        assert f"env {env_name}" in text  # the log pane's title
+        assert log.border_title == f"env {env_name}"
+        assert "following · 2 lines" in text
+        # it follows: new output appears
+        await docker_cli("exec", container_of(env_name), "sh", "-c", "echo later-line > /proc/1/fd/1")
+        await wait_until(pilot, lambda: "later-line" in screen_text(app), what="a line written later")
+
+
+async def test_enter_shows_limits_mounts_and_labels(tmp_path: Path, make_env: Any) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="glmtui-details-"))  # short: one line in the dialog
+    try:
+        env = await make_env(resources=Resources(256 * 1024**2, 1.5, 200), network="none",
+                             mounts=(Mount(str(shared), "/data", True),))
+        async with tui(tmp_path) as (app, pilot):
+            await select_env(pilot, app, env.name)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, EnvironmentDetails), what="the details")
+            await pilot.pause(0.1)
+            text = screen_text(app)
+            assert f"{env.name}  running" in text
+            assert "memory    256.0MiB   cpus 1.5   pids 200" in text
+            assert "network   none   init True   security no-new-privileges" in text
+            assert "caps      drop ALL; add CHOWN" in text
+            assert f"{volume_of(env.name)} -> /workspace (rw)" in text
+            assert f"{shared} -> /data (ro)" in text
+            assert f"glmtui.env={env.name}" in text and "glmtui.managed=true" in text
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not isinstance(app.screen, EnvironmentDetails))
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+async def test_running_environments_show_cpu_and_memory(tmp_path: Path, make_env: Any) -> None:
+    env = await make_env()
+    async with tui(tmp_path) as (app, pilot):
+        await select_env(pilot, app, env.name)
+        await wait_until(pilot, lambda: env_row(app, env.name)["mem"], timeout=10, what="stats in the pane")
+        row = env_row(app, env.name)
+        assert re.fullmatch(r"\d+%", row["cpu"]), row
+        assert re.fullmatch(r"[\d.]+(B|KiB|MiB|GiB) \d+%", row["mem"]), row
+        line = next(line for line in screen_text(app).splitlines() if env.name in line)
+        assert row["mem"] in line, f"the memory cell is cut on the screen: {row['mem']!r} not in {line!r}"
+
+
+# --- live: Docker events, the engine going away ------------------------------------------------
+
+
+async def test_a_container_stopped_outside_changes_the_pane_within_a_second(tmp_path: Path, make_env: Any) -> None:
+    env = await make_env()
+    async with tui(tmp_path) as (app, pilot):
+        await wait_until(pilot, lambda: (env_row(app, env.name) or {}).get("status") == "running")
+        await docker_cli("stop", "-t", "1", container_of(env.name))
+        stopped = time.monotonic()
+        await wait_until(pilot, lambda: env_row(app, env.name)["status"] == "exited", timeout=5)
+        took = time.monotonic() - stopped
+        assert took < 1.5, f"the pane took {took:.2f}s to show the stop (events, not polling: about a second at most)"
+        assert re.search(rf"○\s+{env.name}\s+exited", screen_text(app))
+        # no polling: in a quiet while, the pane lists environments only after container events
+        await pilot.pause(0.5)
+        engine: SessionEngine = app.engine  # type: ignore[assignment]
+        start = time.monotonic()
+        await pilot.pause(2.5)
+        listings = [t for t in engine.listings if t >= start]
+        events = [t for t in engine.container_events if t >= start - 0.1]
+        assert len(listings) <= len(events), f"{len(listings)} listings for {len(events)} container events"
+
+
+async def test_unreachable_engine_shows_the_banner_until_it_comes_back(tmp_path: Path, make_env: Any) -> None:
+    env = await make_env()
+    attempts: list[float] = []
+
+    def factory(connect: Callable[[], Any]) -> Callable[[], Any]:
+        async def make() -> Any:
+            attempts.append(time.monotonic())
+            if len(attempts) <= 2:
+                raise EngineUnreachable("cannot reach the Docker engine at unix:///nowhere.sock (no such file)")
+            return await connect()
+        return make
+
+    async with tui(tmp_path, factory=factory, wait_connected=False) as (app, pilot):
+        await wait_until(pilot, lambda: "⚠ cannot reach the Docker engine at unix:///nowhere.sock" in screen_text(app),
+                         timeout=5, what="the banner")
+        assert "reconnecting…" in screen_text(app)
+        assert not app.connected
+        await pilot.press("n")  # nothing to do without an engine: it says so
+        await wait_until(pilot, lambda: "the Docker engine is unreachable" in notifications(app, "error"))
+        assert not isinstance(app.screen, NewEnvironment)
+        await wait_until(pilot, lambda: app.connected, timeout=10, what="the reconnection")
+        await wait_until(pilot, lambda: env_row(app, env.name) is not None, what="the environments listed")
+        assert "cannot reach" not in screen_text(app)
+        assert not app.query_one("#banner").display
+        assert len(attempts) == 3
+
+
+# --- the app's keys -----------------------------------------------------------------------------
+
+
+async def test_help_lists_the_focused_pane_bindings_and_the_app_bindings(tmp_path: Path) -> None:
+    async with tui(tmp_path, plan=HELLO) as (app, pilot):
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = screen_text(app)
+        for key, description in [("n", "New"), ("s", "Start/stop"), ("e", "Shell"), ("d", "Remove"), ("l", "Logs"),
+                                 ("enter", "Details")]:
+            assert re.search(rf"\b{re.escape(key)}\s+{re.escape(description)}\b", text), (key, description)
+        assert "Environments" in text and "Everywhere" in text
+        for key, description in [("?", "Help"), ("ctrl+p", "Commands"), ("tab", "Next pane"), ("q", "Quit")]:
+            assert re.search(rf"{re.escape(key)}\s+{re.escape(description)}", text), (key, description)
+        assert "Search" not in text  # the log pane's keys are not the focused pane's
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        # on the log pane: its keys
+        app.query_one(LogView).focus()
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = screen_text(app)
+        for key, description in [("slash", "Search"), ("n", "Next match"), ("t", "Timestamps"), ("w", "Wrap"),
+                                 ("f,end", "Follow")]:
+            assert re.search(rf"{re.escape(key)}\s+{re.escape(description)}", text), (key, description)
+        assert "Start/stop" not in text and "Quit" in text
+        await pilot.press("escape")
+        # on the plan pane: its keys
+        app.query_one(StepTable).focus()
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = screen_text(app)
+        assert re.search(r"enter\s+Run", text) and re.search(r"r\s+Pick plan", text) and "Quit" in text
+
+
+async def test_palette_finds_environment_new_and_runs_it(tmp_path: Path) -> None:
+    async with tui(tmp_path, plan=HELLO) as (app, pilot):
+        await pilot.press("ctrl+p")
+        palette = await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette) and app.screen)
+        await pilot.press(*"env new")
+        options = palette.query_one(OptionList)
+        await wait_until(pilot, lambda: options.option_count and "Environment: New" in str(options.get_option_at_index(0).prompt),
+                         what="Environment: New first in the palette")
+        assert "Environment: New" in screen_text(app) and "key n" in screen_text(app)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, NewEnvironment), what="the form, from the palette")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, NewEnvironment))
+        # the plan's and the log pane's actions are there by name too
+        await pilot.press("ctrl+p")
+        palette = await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette) and app.screen)
+        await pilot.press(*"plan run")
+        await wait_until(pilot, lambda: "Plan: Run" in screen_text(app), what="Plan: Run in the palette")
+        await pilot.press("ctrl+a", "ctrl+k", *"log wrap")
+        await wait_until(pilot, lambda: "Log: Wrap" in screen_text(app), what="Log: Wrap in the palette")
+        await pilot.press("escape")
+
+
+async def test_tab_moves_focus_between_the_panes(tmp_path: Path) -> None:
+    async with tui(tmp_path, plan=HELLO) as (app, pilot):
+        order = [EnvironmentsPane, AgentsPane, StepTable, LogView, ChatPane, EnvironmentsPane]
+        assert isinstance(app.focused, order[0])
+        for expected in order[1:]:
+            await pilot.press("tab")
+            await pilot.pause()
+            assert isinstance(app.focused, expected), (expected, app.focused)
+        await pilot.press("shift+tab")
+        await pilot.pause()
+        assert isinstance(app.focused, ChatPane)
+
+
+async def test_q_quits_at_once_when_nothing_runs_and_closes_the_engine(tmp_path: Path) -> None:
+    async with tui(tmp_path) as (app, pilot):
+        engine: SessionEngine = app.engine  # type: ignore[assignment]
+        await pilot.press("q")
+        await wait_for_exit(app)
+    assert app.return_value == 0
+    # its connection is closed when it quits (else aiohttp warns on the user's terminal)
+    assert engine.closed_by_the_app, "the app quit without closing its engine connection"
+
+
+async def wait_for_exit(app: GlmtuiApp, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while app.is_running:
+        assert time.monotonic() < deadline, "the app did not exit"
+        await asyncio.sleep(0.05)
+
+
+# --- plans in the app: run, output, cancel, quit during a run ----------------------------------
+
+
+SLEEPY = """
+    version: 1
+    name: sleepy
+    env: {image: @IMAGE@}
+    steps:
+      - id: nap
+        run: |
+          echo going to sleep
+          sleep 30
+      - id: after
+        needs: [nap]
+        run: echo never
+    """
+
+
+async def start_run(pilot: Pilot, app: GlmtuiApp) -> str:
+    """Tab to the plan's steps and press enter; the run's id."""
+    await pilot.press("tab", "tab")
+    assert isinstance(app.focused, StepTable)
+    await pilot.press("enter")
+    pane = app.query_one(PlanPane)
+    await wait_until(pilot, lambda: pane.run_id, what="the run to start")
+    return pane.run_id
+
+
+async def test_a_plan_run_shows_each_step_status_and_output(tmp_path: Path, busybox_image: str) -> None:
+    run_id = None
+    try:
+        async with tui(tmp_path, plan=HELLO) as (app, pilot):
+            run_id = await start_run(pilot, app)
+            pane = app.query_one(PlanPane)
+            await wait_until(pilot, lambda: pane.run_status == "success" and not pane.running, timeout=60)
+            await pilot.pause(0.3)
+            rows = step_rows(app)
+            assert {step: cells[0] for step, cells in rows.items()} == {
+                "greet": "✔", "count": "✔", "shout": "↷", "report": "✔", "show": "✔"}
+            assert rows["shout"][6] == "skipped · condition is false: ${inp…", "cut to the status column"
+            assert all(re.fullmatch(r"\d+\.\ds", rows[s][6]) for s in ("greet", "count", "report", "show"))
+            text = screen_text(app)
+            assert f"✔ run {run_id} success in" in text
+            assert "every step succeeded" in " ".join(notifications(app))
+            # greet was highlighted: the log pane shows its output
+            assert app.query_one(LogView).border_title == "greet"
+            assert "hello, world" in text
+            await pilot.press("down")  # count
+            await wait_until(pilot, lambda: re.search(r"the image has \d+ commands", screen_text(app)),
+                             what="count's output")
+            assert app.query_one(LogView).border_title == "count"
+            await pilot.press("down", "down", "down")  # show
+            await wait_until(pilot, lambda: re.search(r"hello, world; \d+ commands", screen_text(app)),
+                             what="show's output")
+    finally:
+        if run_id:
+            remove_run_leftovers(run_id)
+
+
+async def test_c_cancels_the_run_and_leaves_no_container(tmp_path: Path, busybox_image: str) -> None:
+    plan = write_plan(tmp_path, SLEEPY, IMAGE=busybox_image)
+    run_id = None
+    try:
+        async with tui(tmp_path, plan=plan) as (app, pilot):
+            run_id = await start_run(pilot, app)
+            await wait_until(pilot, lambda: step_rows(app)["nap"][6].startswith("running"), what="nap running")
+            await wait_until(pilot, lambda: "going to sleep" in screen_text(app), what="nap's output")
+            assert run_containers(run_id)
+            await pilot.press("c")
+            pane = app.query_one(PlanPane)
+            await wait_until(pilot, lambda: pane.run_status == "cancelled" and not pane.running, timeout=30)
+            await pilot.pause(0.2)
+            assert step_rows(app)["nap"][0] == "■" and step_rows(app)["after"][0] == "■"
+            assert f"■ run {run_id} cancelled" in screen_text(app)
+            assert run_containers(run_id) == []
+            await pilot.press("q")  # nothing runs now: no question
+            await wait_for_exit(app)
+    finally:
+        if run_id:
+            remove_run_leftovers(run_id)
+
+
+async def test_q_during_a_run_asks_first_then_cancels_and_quits(tmp_path: Path, busybox_image: str) -> None:
+    plan = write_plan(tmp_path, SLEEPY, IMAGE=busybox_image)
+    run_id = None
+    try:
+        async with tui(tmp_path, plan=plan) as (app, pilot):
+            run_id = await start_run(pilot, app)
+            await wait_until(pilot, lambda: step_rows(app)["nap"][6].startswith("running"), what="nap running")
+            await pilot.press("q")
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+            assert "A plan is running. Cancel it and quit?" in screen_text(app)
+            await pilot.press("escape")  # no: it goes on
+            await wait_until(pilot, lambda: not isinstance(app.screen, Confirm))
+            await pilot.pause(0.3)
+            assert app.is_running and app.query_one(PlanPane).running
+            assert run_containers(run_id)
+            await pilot.press("q")
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm))
+            await pilot.press("y")
+            await wait_for_exit(app, timeout=30)
+        assert app.return_value == 0
+        assert run_containers(run_id) == []
+        assert helpers.docker("ps", "-aq", "--filter", f"label=glmtui.run={run_id}").stdout.strip() == ""
+    finally:
+        if run_id:
+            remove_run_leftovers(run_id)
+
+
+async def test_log_pane_keys_on_a_step_output(tmp_path: Path, busybox_image: str) -> None:
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: chatter
+        env: {image: @IMAGE@}
+        steps:
+          - id: talk
+            run: |
+              seq 1 80 | sed 's/^/line /'
+              echo "needle one"
+              echo "line 81"
+              echo "needle two"
+              echo "needle three $(printf 'x%.0s' $(seq 1 150)) END-OF-LINE-$((6*7))"
+        """, IMAGE=busybox_image)
+    run_id = None
+    try:
+        async with tui(tmp_path, plan=plan) as (app, pilot):
+            run_id = await start_run(pilot, app)
+            pane = app.query_one(PlanPane)
+            await wait_until(pilot, lambda: pane.run_status == "success" and not pane.running, timeout=60)
+            log = app.query_one(LogView)
+            await wait_until(pilot, lambda: log.line_count == 84, what="talk's 84 lines in the log pane")
+            await pilot.press("tab")
+            assert app.focused is log
+
+            def subtitle() -> str:
+                return str(log.border_subtitle)
+
+            await wait_until(pilot, lambda: "needle two" in screen_text(app))
+            assert "END-OF-LINE-42" not in "".join(region_text(app, log))  # cut at the pane's width
+            assert subtitle() == "following · 84 lines"
+            await pilot.press("slash", *"needle", "enter")
+            await wait_until(pilot, lambda: subtitle().startswith("match 3/3"), what="the search")
+            assert subtitle() == "match 3/3 · paused · 84 lines"
+            await pilot.press("n")  # wraps around to the first
+            await wait_until(pilot, lambda: subtitle().startswith("match 1/3"))
+            assert "needle one" in screen_text(app)
+            await pilot.press("N")
+            await wait_until(pilot, lambda: subtitle().startswith("match 3/3"))
+            await pilot.press("t")
+            await wait_until(pilot, lambda: "time" in subtitle())
+            assert re.search(r"\d\d:\d\d:\d\d\.\d{3} needle one", screen_text(app)), screen_text(app)
+            await pilot.press("w")
+            await wait_until(pilot, lambda: "wrap" in subtitle())
+            await pilot.press("end")
+            await wait_until(pilot, lambda: "following" in subtitle())
+            assert subtitle() == "match 3/3 · following · wrap · time · 84 lines"
+            await wait_until(pilot, lambda: "END-OF-LINE-42" in "".join(region_text(app, log)),
+                             what="the long line wrapped")
+            await pilot.press("t", "w")
+            await wait_until(pilot, lambda: "time" not in subtitle() and "wrap" not in subtitle())
+            assert not re.search(r"\d\d:\d\d:\d\d\.\d{3} needle", screen_text(app))
+    finally:
+        if run_id:
+            remove_run_leftovers(run_id)

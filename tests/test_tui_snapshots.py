@@ -1,0 +1,112 @@
+"""Snapshot tests of the TUI's screens (pytest-textual-snapshot).
+
+The apps come from tests/snapshot_apps.py: the fake engine (the only place it is used), a fixed
+config, deterministic ages, run id and clock; 160x45, cursor blink off. A change on purpose is
+accepted with `pytest tests/test_tui_snapshots.py --snapshot-update` after looking at the SVGs
+in tests/__snapshots__/test_tui_snapshots/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import snapshot_apps as apps
+from textual.pilot import Pilot
+
+import helpers
+from glmtui.tui.screens.help import HelpScreen
+from glmtui.tui.screens.new_env import NewEnvironment
+from glmtui.tui.widgets.plan_view import PlanPane, StepTable
+
+
+@pytest.fixture(autouse=True)
+def in_project(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan pane shows the plan's path relative to the current folder: plans/hello.yaml."""
+    monkeypatch.chdir(helpers.PROJECT_ROOT)
+
+
+def test_main_screen(snap_compare, tmp_path: Path) -> None:
+    """Three environments (two running, with CPU and memory), no plan, the log pane empty."""
+    app = apps.main_screen(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+
+    assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)
+
+
+def test_new_environment_form(snap_compare, tmp_path: Path) -> None:
+    """`n`: name, image (the configured default image chosen), memory, cpus, network, mounts, Create."""
+    app = apps.main_screen(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        await pilot.press("n")
+        await apps.settle(pilot, lambda: isinstance(app.screen, NewEnvironment))
+
+    assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)
+
+
+def test_plan_preview(snap_compare, tmp_path: Path) -> None:
+    """plans/hello.yaml: its environment, inputs, steps by layer, the highlighted step's command."""
+    app = apps.with_plan(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        await pilot.press("tab", "tab")  # environments -> agents -> the plan's steps
+        await apps.settle(pilot, lambda: app.query_one(StepTable).has_focus)
+
+    assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)
+
+
+def test_run_in_progress(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """greet done in 0.4s, count running for 12.3s, shout skipped, the rest waiting; greet's output in the log."""
+    apps.script_run(monkeypatch, apps.in_progress_script(), result=None)
+    app = apps.with_plan(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        await pilot.press("tab", "tab", "enter")
+        pane = app.query_one(PlanPane)
+        await apps.settle(pilot, lambda: pane.running and pane.states["count"].status == "running")
+
+    assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)
+
+
+def test_failed_run(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """count failed with exit 3: ✘, the steps after it skipped, `R resumes`, the failure notification."""
+    apps.script_run(monkeypatch, apps.failed_script(), result="failure")
+    app = apps.with_plan(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        await pilot.press("tab", "tab", "enter")
+        pane = app.query_one(PlanPane)
+        await apps.settle(pilot, lambda: pane.run_status == "failure" and not pane.running)
+        await pilot.press("down")  # count: its failure and its command in the detail, its output in the log
+        await apps.settle(pilot)
+
+    assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)
+
+
+def test_help_screen(snap_compare, tmp_path: Path) -> None:
+    """`?` on the environments pane: its keys, then the app's."""
+    app = apps.with_plan(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        await pilot.press("question_mark")
+        await apps.settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+
+    assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)
+
+
+def test_disconnected_banner(snap_compare, tmp_path: Path) -> None:
+    """No engine: the red banner says which address and that it keeps trying."""
+    app = apps.disconnected(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, lambda: "reconnecting" in str(app.query_one("#banner").content))
+
+    assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)
