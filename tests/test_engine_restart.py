@@ -59,7 +59,7 @@ def test_a_run_fails_cleanly_when_the_engine_restarts(glmtui, tmp_path, busybox_
         assert record["status"] == "failure"
         assert {s["step"]: s["status"] for s in record["steps"]} == {"long": "failure"}
         assert glmtui("logs", "--run", run_id, "--step", "long").stdout == "started\n"
-        assert not run_containers(run_id), "the throw-away environment is removed once the engine is back"
+        assert not run_containers(run_id), ("the throw-away environment is removed once the engine is back", of(events, "progress"))
     finally:
         remove_run_leftovers(run_id)
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from glmtui.config import Config
 from glmtui.docker.engine import Engine
-from glmtui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, EngineUnreachable, GlmtuiError
+from glmtui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, GlmtuiError, NotFound
 from glmtui.events import Progress, RunFinished, RunStarted, Sink, StepFinished, StepStarted
 from glmtui.masking import Masker
 from glmtui.plan import environment as run_env
@@ -134,15 +134,17 @@ class Runner:
 
     async def _remove_quietly(self, name: str) -> None:
         """Remove a throw-away environment; an engine that is restarting gets a few seconds."""
-        for delay in (0.5, 1, 2, 3, 4):
+        problem: GlmtuiError | None = None
+        for delay in (0.5, 1, 2, 3, 4, 5):
             try:
                 await self.engine.remove_environment(name, volume=True)
                 return
-            except EngineUnreachable:
-                await asyncio.sleep(delay)
-            except GlmtuiError:
+            except NotFound:
                 return
-        self.sink(Progress(f"could not remove {name}: the engine is unreachable; `glmtui clean` removes it later"))
+            except GlmtuiError as err:  # unreachable, or answering "shutting down": try again
+                problem = err
+                await asyncio.sleep(delay)
+        self.sink(Progress(f"could not remove {name} ({problem}); `glmtui clean` removes it later"))
 
     # -- workflows and steps ----------------------------------------------------------------
 
