@@ -658,7 +658,7 @@ async def test_a_plan_run_shows_each_step_status_and_output(tmp_path: Path, busy
             rows = step_rows(app)
             assert {step: cells[0] for step, cells in rows.items()} == {
                 "greet": "✔", "count": "✔", "shout": "↷", "report": "✔", "show": "✔"}
-            assert rows["shout"][6] == "skipped · condition is false: ${inp…", "cut to the status column"
+            assert rows["shout"][6].startswith("skipped · condition is false: ${inputs.")
             assert all(re.fullmatch(r"\d+\.\ds", rows[s][6]) for s in ("greet", "count", "report", "show"))
             text = screen_text(app)
             assert f"✔ run {run_id} success in" in text

@@ -37,6 +37,7 @@ class EnvironmentsPane(DataTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
         self.border_title = "Environments"
+        self._shown: list[Any] = []
 
     def on_mount(self) -> None:
         self.add_column("", key="mark", width=1)
@@ -60,8 +61,9 @@ class EnvironmentsPane(DataTable):
         return rows[first : first + max(self.size.height, 1)]
 
     def watch_environments(self, environments: list[Any]) -> None:
-        if not self.columns:
+        if not self.columns or environments == self._shown:
             return
+        self._shown = list(environments)
         keep = self.selected
         self.clear()
         for env in environments:
@@ -75,11 +77,13 @@ class EnvironmentsPane(DataTable):
         self.border_subtitle = f"{len(environments)}" if environments else "none · n to create"
 
     def watch_stats(self, stats: dict[str, Any]) -> None:
-        for name, sample in stats.items():
-            if name in self.rows:
-                cpu, mem = self._usage(name)
-                self.update_cell(name, "cpu", cpu, update_width=True)
-                self.update_cell(name, "mem", mem, update_width=True)
+        """Only cells whose text changed: each update redraws the table."""
+        for name in stats:
+            if name not in self.rows:
+                continue
+            for key, text in zip(("cpu", "mem"), self._usage(name)):
+                if self.get_cell(name, key) != text:
+                    self.update_cell(name, key, text, update_width=len(text) > self.columns[key].width)
 
     def _usage(self, name: str) -> tuple[str, str]:
         sample = self.stats.get(name)

@@ -38,7 +38,7 @@ STEP_LINES = 5_000  # output lines kept per step (the full log is on disk)
 REFRESH_SECONDS = 1 / 8
 MAX_ERRORS_SHOWN = 12
 MAX_DETAIL_LINES = 6
-STATUS_WIDTH = 34  # a step's status cell; longer reasons end in … (the detail area has them whole)
+STATUS_WIDTH = 40  # a step's status cell; longer reasons end in … (the detail area has them whole)
 clock = time.monotonic  # a seam for deterministic snapshots
 FINAL = frozenset({"success", "failure", "skipped", "cancelled", "interrupted", "notrun"})
 RESUMABLE = frozenset({"failure", "cancelled", "interrupted"})
@@ -513,7 +513,8 @@ class PlanPane(Widget):
         """The runner's events, in the app's event loop: state and buffers only, no drawing."""
         if isinstance(event, Output):
             state = self._state(event.step)
-            state.lines.extend((event.stream, line) for line in event.lines)
+            lines = event.lines[-STEP_LINES:]  # only what the step's bounded buffer keeps
+            state.lines.extend((event.stream, line) for line in lines)
             state.buffered = True
             if event.step == self._shown:
                 if self._pending and self._pending[-1][0] == event.stream:
