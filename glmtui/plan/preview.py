@@ -123,6 +123,22 @@ def _try_fill(value: Any, values: dict[str, Any], masker: Masker) -> Any:
     return fill(value, values, masker) if isinstance(value, str) else value
 
 
+def step_facts(step: dict[str, Any]) -> list[str]:
+    """A described step's needs, condition, timeout, retries and leniency, as short phrases."""
+    facts = []
+    if step["needs"]:
+        facts.append(f"needs {', '.join(step['needs'])}")
+    if step["if"]:
+        facts.append(f"if {step['if']}")
+    if step["timeout"]:
+        facts.append(f"timeout {step['timeout']:g}s")
+    if step["retries"]:
+        facts.append(f"retries {step['retries']}")
+    if step["continue_on_error"]:
+        facts.append("may fail")
+    return facts
+
+
 def print_description(description: dict[str, Any]) -> None:
     env = description["environment"]
     print(f"plan {description['plan']} ({description['file']}), workflow {description['workflow']}")
@@ -149,17 +165,7 @@ def print_description(description: dict[str, Any]) -> None:
         if step["layer"] != current:
             current = step["layer"]
             print(f"  layer {current + 1}")
-        extra = []
-        if step["needs"]:
-            extra.append(f"needs {', '.join(step['needs'])}")
-        if step["if"]:
-            extra.append(f"if {step['if']}")
-        if step["timeout"]:
-            extra.append(f"timeout {step['timeout']:g}s")
-        if step["retries"]:
-            extra.append(f"retries {step['retries']}")
-        if step["continue_on_error"]:
-            extra.append("may fail")
+        extra = step_facts(step)
         print(f"    {step['id']} [{step['kind']}]" + (f"  ({'; '.join(extra)})" if extra else ""))
         for line in step["command"].rstrip("\n").splitlines() or [""]:
             print(f"      {line}")

@@ -45,7 +45,7 @@ from glmtui.plan.model import (
     Step,
     Workflow,
 )
-from glmtui.plan.values import coerce, read_dotenv, read_input_file
+from glmtui.plan.values import coerce, kind_of, read_dotenv, read_input_file
 from glmtui.units import parse_cpus, parse_duration, parse_memory, parse_positive_int
 
 SUPPORTED_VERSION = 1
@@ -244,7 +244,7 @@ def _schema_error(error: Any, data: Any, report: _Report, rejected: set[Path_]) 
         return
     if validator == "type":
         types = [error.validator_value] if isinstance(error.validator_value, str) else error.validator_value
-        message = f"{what} must be {' or '.join(_TYPE_WORDS[t] for t in types)}, not {_a(instance)}"
+        message = f"{what} must be {' or '.join(_TYPE_WORDS[t] for t in types)}, not {kind_of(instance)}"
     elif validator == "enum":
         choices = ", ".join(str(choice) for choice in error.validator_value)
         close = did_you_mean(instance, error.validator_value) if isinstance(instance, str) else ""
@@ -303,18 +303,6 @@ def _describe(path: Path_, data: Any) -> str:
     if len(path) == 2 and path[0] in ("components", "workflows"):
         return f"{path[0][:-1]} {path[1]!r}"
     return _label(path)
-
-
-def _a(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "a mapping"
 
 
 # --- building the model --------------------------------------------------------------------

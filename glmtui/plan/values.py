@@ -127,26 +127,26 @@ def coerce(value: Any, type_: str, *, where: Location) -> Any:
         return _from_text(value, type_, where)
     if type_ == "string":
         if isinstance(value, (dict, list)):
-            raise ValueError(f"must be a string, not {_a(value)}")
+            raise ValueError(f"must be a string, not {kind_of(value)}")
         return _plain_text(value)
     if type_ == "integer":
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ValueError(f"must be an integer, not {_a(value)}")
+        raise ValueError(f"must be an integer, not {kind_of(value)}")
     if type_ == "number":
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return value
-        raise ValueError(f"must be a number, not {_a(value)}")
+        raise ValueError(f"must be a number, not {kind_of(value)}")
     if type_ == "boolean":
         if isinstance(value, bool):
             return value
-        raise ValueError(f"must be a boolean (true or false), not {_a(value)}")
+        raise ValueError(f"must be a boolean (true or false), not {kind_of(value)}")
     wanted = list if type_ == "list" else dict
     if isinstance(value, wanted):
         return value
-    raise ValueError(f"must be {'a list' if type_ == 'list' else 'an object'}, not {_a(value)}")
+    raise ValueError(f"must be {'a list' if type_ == 'list' else 'an object'}, not {kind_of(value)}")
 
 
 def _from_text(text: str, type_: str, where: Location) -> Any:
@@ -192,7 +192,8 @@ def _plain_text(value: Any) -> str:
     return str(value)
 
 
-def _a(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """'a string', 'a list'…: what a value is, for messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -201,4 +202,4 @@ def _a(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    return "a list" if isinstance(value, list) else "an object"
+    return "a list" if isinstance(value, list) else "a mapping"

@@ -31,6 +31,7 @@ from glmtui.events import Event, Output, Progress, RunFinished, RunStarted, Step
 from glmtui.headless import COLORS, SYMBOLS
 from glmtui.masking import MASK
 from glmtui.plan.model import LoadedPlan, PlanInvalid
+from glmtui.plan.preview import step_facts
 from glmtui.store import Store
 from glmtui.tui.messages import RunStateChanged, StepOutput, StepSelected
 
@@ -429,16 +430,7 @@ class PlanPane(Widget):
             facts = [info["kind"]]
             if info["component"]:
                 facts.append(f"component {info['component']}")
-            if info["needs"]:
-                facts.append(f"needs {', '.join(info['needs'])}")
-            if info["if"]:
-                facts.append(f"if {info['if']}")
-            if info["timeout"]:
-                facts.append(f"timeout {info['timeout']:g}s")
-            if info["retries"]:
-                facts.append(f"retries {info['retries']}")
-            if info["continue_on_error"]:
-                facts.append("may fail")
+            facts += step_facts(info)
             text.append("  " + " · ".join(facts), style="dim")
         state = self.states.get(step_id)
         if state is not None and state.reason and state.status != "success":
