@@ -55,6 +55,7 @@ from glmtui.docker.engine import Engine  # noqa: E402
 from glmtui.docker.spec import EnvSpec  # noqa: E402
 from glmtui.docker.spec import container_name, volume_name  # noqa: E402
 from glmtui.errors import GlmtuiError  # noqa: E402
+from common import cpu_model, seq_bytes  # noqa: E402
 
 BUSYBOX = "glmtui/busybox:latest"
 BENCH_LABEL = "glmtui.bench"
@@ -63,16 +64,6 @@ GLMTUI_BIN = next(
     (p for p in (Path(sys.executable).parent / "glmtui", ROOT / ".venv" / "bin" / "glmtui") if p.exists()),
     Path(shutil.which("glmtui") or "glmtui"),
 )
-
-
-def seq_bytes(n: int) -> int:
-    """The exact size of `seq n`'s output: every number's digits plus a newline each."""
-    total, digits, low = n, 1, 1
-    while low <= n:
-        high = min(n, low * 10 - 1)
-        total += (high - low + 1) * digits
-        digits, low = digits + 1, low * 10
-    return total
 
 
 @dataclass
@@ -361,16 +352,6 @@ def table(figures: list[Figure], meta: dict[str, Any]) -> str:
     if notes:
         lines += ["", "notes:", *notes]
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -58,6 +58,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from glmtui.docker.spec import container_name, volume_name  # noqa: E402
+from common import cpu_model, seq_bytes, verdict  # noqa: E402
 
 BUSYBOX = "glmtui/busybox:latest"
 GLMTUI_BIN = Path(sys.executable).parent / "glmtui"
@@ -67,16 +68,6 @@ PARALLEL_STEPS = 8
 OUTPUT_LINES = 2_000_000
 VALIDATE_STEPS = 2_000
 MB = 1024 * 1024
-
-
-def seq_bytes(n: int) -> int:
-    """The exact size of `seq n`'s output: every number's digits plus a newline each."""
-    total, digits, low = n, 1, 1
-    while low <= n:
-        high = min(n, low * 10 - 1)
-        total += (high - low + 1) * digits
-        digits, low = digits + 1, low * 10
-    return total
 
 
 @dataclass
@@ -469,10 +460,6 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
 
 
-def verdict(passed: bool | None) -> str:
-    return "" if passed is None else ("PASS" if passed else "MISS")
-
-
 def table(figures: list[Figure], meta: dict[str, Any]) -> str:
     lines = [
         f"glmtui plans bench  {meta['date']}",
@@ -498,16 +485,6 @@ def table(figures: list[Figure], meta: dict[str, Any]) -> str:
     if notes:
         lines += ["", "notes:", *notes]
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -74,6 +74,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from common import cpu_model, seq_bytes, verdict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
@@ -92,16 +93,6 @@ IDLE_ENVIRONMENTS = 20
 MB = 1024 * 1024
 RESULT = "BENCHTUI-RESULT "
 KINDS = ("throughput", "latency", "memory", "idle", "start")
-
-
-def seq_bytes(n: int) -> int:
-    """The exact size of `seq n`'s output: every number's digits plus a newline each."""
-    total, digits, low = n, 1, 1
-    while low <= n:
-        high = min(n, low * 10 - 1)
-        total += (high - low + 1) * digits
-        digits, low = digits + 1, low * 10
-    return total
 
 
 def seq_plan(env: str, lines: int, name: str) -> str:
@@ -991,10 +982,6 @@ def fmt(value: float | None, unit: str) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
-def verdict(passed: bool | None) -> str:
-    return "" if passed is None else ("PASS" if passed else "MISS")
-
-
 def table(figures: list[Figure], meta: dict[str, Any]) -> str:
     lines = [
         f"glmtui TUI bench  {meta['date']}",
@@ -1029,16 +1016,6 @@ def table(figures: list[Figure], meta: dict[str, Any]) -> str:
             notes.append(f"  importtime, self: {own}")
     lines += ["", "notes:", *notes]
     return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def describe_machine(args: argparse.Namespace, tag: str) -> dict[str, Any]:
