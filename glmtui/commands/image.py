@@ -19,7 +19,7 @@ def build(names: tuple[str, ...], quiet: bool) -> None:
     """Build NAMES (default: every definition), each cached by content."""
     from glmtui.docker import images
 
-    wanted = list(names) or list(images.definitions())
+    wanted = [definition.name for definition in images.named(list(names))]
     show = None if quiet else progress_printer("  ")
 
     async def work():

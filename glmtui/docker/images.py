@@ -118,11 +118,17 @@ async def build_folder(
     return BuildResult(image, cached=False)
 
 
-async def build_named(engine: Engine, name: str, *, on_progress: Progress | None = None) -> BuildResult:
+def named(names: list[str]) -> list[ImageDefinition]:
+    """The definitions of `names` (every one when empty); an unknown name is a clear error."""
     known = definitions()
-    if name not in known:
-        raise NotFound(f"no image definition named {name!r}{did_you_mean(name, known)}", hint=f"known: {', '.join(known)}")
-    definition = known[name]
+    for name in names:
+        if name not in known:
+            raise NotFound(f"no image definition named {name!r}{did_you_mean(name, known)}", hint=f"known: {', '.join(known)}")
+    return [known[name] for name in names] if names else list(known.values())
+
+
+async def build_named(engine: Engine, name: str, *, on_progress: Progress | None = None) -> BuildResult:
+    definition = named([name])[0]
     notes: list[str] = []
     args: dict[str, str] = {}
     if definition.base:
