@@ -1,4 +1,4 @@
-"""What the benchmarks share: the size of `seq` output, the machine's CPU, PASS/MISS."""
+"""What the benchmarks share: the size of `seq` output, the machine's CPU, PASS/MISS, the table."""
 
 from __future__ import annotations
 
@@ -29,3 +29,14 @@ def cpu_model() -> str:
 def verdict(passed: bool | None) -> str:
     return "" if passed is None else ("PASS" if passed else "MISS")
 
+
+
+def aligned(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """Table lines: the figure's name and the goal left-aligned, the numbers between right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for r in [header, *rows]:
+        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:5], widths[1:5])]
+        cells += [r[5].ljust(widths[5]), r[6]]
+        lines.append("  ".join(cells).rstrip())
+    return lines

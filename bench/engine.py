@@ -55,7 +55,7 @@ from glmtui.docker.engine import Engine  # noqa: E402
 from glmtui.docker.spec import EnvSpec  # noqa: E402
 from glmtui.docker.spec import container_name, volume_name  # noqa: E402
 from glmtui.errors import GlmtuiError  # noqa: E402
-from common import cpu_model, seq_bytes  # noqa: E402
+from common import aligned, cpu_model, seq_bytes  # noqa: E402
 
 BUSYBOX = "glmtui/busybox:latest"
 BENCH_LABEL = "glmtui.bench"
@@ -343,11 +343,7 @@ def table(figures: list[Figure], meta: dict[str, Any]) -> str:
         )
         for f in figures
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:5], widths[1:5])]
-        cells += [r[5].ljust(widths[5]), r[6]]
-        lines.append("  ".join(cells).rstrip())
+    lines += aligned(header, rows)
     notes = [f"  {f.key}: {f.note}" for f in figures if f.note]
     if notes:
         lines += ["", "notes:", *notes]

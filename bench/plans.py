@@ -58,7 +58,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from glmtui.docker.spec import container_name, volume_name  # noqa: E402
-from common import cpu_model, seq_bytes, verdict  # noqa: E402
+from common import aligned, cpu_model, seq_bytes, verdict  # noqa: E402
 
 BUSYBOX = "glmtui/busybox:latest"
 GLMTUI_BIN = Path(sys.executable).parent / "glmtui"
@@ -475,11 +475,7 @@ def table(figures: list[Figure], meta: dict[str, Any]) -> str:
          "-" if f.ratio is None else f"{f.ratio:.2f}", f.goal, verdict(f.passed))
         for f in figures
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:5], widths[1:5])]
-        cells += [r[5].ljust(widths[5]), r[6]]
-        lines.append("  ".join(cells).rstrip())
+    lines += aligned(header, rows)
     notes = [f"  {f.key}: {f.note}" for f in figures if f.note]
     notes.append("  ratio: the median of the per-round ratios (each round runs both sides back to back)")
     if notes:

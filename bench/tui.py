@@ -74,7 +74,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from common import cpu_model, seq_bytes, verdict  # noqa: E402
+from common import aligned, cpu_model, seq_bytes, verdict  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
@@ -997,11 +997,7 @@ def table(figures: list[Figure], meta: dict[str, Any]) -> str:
          "-" if f.ratio is None else f"{f.ratio:.2f}", f.goal, verdict(f.passed))
         for f in figures
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        cells = [r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:5], widths[1:5])]
-        cells += [r[5].ljust(widths[5]), r[6]]
-        lines.append("  ".join(cells).rstrip())
+    lines += aligned(header, rows)
     notes = [f"  {f.key}: {f.note}" for f in figures if f.note]
     if any(f.ratio is not None for f in figures):
         notes.append("  ratio: the median of the per-round ratios (each round runs both sides back to back)")
