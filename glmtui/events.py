@@ -77,41 +77,4 @@ class RunFinished(Event):
     kept_environment: str | None = None  # a throw-away environment kept by --keep
 
 
-@dataclass(frozen=True)
-class Token(Event):
-    kind: ClassVar[str] = "token"
-    step: str
-    text: str
-    reasoning: bool = False
-
-
-@dataclass(frozen=True)
-class ToolCall(Event):
-    kind: ClassVar[str] = "tool_call"
-    step: str
-    call_id: str
-    tool: str
-    arguments: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ToolResult(Event):
-    kind: ClassVar[str] = "tool_result"
-    step: str
-    call_id: str
-    tool: str
-    ok: bool
-    output: str
-    exit_code: int | None = None
-    duration: float = 0.0
-
-
-@dataclass(frozen=True)
-class Usage(Event):
-    kind: ClassVar[str] = "usage"
-    step: str
-    input_tokens: int
-    output_tokens: int
-
-
 Sink = Callable[[Event], None]

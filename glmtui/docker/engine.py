@@ -97,6 +97,7 @@ class Engine:
         self._docker = docker
         self.host = host
         self.version_info = dict(version)
+        self._owners: dict[str, tuple[int, int]] = {}  # container id -> uid, gid of files put in
 
     # -- connection -------------------------------------------------------------------------
 
@@ -483,16 +484,19 @@ class Engine:
 
     async def _owner(self, name: str) -> tuple[int, int]:
         """Who files put into the environment belong to: its configured user."""
-        user = (await self.inspect_environment(name))["Config"].get("User") or ""
-        if not user or user.replace(":", "").isdigit():
-            return archive.owner_ids(user, "", "")
-        files = []
-        for path in ("/etc/passwd", "/etc/group"):
-            try:
-                files.append((await self.read_file(name, path)).decode(errors="replace"))
-            except (GlmtuiError, IsADirectoryError):
-                files.append("")
-        return archive.owner_ids(user, *files)
+        info = await self.inspect_environment(name)
+        if info["Id"] in self._owners:  # resolved once per container: write steps come often
+            return self._owners[info["Id"]]
+        user = info["Config"].get("User") or ""
+        files = ["", ""]
+        if user and not user.replace(":", "").isdigit():
+            for index, path in enumerate(("/etc/passwd", "/etc/group")):
+                try:
+                    files[index] = (await self.read_file(name, path)).decode(errors="replace")
+                except (GlmtuiError, IsADirectoryError):
+                    pass
+        owner = self._owners[info["Id"]] = archive.owner_ids(user, *files)
+        return owner
 
     async def copy_out(self, name: str, source: str, destination: Path) -> list[Path]:
         """Get a file or folder from the environment to `destination` on the host."""
