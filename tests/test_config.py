@@ -77,7 +77,7 @@ def test_set_writes_the_user_file_0600(cfg):
     assert mode_of(cfg.user_file) == 0o600
     assert yaml.safe_load(cfg.user_file.read_text()) == {"resources": {"memory": "2g"}}
     assert cfg.get("resources.memory") == "2g"
-    assert cfg.sources()["resources.memory"] == {"value": "2g", "source": "user"}
+    assert cfg.sources()["resources.memory"] == {"value": "2g", "source": "user", "help": "memory limit of new environments"}
     # YAML values: numbers stay numbers, lists stay lists
     assert cfg("config", "set", "resources.pids", "64").returncode == 0
     assert cfg("config", "set", "providers.mine.stop", "[a, b]").returncode == 0
@@ -107,7 +107,7 @@ def test_project_overrides_user_and_variables_override_both(cfg):
     variables = {"GLMTUI_RESOURCES__MEMORY": "4g", "GLMTUI_NETWORK": "none"}
     assert cfg.get("resources.memory", env=variables) == "4g"
     assert cfg.get("network", env=variables) == "none"
-    assert cfg.sources(env=variables)["resources.memory"] == {"value": "4g", "source": "env"}
+    assert cfg.sources(env=variables)["resources.memory"] == {"value": "4g", "source": "env", "help": "memory limit of new environments"}
     assert cfg.get("resources.memory", env=variables, cwd=cfg.elsewhere) == "4g"
     assert cfg.get("resources.memory") == "3g"
 

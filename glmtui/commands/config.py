@@ -42,7 +42,14 @@ def get(key: str | None, as_json: bool) -> None:
         return
     values = config.items()
     if as_json:
-        print_json({k: {"value": v, "source": config.sources.get(k, "user")} for k, v in values.items()})
+        from glmtui.config import KEYS
+
+        print_json(
+            {
+                k: {"value": v, "source": config.sources.get(k, "user"), "help": KEYS[k].help if k in KEYS else None}
+                for k, v in values.items()
+            }
+        )
         return
     from glmtui.render import table
 

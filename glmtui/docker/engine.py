@@ -125,13 +125,6 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def ping(self) -> bool:
-        try:
-            await asyncio.wait_for(self._docker.system.info(), 5)
-            return True
-        except (aiohttp.ClientError, OSError, DockerError, asyncio.TimeoutError):
-            return False
-
     # -- environments -----------------------------------------------------------------------
 
     async def create_environment(

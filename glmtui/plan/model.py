@@ -14,7 +14,6 @@ from typing import Any, Literal, NamedTuple
 from glmtui.errors import BadInput
 
 KINDS = ("run", "write", "copy", "http", "use", "workflow", "llm", "agent")
-INPUT_TYPES = ("string", "integer", "number", "boolean", "list", "object")
 DEFAULT_WORKFLOW = "main"  # the name of a plan's single workflow (`steps:`)
 DEFAULT_WORKDIR = "/workspace"
 DEFAULT_RETRY_DELAY = 1.0

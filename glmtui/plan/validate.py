@@ -714,7 +714,7 @@ class _Builder:
         if target not in self.raw_workflows or "workflows" not in self.data:
             self.add((*path, "workflow"), f"unknown workflow {target!r}{did_you_mean(target, self.raw_workflows)}")
             return
-        target_raw, target_path = self.raw_workflows[target]
+        target_raw, _ = self.raw_workflows[target]
         target_inputs = _dict(target_raw.get("inputs"))
         for name in given:
             if name not in target_inputs:
