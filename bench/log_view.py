@@ -107,7 +107,7 @@ async def headless_plain(total: int) -> tuple[float, float]:
     renderer = PlainRenderer(open(os.devnull, "w"))
     clock = Clock()
     for k in range(total // CHUNK_LINES):
-        renderer(Output(step="test", stream="stdout", lines=batch(k)))
+        renderer(Output(step="test", stream="stdout", text="\n".join(batch(k))))
         await asyncio.sleep(0)
     renderer.close()
     return clock.read()

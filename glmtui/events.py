@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any, ClassVar
 
 
@@ -49,10 +50,20 @@ class StepStarted(Event):
 
 @dataclass(frozen=True)
 class Output(Event):
+    """Whole lines of a step's output, kept as one text (no final newline): splitting
+    millions of lines costs more than the plain renderer, which never needs them apart."""
+
     kind: ClassVar[str] = "output"
     step: str
     stream: str  # stdout | stderr
-    lines: list[str]
+    text: str
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.kind, "ts": self.ts, "step": self.step, "stream": self.stream, "lines": self.lines}
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,52 @@ class RunFinished(Event):
     status: str  # success | failure | cancelled
     duration: float
     kept_environment: str | None = None  # a throw-away environment kept by --keep
+
+
+# --- what llm and agent steps (and the chat) add; `step` is the step id, or "chat" ---------
+
+
+@dataclass(frozen=True)
+class Token(Event):
+    """A piece of the model's reply as it streams: `text`, or `reasoning` (its thinking)."""
+
+    kind: ClassVar[str] = "token"
+    step: str
+    text: str
+    channel: str = "text"  # text | reasoning
+
+
+@dataclass(frozen=True)
+class ToolCall(Event):
+    kind: ClassVar[str] = "tool_call"
+    step: str
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolResult(Event):
+    kind: ClassVar[str] = "tool_result"
+    step: str
+    call_id: str
+    tool: str
+    status: str  # ok | error | denied
+    output: str  # what the model was given (masked)
+    exit_code: int | None = None
+    duration: float = 0.0
+
+
+@dataclass(frozen=True)
+class Usage(Event):
+    """Tokens of one model turn, and of the whole step or conversation so far."""
+
+    kind: ClassVar[str] = "usage"
+    step: str
+    input_tokens: int
+    output_tokens: int
+    total_input_tokens: int
+    total_output_tokens: int
 
 
 Sink = Callable[[Event], None]

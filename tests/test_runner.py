@@ -781,6 +781,29 @@ async def test_outputs_from_the_output_file_and_the_outputs_mapping(engine, shar
     assert outcome.lines("consume") == ["[line 1", "line 2 with = sign]", "a=b one+warning 0", "tail: third"]
 
 
+async def test_output_files_are_removed_from_a_named_environment_after_the_run(engine, shared, shared_name, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: tidy
+        env: @ENV@
+        steps:
+          - id: writes
+            run: echo "k=v" >> "$GLMTUI_OUTPUT"
+          - id: quiet
+            run: "true"
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "writes", "quiet")
+    assert outcome.finished("writes").outputs == {"k": "v"}
+    leftovers = "?"
+    for _ in range(50):  # the removal is started, not waited for
+        leftovers = env_sh(shared_name, f"ls /tmp | grep -c {outcome.run_id} || true").stdout.strip()
+        if leftovers == "0":
+            break
+        await asyncio.sleep(0.1)
+    assert leftovers == "0", env_sh(shared_name, "ls -la /tmp").stdout
+
+
 async def test_a_whole_expression_keeps_its_type_and_text_makes_a_string(engine, shared, tmp_path):
     plan = write_plan(tmp_path, """
         version: 1

@@ -26,7 +26,6 @@ from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse_c
 from glmtui.plan.model import LoadedPlan, Step, Workflow
 from glmtui.plan.steps import KINDS
 from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome, render
-from glmtui.plan.steps.run import remove_output_files
 from glmtui.store import StepRecord, Store
 
 T = TypeVar("T")
@@ -78,6 +77,7 @@ class Runner:
         self._failed = False
         self._reused = self._resumable(resume) if resume else {}
         self._resumed_from = resume
+        self._leftovers: set[str] = set()  # shared with every step: the $GLMTUI_OUTPUT files to remove
         self.env: run_env.RunEnvironment | None = None
 
     # -- the run ----------------------------------------------------------------------------
@@ -122,10 +122,11 @@ class Runner:
                 await self._remove_quietly(run_env.throwaway_name(self.run_id))
             return None
         if not self.env.throwaway:
-            try:
-                await self.engine.spawn(self.env.name, remove_output_files(self.run_id), user=self.env.user)
-            except GlmtuiError:
-                pass
+            if self._leftovers:
+                try:
+                    await self.engine.spawn(self.env.name, ["rm", "-rf", "--", *sorted(self._leftovers)], user=self.env.user)
+                except GlmtuiError:
+                    pass
             return None
         if self.keep and status == "failure":
             return self.env.name
@@ -240,7 +241,7 @@ class Runner:
     ) -> tuple[StepOutcome, OutputCapture]:
         assert self.env is not None
         log_path = self.store.log_file(self.run_id, full_id)
-        with log_path.open("ab") as log:
+        with log_path.open("ab", buffering=0) as log:
             if attempt > 1:
                 log.write(f"--- attempt {attempt} ---\n".encode())
             capture = OutputCapture(full_id, self.sink, self.masker, log)
@@ -251,7 +252,7 @@ class Runner:
                     workdir=step.workdir or self.env.workdir, user=self.env.user, env_vars=env_vars,
                     values=values, output=capture, run_id=self.run_id, attempt=attempt, timeout=step.timeout,
                     sink=self.sink, host_path=self.loaded.plan.host_path, run_workflow=self._workflow_step,
-                    auto_approve=self.auto_approve,
+                    auto_approve=self.auto_approve, leftovers=self._leftovers,
                 )
                 kind = KINDS[step.kind]
                 if step.timeout and step.kind not in SELF_TIMED_KINDS:

@@ -40,7 +40,9 @@ class StepOutcome:
 
 
 class OutputCapture:
-    """A step's output: masked, written to its log file, sent as line events, tails kept."""
+    """A step's output: masked, written to its log file, sent as line events, tails kept.
+
+    `log` should be unbuffered, so `logs --run` sees the output during the run and after a kill."""
 
     def __init__(self, step: str, sink: Sink, masker: Masker, log: IO[bytes]) -> None:
         self.step = step
@@ -64,12 +66,14 @@ class OutputCapture:
     def _write(self, name: str, stream: _Stream, text: str) -> None:
         if not text:
             return
-        self._log.write(text.encode("utf-8", "surrogateescape"))
-        self._log.flush()  # the log is on disk as it comes, for `logs --run` during the run and after a kill
-        lines = (stream.partial + text).split("\n")
-        stream.partial = lines.pop()
-        if lines:
-            self._sink(Output(self.step, name, lines))
+        self._log.write(text.encode("utf-8", "surrogateescape"))  # unbuffered: on disk as it comes
+        buffered = stream.partial + text
+        cut = buffered.rfind("\n")
+        if cut < 0:
+            stream.partial = buffered
+            return
+        stream.partial = buffered[cut + 1 :]
+        self._sink(Output(self.step, name, buffered[:cut]))
 
     def close(self) -> None:
         for name, stream in self._streams.items():
@@ -79,7 +83,7 @@ class OutputCapture:
             last = stream.partial + rest
             stream.partial = ""
             if last:
-                self._sink(Output(self.step, name, last.split("\n")))
+                self._sink(Output(self.step, name, last))
         self._log.flush()
 
     def tail(self, name: str) -> bytes:
@@ -119,3 +123,4 @@ class StepContext:
     host_path: Callable[[str], Path]
     run_workflow: Callable[..., Any] | None = None  # for the `workflow` kind
     auto_approve: bool = False
+    leftovers: set[str] = field(default_factory=set)  # files in the environment the run removes at its end

@@ -26,11 +26,6 @@ def output_file(run_id: str, step: str, attempt: int) -> str:
     return f"{OUTPUT_PREFIX}{run_id}-{step}.{attempt}"
 
 
-def remove_output_files(run_id: str) -> list[str]:
-    """argv removing a run's $GLMTUI_OUTPUT files (the run id is an argument, not script text)."""
-    return ["sh", "-c", f'rm -f {OUTPUT_PREFIX}"$1"-*', "sh", run_id]
-
-
 async def run_step(ctx: StepContext) -> StepOutcome:
     rendered = render_script(parse(ctx.step.spec), ctx.values)
     out_file = output_file(ctx.run_id, ctx.step.id, ctx.attempt)
@@ -41,6 +36,7 @@ async def run_step(ctx: StepContext) -> StepOutcome:
         "GLMTUI_RUN_ID": ctx.run_id,
         "GLMTUI_STEP": ctx.step.id,
     }
+    ctx.leftovers.add(out_file)  # until known absent: a cancelled step may have written it
     result = await ctx.engine.exec(
         ctx.environment,
         [*shell_argv(ctx.step.shell), rendered.script],
@@ -66,7 +62,10 @@ async def run_step(ctx: StepContext) -> StepOutcome:
 async def read_outputs(ctx: StepContext, path: str) -> dict[str, str]:
     try:
         data = await ctx.engine.read_file(ctx.environment, path)
-    except (NotFound, IsADirectoryError):
+    except NotFound:
+        ctx.leftovers.discard(path)
+        return {}
+    except IsADirectoryError:
         return {}
     return parse_output_file(data.decode("utf-8", "replace"))
 
