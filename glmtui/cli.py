@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from glmtui import __version__
-from glmtui.commands.common import State, fail
+from glmtui.commands.common import State, fail, settle
 from glmtui.commands.config import config_group, init
 from glmtui.commands.env import env_group, logs
 from glmtui.commands.image import image_group
@@ -40,6 +43,7 @@ def tui(plan: Path | None) -> None:
         raise BadInput("the terminal UI needs a terminal", hint="for scripts and CI: glmtui --run PLAN")
     from glmtui.tui.app import run_tui
 
+    settle()
     sys.exit(run_tui(plan))
 
 
@@ -59,6 +63,30 @@ def expand_args(args: list[str]) -> list[str]:
                 return args[:index] + ["tui"] + args[index:]
             break
     return args
+
+
+def entry() -> NoReturn:
+    """The `glmtui` command: main(), then an exit that skips the interpreter's tear-down (about
+    40 ms of freeing modules, a tenth of a short run) once everything is written. Nothing of
+    glmtui needs it: records are committed and files closed when a command returns.
+
+    The collector is off while modules load (about 10 ms of a start); `settle()` turns it on
+    where a command's long part begins."""
+    gc.disable()
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    if isinstance(code, str):  # sys.exit("message"): Python's own convention
+        print(code, file=sys.stderr)
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away (`| head`), or a stream was closed
+        pass
+    os._exit(code or 0)
 
 
 def main() -> None:

@@ -38,6 +38,11 @@ def database_file() -> Path:
     return data_dir() / "glmtui.sqlite3"
 
 
+def cache_dir() -> Path:
+    """What can be thrown away at any time (it only saves work)."""
+    return Path(platformdirs.user_cache_dir(APP))
+
+
 def runs_dir() -> Path:
     """One folder per run, holding each step's full log."""
     return data_dir() / "runs"

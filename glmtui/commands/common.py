@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -53,10 +54,18 @@ def fail(err: BaseException, debug: bool) -> None:
     sys.exit(1)
 
 
+def settle() -> None:
+    """Start-up is over: what it built lives to the end, out of the collector's way (freeze),
+    and collection resumes (`cli.entry` stops it while modules load)."""
+    gc.freeze()
+    gc.enable()
+
+
 def run(work: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine to its end; `cli.main` turns its errors into one line."""
     import asyncio  # not at the top: `glmtui --help` must not pay for it
 
+    settle()
     return asyncio.run(work())
 
 

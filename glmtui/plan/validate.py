@@ -16,12 +16,11 @@ import json
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from glmtui.errors import BadInput, did_you_mean
-from glmtui.plan import expressions
+from glmtui.plan import expressions, schema_cache
 from glmtui.plan.graph import find_cycle
 from glmtui.plan.loader import Document, Path_, load_documents
 from glmtui.plan.model import (
@@ -49,6 +48,7 @@ from glmtui.plan.values import coerce, kind_of, read_dotenv, read_input_file
 from glmtui.units import parse_cpus, parse_duration, parse_memory, parse_positive_int
 
 SUPPORTED_VERSION = 1
+SCHEMA_FILE = Path(__file__).with_name("schema.json")  # shipped in the package (package-data)
 STEP_RESULT_FIELDS = frozenset({"status", "exit_code", "stdout", "stderr", "outputs", "duration", "usage", "turns", "reason"})
 RESPONSE_FIELDS = frozenset({"status", "headers", "json", "text"})
 PLAN_FIELDS = frozenset({"name", "dir", "run_id"})
@@ -68,7 +68,7 @@ _PLACES = {
 
 def schema_text() -> str:
     """The JSON Schema of the plan format, as shipped (`glmtui plan schema`)."""
-    return resources.files("glmtui.plan").joinpath("schema.json").read_text(encoding="utf-8")
+    return SCHEMA_FILE.read_text(encoding="utf-8")
 
 
 def load_plan(
@@ -184,10 +184,14 @@ def _validator() -> Any:
 
 def _check_schema(document: Document, report: _Report) -> None:
     data = document.data
-    rejected: set[Path_] = set()
-    for error in _validator().iter_errors(data):
-        _schema_error(error, data, report, rejected)
-    report.rejected |= rejected  # only later checks are silenced, not each other
+    digest = schema_cache.key(schema_text(), data)
+    if not schema_cache.known_valid(digest):
+        rejected: set[Path_] = set()
+        for error in _validator().iter_errors(data):
+            _schema_error(error, data, report, rejected)
+        report.rejected |= rejected  # only later checks are silenced, not each other
+        if not rejected and not report.errors:
+            schema_cache.remember_valid(digest)
     if "steps" in data and "workflows" in data:
         report.add(("workflows",), "a plan has steps or workflows, not both", key=True, reject=True)
     elif "steps" not in data and "workflows" not in data:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any
 
-import aiohttp
 from yarl import URL
 
+from glmtui.docker.client import aiohttp
 from glmtui.errors import BadInput
 from glmtui.plan.expressions import to_text
 from glmtui.plan.steps.base import StepContext, StepOutcome, render
@@ -60,7 +61,10 @@ async def http_step(ctx: StepContext) -> StepOutcome:
         seconds = min(seconds, ctx.timeout)
     ctx.output.write_text(f"{method} {url}\n", "stderr")
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session:
+        # https gets a context with the system's CA store: aiohttp's own has none (docker/client.py)
+        tls = ssl.create_default_context() if url.scheme == "https" else None
+        connector = aiohttp.TCPConnector(ssl=tls) if tls else None
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds), connector=connector) as session:
             async with session.request(method, url, **kwargs) as response:
                 raw = await response.read()
                 text = raw.decode(response.charset or "utf-8", "replace")
