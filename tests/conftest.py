@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import helpers  # noqa: E402
 from helpers import BUSYBOX, WORKSPACE, remove_everything_named, remove_quietly, run_glmtui, unique_name  # noqa: E402
+from model_server import model_server  # noqa: E402,F401 - the scripted OpenAI-compatible server, as a fixture
 
 _ISOLATED = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
 
