@@ -42,6 +42,24 @@ def _optional_text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+def _approval(value: Any) -> str:
+    from glmtui.agent.approval import check_mode
+
+    return check_mode(value, "approval")
+
+
+def _approval_rules(value: Any) -> list[dict[str, Any]]:
+    from glmtui.agent.approval import parse_rule
+
+    if isinstance(value, str):  # from GLMTUI_APPROVAL_RULES or `config set`: YAML text
+        value = yaml.safe_load(value) or []
+    if not isinstance(value, list):
+        raise BadInput("approval_rules: a list of rules like {tool: bash, pattern: 'pytest *', mode: auto}")
+    for rule in value:
+        parse_rule(rule)
+    return value
+
+
 @dataclass(frozen=True)
 class Key:
     default: Any
@@ -60,6 +78,9 @@ KEYS: dict[str, Key] = {
     "keep_runs_days": Key(30, lambda v: parse_positive_int(v, what="keep_runs_days"), "`clean` forgets older runs"),
     "theme": Key("textual-dark", _text, "the TUI's theme"),
     "default_provider": Key(None, _optional_text, "model provider used when none is named"),
+    "approval": Key("ask", _approval, "agent tool calls that change things: auto, ask or deny"),
+    "approval_rules": Key([], _approval_rules, "rules like {tool: bash, pattern: 'pytest *', mode: auto}"),
+    "max_turns": Key(30, lambda v: parse_positive_int(v, what="max_turns"), "model turns of one agent task"),
 }
 # Free-form subtrees (validated by the code that reads them).
 OPEN_PREFIXES = ("providers.",)

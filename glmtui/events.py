@@ -116,7 +116,7 @@ class ToolResult(Event):
     step: str
     call_id: str
     tool: str
-    status: str  # ok | error | denied
+    status: str  # ok | error | denied | cancelled
     output: str  # what the model was given (masked)
     exit_code: int | None = None
     duration: float = 0.0

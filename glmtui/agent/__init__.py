@@ -1,0 +1,1 @@
+"""Models and the agent: providers, the streaming client, tools inside the environment, approvals, the loop."""

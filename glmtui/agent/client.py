@@ -1,0 +1,245 @@
+"""One model call, streamed: the openai SDK's async client against any OpenAI-compatible endpoint.
+
+It takes GLM's stream as well as OpenAI's: `reasoning_content` deltas, usage on the finishing
+chunk, in a chunk of its own or not at all, tool calls whole in one delta or in fragments,
+`choices` empty or null, finish reasons it does not know. Errors become one clear line each
+(ModelError). Rate limits are retried here rather than by the SDK: Z.ai answers 429 for an
+exhausted quota too (codes 1113, 1308-1310), and that must not be retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from glmtui.agent.providers import Provider
+from glmtui.errors import WorkFailed
+
+RETRIES = 4  # attempts after the first, for rate limits, server errors and network failures
+MAX_DELAY = 30.0
+AUTH_CODES = {"1000", "1001", "1002", "1003", "1004"}
+RATE_CODES = {"1302", "1303"}
+QUOTA_CODES = {"1113", "1308", "1309", "1310"}
+RETRIED = {"rate_limit", "server", "network"}
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+
+@dataclass
+class ToolCallRequest:
+    id: str
+    name: str
+    arguments: str  # JSON text as the model wrote it; parsed (and refused) by the agent loop
+
+
+@dataclass
+class Reply:
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCallRequest] = field(default_factory=list)
+    usage: Usage | None = None  # None: the endpoint did not say
+    finish_reason: str | None = None
+
+    def as_message(self) -> dict[str, Any]:
+        """The assistant message to send back in the next turn (OpenAI format)."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.content or None}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+                for call in self.tool_calls
+            ]
+        return message
+
+
+class ModelError(WorkFailed):
+    """A model call failed; `kind` says how: auth, rate_limit, quota, model, refused, network,
+    server, bad_request, stream."""
+
+    def __init__(self, kind: str, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+TextCallback = Callable[[str], None]
+
+
+class ModelClient:
+    """A provider's endpoint. `stream()` is one model turn; `close()` when done."""
+
+    def __init__(self, provider: Provider, *, api_key: str | None = None, timeout: float = 600.0) -> None:
+        from openai import AsyncOpenAI  # about 0.4 s to import: only when a model is used
+
+        self.provider = provider
+        self._key = api_key if api_key is not None else provider.api_key()
+        self._client = AsyncOpenAI(
+            base_url=provider.base_url, api_key=self._key, max_retries=0, timeout=timeout,
+            default_headers=dict(provider.headers) or None,
+        )
+        self.sleep = asyncio.sleep  # the pause between retries (tests shorten it)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def stream(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        model: str | None = None,
+        temperature: float | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        max_tokens: int | None = None,
+        on_text: TextCallback | None = None,
+        on_reasoning: TextCallback | None = None,
+        on_retry: Callable[[ModelError, float], None] | None = None,
+    ) -> Reply:
+        """One streamed completion. Retried (with backoff, honouring Retry-After) only while
+        nothing of the reply has arrived, so text is never shown twice."""
+        request: dict[str, Any] = {
+            "model": model or self.provider.model,
+            "messages": list(messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            request["tools"] = list(tools)
+        if temperature is not None:
+            request["temperature"] = temperature
+        if response_format is not None:
+            request["response_format"] = dict(response_format)
+        if max_tokens is not None:
+            request["max_tokens"] = max_tokens
+        if self.provider.extra_body:
+            request["extra_body"] = dict(self.provider.extra_body)
+        for attempt in range(RETRIES + 1):
+            reply = Reply()
+            try:
+                return await self._one(request, reply, on_text, on_reasoning)
+            except ModelError as err:
+                started = bool(reply.content or reply.reasoning or reply.tool_calls)
+                if err.kind not in RETRIED or started or attempt == RETRIES:
+                    raise
+                delay = err.retry_after if err.retry_after is not None else min(MAX_DELAY, 2**attempt + random.random())
+                if on_retry:
+                    on_retry(err, delay)
+                await self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _one(self, request: dict[str, Any], reply: Reply, on_text: TextCallback | None,
+                   on_reasoning: TextCallback | None) -> Reply:
+        import openai
+
+        calls: dict[int, ToolCallRequest] = {}
+        try:
+            stream = await self._client.chat.completions.create(**request)
+            async for chunk in stream:
+                usage = getattr(chunk, "usage", None)
+                if usage is not None:
+                    reply.usage = Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0)
+                for choice in chunk.choices or ():
+                    self._take(choice, reply, calls, on_text, on_reasoning)
+        except openai.APIStatusError as err:
+            raise self._status_error(err) from None
+        except (openai.APITimeoutError, openai.APIConnectionError) as err:
+            started = reply.content or reply.reasoning or calls
+            if started:
+                raise ModelError("stream", f"{self.provider.name}: the reply was cut off ({_cause(err)})",
+                                 hint="send the message again") from None
+            raise ModelError("network", f"{self.provider.name}: cannot reach {self.provider.base_url} ({_cause(err)})",
+                             hint="check the address and the network") from None
+        except openai.APIError as err:  # e.g. an error event inside the stream
+            raise ModelError("stream", f"{self.provider.name}: {self._scrub(str(err))}") from None
+        reply.tool_calls = [calls[index] for index in sorted(calls)]
+        return reply
+
+    @staticmethod
+    def _take(choice: Any, reply: Reply, calls: dict[int, ToolCallRequest],
+              on_text: TextCallback | None, on_reasoning: TextCallback | None) -> None:
+        delta = getattr(choice, "delta", None)
+        if delta is not None:
+            thinking = getattr(delta, "reasoning_content", None) or (getattr(delta, "model_extra", None) or {}).get(
+                "reasoning_content")
+            if thinking:
+                reply.reasoning += thinking
+                if on_reasoning:
+                    on_reasoning(thinking)
+            if delta.content:
+                reply.content += delta.content
+                if on_text:
+                    on_text(delta.content)
+            for fragment in delta.tool_calls or ():
+                index = fragment.index if fragment.index is not None else len(calls)
+                call = calls.setdefault(index, ToolCallRequest("", "", ""))
+                call.id = call.id or (fragment.id or "")
+                function = fragment.function
+                if function is not None:
+                    call.name = call.name or (function.name or "")
+                    arguments = function.arguments
+                    if isinstance(arguments, (dict, list)):  # a whole object instead of JSON text
+                        arguments = json.dumps(arguments)
+                    call.arguments += arguments or ""
+        if choice.finish_reason:
+            reply.finish_reason = str(choice.finish_reason)
+        for index, call in calls.items():
+            call.id = call.id or f"call_{index}"
+
+    def _status_error(self, err: Any) -> ModelError:
+        status = err.status_code
+        body = err.body if isinstance(err.body, dict) else {}
+        detail = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+        code = str(detail.get("code") or body.get("code") or "")
+        text = self._scrub(str(detail.get("message") or body.get("message") or err.message or ""))
+        name = self.provider.name
+        said = f"HTTP {status}{f', code {code}' if code else ''}"
+        if code in QUOTA_CODES:
+            return ModelError("quota", f"{name}: quota or balance exhausted ({said}): {text}",
+                              hint="top up or wait for the quota to renew; not retried")
+        if status in (401, 403) or code in AUTH_CODES:
+            key = self.provider.api_key_env or "the API key"
+            return ModelError("auth", f"{name}: the API key was refused ({said}): {text}", hint=f"check {key}")
+        if status == 429 or code in RATE_CODES:
+            return ModelError("rate_limit", f"{name}: rate limited ({said}): {text}",
+                              retry_after=_retry_after(err.response.headers))
+        if code == "1211" or status == 404:
+            return ModelError("model", f"{name}: unknown model or endpoint ({said}): {text}",
+                              hint=f"check the model name ({self.provider.model}) and base_url")
+        if code == "1301":
+            return ModelError("refused", f"{name}: the provider refused the content ({said}): {text}")
+        if status >= 500:
+            return ModelError("server", f"{name}: the provider failed ({said}): {text}")
+        return ModelError("bad_request", f"{name}: the request was refused ({said}): {text}")
+
+    def _scrub(self, text: str) -> str:
+        """One line, and never the key, whatever an endpoint echoes back."""
+        if self._key and len(self._key) >= 4:
+            text = text.replace(self._key, "***")
+        return " ".join(text.split())
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return min(MAX_DELAY, max(0.0, float(value))) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to backoff
+
+
+def _cause(err: BaseException) -> str:
+    cause = err.__cause__ or err.__context__
+    text = str(cause) if cause else str(err)
+    return text.splitlines()[0] if text else type(err).__name__

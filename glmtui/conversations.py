@@ -1,0 +1,160 @@
+"""Saved agent conversations (chat), per environment, in the same SQLite file as the runs.
+
+A conversation is its messages in the model's own format (OpenAI chat messages), appended as
+they are said, so a conversation reopens where it was, also after glmtui was killed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from glmtui.errors import NotFound
+from glmtui.store import Store
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY,
+    environment TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS messages (
+    conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+CREATE INDEX IF NOT EXISTS conversations_environment ON conversations(environment, updated);
+"""
+
+
+@dataclass
+class Conversation:
+    id: str
+    environment: str
+    provider: str
+    model: str
+    title: str
+    created: float
+    updated: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Conversations:
+    def __init__(self, store: Store) -> None:
+        self._db = store._db
+        self._db.executescript(_SCHEMA)
+
+    def start(self, environment: str, provider: str, model: str) -> Conversation:
+        now = time.time()
+        conversation = Conversation(uuid.uuid4().hex[:12], environment, provider, model, "", now, now)
+        self._db.execute(
+            "INSERT INTO conversations (id, environment, provider, model, title, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (conversation.id, environment, provider, model, "", now, now),
+        )
+        return conversation
+
+    def append(self, conversation_id: str, message: dict[str, Any]) -> None:
+        now = time.time()
+        (seq,) = self._db.execute(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?", (conversation_id,)
+        ).fetchone()
+        self._db.execute(
+            "INSERT INTO messages (conversation_id, seq, message, created) VALUES (?, ?, ?, ?)",
+            (conversation_id, seq, json.dumps(message, ensure_ascii=False), now),
+        )
+        title_update = ""
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            title_update = ", title = CASE WHEN title = '' THEN ? ELSE title END"
+        params: tuple[Any, ...] = (now, _title(message.get("content", "")), conversation_id) if title_update else (
+            now, conversation_id)
+        self._db.execute(f"UPDATE conversations SET updated = ?{title_update} WHERE id = ?", params)
+
+    def add_usage(self, conversation_id: str, input_tokens: int, output_tokens: int) -> None:
+        self._db.execute(
+            "UPDATE conversations SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",
+            (input_tokens, output_tokens, conversation_id),
+        )
+
+    def list(self, environment: str | None = None, limit: int = 100) -> list[Conversation]:
+        where, params = ("WHERE environment = ?", (environment,)) if environment else ("", ())
+        rows = self._db.execute(
+            f"SELECT id, environment, provider, model, title, created, updated, input_tokens, output_tokens"
+            f" FROM conversations {where} ORDER BY updated DESC LIMIT ?", (*params, limit),
+        ).fetchall()
+        return [Conversation(*row) for row in rows]
+
+    def latest(self, environment: str) -> Conversation | None:
+        found = self.list(environment, limit=1)
+        return found[0] if found else None
+
+    def get(self, conversation_id: str) -> Conversation:
+        rows = self._db.execute(
+            "SELECT id, environment, provider, model, title, created, updated, input_tokens, output_tokens"
+            " FROM conversations WHERE id = ? OR id LIKE ?", (conversation_id, f"{conversation_id}%"),
+        ).fetchall()
+        if len(rows) != 1:
+            raise NotFound(f"no conversation {conversation_id!r}" if not rows else
+                           f"{conversation_id!r} names {len(rows)} conversations", hint="glmtui chats")
+        return Conversation(*rows[0])
+
+    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT message FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def remove(self, conversation_id: str) -> None:
+        self._db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+        self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    def markdown(self, conversation_id: str) -> str:
+        """The conversation as a Markdown document (the system prompt left out)."""
+        conversation = self.get(conversation_id)
+        lines = [
+            f"# {conversation.title or 'Conversation'}",
+            "",
+            f"Environment `{conversation.environment}` · {conversation.provider} · {conversation.model} · "
+            f"{conversation.input_tokens:,} tokens in, {conversation.output_tokens:,} out",
+        ]
+        for message in self.messages(conversation.id):
+            part = _markdown_of(message)
+            if part:
+                lines += ["", *part]
+        return "\n".join(lines) + "\n"
+
+
+def _title(content: str) -> str:
+    first = content.strip().splitlines()[0] if content.strip() else ""
+    return first[:80]
+
+
+def _markdown_of(message: dict[str, Any]) -> list[str]:
+    role = message.get("role")
+    content = message.get("content") or ""
+    if role == "system":
+        return []
+    if role == "user":
+        return ["## You", "", content]
+    if role == "tool":
+        return ["<details><summary>tool result</summary>", "", "```", content, "```", "", "</details>"]
+    lines = ["## Agent", "", content] if content else ["## Agent"]
+    for call in message.get("tool_calls") or []:
+        function = call.get("function", {})
+        lines += ["", f"**{function.get('name', '?')}**", "", "```json", function.get("arguments", ""), "```"]
+    return lines
