@@ -302,6 +302,8 @@ async def test_write_file_and_read_file(engine, make_env):
     assert await engine.read_file(env.name, "/workspace/deep/er/file.bin") == content
     mode = await engine.exec(env.name, ["stat", "-c", "%a", "/workspace/deep/er/file.bin"])
     assert mode.stdout == b"600\n"
+    written = await engine.exec(env.name, ["stat", "-c", "%Y", "/workspace/deep/er/file.bin"])
+    assert abs(int(written.stdout) - time.time()) < 120  # dated now, not 1970
     with pytest.raises(NotFound):
         await engine.read_file(env.name, "/workspace/no-such-file")
 

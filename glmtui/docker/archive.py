@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import time
 from pathlib import Path, PurePosixPath
 
 # GNU tar headers keep names as bytes, so non-UTF-8 names survive both ways.
@@ -32,6 +33,7 @@ def pack_bytes(name: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int
         info = tarfile.TarInfo(name)
         info.size = len(data)
         info.mode = mode
+        info.mtime = int(time.time())  # now, as any write; 0 would date the file 1970 and fool make
         info.uid, info.gid = uid, gid
         tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
