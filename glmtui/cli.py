@@ -12,9 +12,11 @@ import click
 
 from glmtui import __version__
 from glmtui.commands.common import State, fail, settle
+from glmtui.commands.chats import chats_group
 from glmtui.commands.config import config_group, init
 from glmtui.commands.env import env_group, logs
 from glmtui.commands.image import image_group
+from glmtui.commands.models import models_group
 from glmtui.commands.plan import plan_group, runs_group
 from glmtui.commands.system import clean, completion, version
 from glmtui.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BadInput
@@ -47,7 +49,8 @@ def tui(plan: Path | None) -> None:
     sys.exit(run_tui(plan))
 
 
-for command in (tui, init, env_group, logs, plan_group, runs_group, config_group, image_group, clean, version, completion):
+for command in (tui, init, env_group, logs, plan_group, runs_group, models_group, chats_group, config_group, image_group,
+                clean, version, completion):
     cli.add_command(command)
 
 

@@ -7,6 +7,7 @@ they are said, so a conversation reopens where it was, also after glmtui was kil
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -106,7 +107,8 @@ class Conversations:
     def get(self, conversation_id: str) -> Conversation:
         rows = self._db.execute(
             "SELECT id, environment, provider, model, title, created, updated, input_tokens, output_tokens"
-            " FROM conversations WHERE id = ? OR id LIKE ?", (conversation_id, f"{conversation_id}%"),
+            " FROM conversations WHERE id = ? OR substr(id, 1, length(?)) = ?",  # a prefix, taken literally
+            (conversation_id, conversation_id, conversation_id),
         ).fetchall()
         if len(rows) != 1:
             raise NotFound(f"no conversation {conversation_id!r}" if not rows else
@@ -152,9 +154,18 @@ def _markdown_of(message: dict[str, Any]) -> list[str]:
     if role == "user":
         return ["## You", "", content]
     if role == "tool":
-        return ["<details><summary>tool result</summary>", "", "```", content, "```", "", "</details>"]
+        fence = _fence(content)
+        return ["<details><summary>tool result</summary>", "", fence, content, fence, "", "</details>"]
     lines = ["## Agent", "", content] if content else ["## Agent"]
     for call in message.get("tool_calls") or []:
         function = call.get("function", {})
-        lines += ["", f"**{function.get('name', '?')}**", "", "```json", function.get("arguments", ""), "```"]
+        arguments = function.get("arguments", "")
+        fence = _fence(arguments)
+        lines += ["", f"**{function.get('name', '?')}**", "", f"{fence}json", arguments, fence]
     return lines
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in the text, so the text cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)

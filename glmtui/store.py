@@ -172,8 +172,8 @@ class Store:
     def run(self, run_id: str, *, with_steps: bool = True) -> RunRecord:
         row = self._db.execute(
             "SELECT id, plan, plan_file, workflow, status, started, finished, inputs, environment, throwaway, pid, host"
-            " FROM runs WHERE id = ? OR id LIKE ? ORDER BY started DESC",
-            (run_id, f"{run_id}%"),
+            " FROM runs WHERE id = ? OR substr(id, 1, length(?)) = ? ORDER BY started DESC",  # a prefix, literally
+            (run_id, run_id, run_id),
         ).fetchone()
         if row is None:
             raise NotFound(f"no run {run_id!r}", hint="`glmtui runs` lists them")

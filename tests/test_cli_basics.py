@@ -43,12 +43,27 @@ def test_importing_the_cli_imports_nothing_heavy():
 
 
 @pytest.mark.parametrize(
-    "args", [("--help",), ("-V",), ("env", "--help"), ("env", "create", "--help"), ("config", "--help")]
+    "args",
+    [
+        ("--help",), ("-V",), ("env", "--help"), ("env", "create", "--help"), ("config", "--help"),
+        ("models", "--help"), ("models", "check", "--help"), ("chats", "--help"),
+    ],
 )
 def test_help_imports_nothing_heavy(args):
     result, names = importtime("-m", "glmtui", *args)
     assert result.returncode == 0
     assert heavy_in(names) == [], f"`glmtui {' '.join(args)}` imported {heavy_in(names)}"
+    # Not the model SDK, nor the agent modules that import it.
+    assert not {n for n in names if n == "openai" or n.startswith(("openai.", "glmtui.agent"))}, args
+
+
+def test_the_model_sdk_is_seen_when_imported():
+    """The check above can see openai: a command that makes a model client imports it."""
+    result, names = importtime("-c", "import glmtui.agent.client; glmtui.agent.client.ModelClient")
+    assert result.returncode == 0
+    assert "openai" not in names  # imported only when a client is made
+    result, names = importtime("-c", "import openai")
+    assert result.returncode == 0 and "openai" in names and heavy_in(names) == ["openai"]
 
 
 @pytest.mark.docker
@@ -62,11 +77,17 @@ def test_version_imports_nothing_heavy():
 def test_help_lists_the_commands(glmtui):
     result = glmtui("--help")
     assert result.returncode == 0 and result.stdout.startswith("Usage: glmtui")
-    for command in ("env", "logs", "config", "init", "image", "clean", "version", "completion"):
+    for command in ("env", "logs", "config", "init", "image", "clean", "version", "completion", "models", "chats"):
         assert f"\n  {command} " in result.stdout, command
     env_help = glmtui("env", "--help")
     for command in ("create", "list", "start", "stop", "remove", "exec"):
         assert f"\n  {command} " in env_help.stdout, command
+    models_help = glmtui("models", "--help")
+    for command in ("list", "check"):
+        assert f"\n  {command} " in models_help.stdout, command
+    chats_help = glmtui("chats", "--help")
+    for command in ("show", "export", "remove"):
+        assert f"\n  {command} " in chats_help.stdout, command
     assert glmtui("-h").stdout == result.stdout
 
 
