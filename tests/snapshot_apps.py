@@ -220,3 +220,122 @@ def stats_shown(app: GlmtuiApp) -> Callable[[], bool]:
     return check
 
 
+
+
+# --- the chat pane: a saved conversation, then a scripted reply --------------------------------
+
+CHAT_ENV = "fix-tests"
+CHAT_SIZE = (160, 64)  # taller: the whole conversation on screen
+
+
+def chat_config() -> Config:
+    """The fixed config with the zai preset as the default provider, taking no key (nothing on
+    this machine's environment shows), and the default approval policy (ask)."""
+    values = {key: spec.default for key, spec in KEYS.items()}
+    values.update({"theme": "textual-dark", "default_provider": "zai", "providers.zai.api_key_env": ""})
+    return Config(values, {key: "default" for key in values})
+
+
+def saved_conversation(store: Store) -> str:
+    """fix-tests' conversation so far: a question, a Markdown answer with a code block, a tool call."""
+    from glmtui.conversations import Conversations
+
+    history = Conversations(store)
+    conversation = history.start(CHAT_ENV, "zai", "glm-4.6")
+    messages = [
+        {"role": "system", "content": "You are a coding agent."},
+        {"role": "user", "content": "Why does test_parse fail?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "bash", "arguments": '{"command": "pytest -q"}'}},
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "1 failed, 41 passed in 0.8s\nexit code 1"},
+        {"role": "assistant", "content": (
+            "`parse()` drops the **last line** when the file has no final newline:\n\n"
+            "```python\nlines = text.split(\"\\n\")[:-1]\n```\n\n"
+            "Use `text.splitlines()` instead."
+        )},
+    ]
+    for message in messages:
+        history.append(conversation.id, message)
+    history.add_usage(conversation.id, 2400, 180)
+    return conversation.id
+
+
+def chat_script() -> list[Any]:
+    """The reply to "clean the build folder": thinking, a look (ok), a refused command, then a
+    command that waits for the user's approval."""
+    from glmtui.events import Token, ToolCall, ToolResult, Usage
+
+    at = _ts(10)
+    return [
+        Token("chat", "The user wants build/ gone. Look at what is in it first.", "reasoning", **at),
+        Token("chat", "Let me look at what is ", **at),
+        Token("chat", "in `build/` first.", **at),
+        Usage("chat", 2600, 30, 5000, 210, **at),
+        ToolCall("chat", "call_2", "bash", {"command": "ls build"}, **at),
+        ToolResult("chat", "call_2", "bash", "ok", "lib\nscripts-3.11\nexit code 0", 0, 0.042, **at),
+        ToolCall("chat", "call_3", "bash", {"command": "rm -rf /"}, **at),
+        ToolResult("chat", "call_3", "bash", "denied",
+                   "refused: the approval policy does not allow this call", None, 0.0, **at),
+        Usage("chat", 2700, 40, 7700, 250, **at),
+        ToolCall("chat", "call_4", "bash", {"command": "rm -rf build"}, **at),
+        ("approve", "bash", {"command": "rm -rf build"}),
+    ]
+
+
+class ScriptedChatSession:
+    """Stands in for glmtui.agent.session.ChatSession: `send` gives the script's events to the pane's
+    sink and asks its approver (the answer is never given: the snapshot shows the prompt)."""
+
+    script: list[Any] = []
+
+    def __init__(self, conversation: Any, provider: Any, sink: Callable[[Any], None], approver: Any) -> None:
+        self.conversation, self.sink, self.approver = conversation, sink, approver
+        self.client = type("Client", (), {"provider": provider})()
+        self.messages: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, *, store: Any, config: Any, environment: str, sink: Any, approver: Any,
+                   conversation_id: str | None = None, **_: Any) -> ScriptedChatSession:
+        from glmtui.agent import providers
+        from glmtui.conversations import Conversations
+
+        history = Conversations(store)
+        conversation = history.get(conversation_id) if conversation_id else history.latest(environment)
+        return cls(conversation, providers.resolve(config, "zai"), sink, approver)
+
+    async def send(self, text: str) -> Any:
+        from glmtui.agent.approval import Policy
+
+        for item in self.script:
+            if isinstance(item, tuple):
+                _, tool, arguments = item
+                await self.approver(Policy().request(tool, arguments))
+            else:
+                self.sink(item)
+                await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        pass
+
+
+def chat_screen(folder: Path, monkeypatch: Any) -> GlmtuiApp:
+    """fix-tests selected, its saved conversation shown; the next message gets the scripted reply."""
+    from glmtui.agent import session
+
+    monkeypatch.setattr(session, "ChatSession", type("Scripted", (ScriptedChatSession,), {"script": chat_script()}))
+    app = build(folder)
+    app.config = chat_config()
+    saved_conversation(app.store)
+    return app
+
+
+def chat_shown(app: GlmtuiApp) -> Callable[[], bool]:
+    """True once the chat pane shows fix-tests' conversation."""
+    from glmtui.tui.widgets.chat import ChatPane
+
+    def check() -> bool:
+        pane = app.query_one(ChatPane)
+        return pane.shown_environment == CHAT_ENV and bool(pane.transcript.children)
+
+    return check

@@ -110,3 +110,21 @@ def test_disconnected_banner(snap_compare, tmp_path: Path) -> None:
         await apps.settle(pilot, lambda: "reconnecting" in str(app.query_one("#banner").content))
 
     assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)
+
+
+def test_chat_pane(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chat, enlarged (ctrl+g): fix-tests' saved conversation (a question, a tool card, a Markdown
+    answer with a code block), then a scripted reply to a new message: its thinking collapsed, a
+    command that ran (ok), one refused (denied), and one waiting for approval (the prompt focused)."""
+    from glmtui.tui.widgets.chat import ApprovalPrompt
+
+    app = apps.chat_screen(tmp_path, monkeypatch)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, lambda: apps.stats_shown(app)() and apps.chat_shown(app)())
+        await pilot.press("c", *"clean build/", "enter")
+        await apps.settle(pilot, lambda: isinstance(app.focused, ApprovalPrompt))
+        await pilot.press("ctrl+g")
+        await apps.settle(pilot)
+
+    assert snap_compare(app, terminal_size=apps.CHAT_SIZE, run_before=run_before)

@@ -171,6 +171,7 @@ class Agent:
         if refusal:
             self._answer(call, answers, "denied", refusal, started)
             return
+        started = time.monotonic()  # the tool's own time, not the person's thinking
         result = await self.toolbox.call(call.name, arguments)
         self._answer(call, answers, "ok" if result.ok else "error", result.output, started, result.exit_code)
 

@@ -1,7 +1,8 @@
 """The full-screen glmtui: environments, plan, log, agents and chat panes, keyboard first.
 
 The app owns the engine connection and hands it down; widgets post messages up.
-Docker events keep the environments pane current; nothing polls the list.
+Docker events keep the environments pane current; nothing polls the list. The chat pane
+follows the environment selected in the environments pane.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from glmtui.config import Config, set_value
@@ -30,7 +31,8 @@ from glmtui.tui.screens.help import HelpScreen, binding_rows
 from glmtui.tui.screens.new_env import NewEnvironment
 from glmtui.tui.widgets.environments import EnvironmentsPane
 from glmtui.tui.widgets.log_view import LogView
-from glmtui.tui.widgets.placeholders import AgentsPane, ChatPane
+from glmtui.tui.widgets.chat import ChatPane
+from glmtui.tui.widgets.placeholders import AgentsPane
 from glmtui.tui.widgets.plan_view import PlanPane
 
 EngineFactory = Callable[[], Awaitable[Any]]
@@ -39,11 +41,13 @@ LOG_TAIL = 1000  # lines of an environment's log shown when it is opened
 
 class GlmtuiApp(App[int]):
     TITLE = "glmtui"
-    CSS_PATH = ["app.tcss", "screens/plan.tcss"]
+    CSS_PATH = ["app.tcss", "screens/plan.tcss", "screens/chat.tcss"]
     COMMANDS = App.COMMANDS | {GlmtuiCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("f1", "help", "Help", show=False, id="app.help_f1"),
         Binding("ctrl+p", "command_palette", "Commands", id="app.commands"),
+        Binding("c", "focus_chat", "Chat", id="app.chat"),
         Binding("tab", "focus_next", "Next pane", show=False, id="app.next"),
         Binding("shift+tab", "focus_previous", "Previous pane", show=False, id="app.previous"),
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -86,7 +90,7 @@ class GlmtuiApp(App[int]):
             with Vertical(id="right"):
                 yield PlanPane(plan_path=self.plan_path, config=self.config, store=self.store, id="plan")
                 yield LogView(id="log")
-        yield ChatPane(self.config.get("default_provider"), id="chat")
+        yield ChatPane(config=self.config, store=self.store, id="chat")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -143,6 +147,7 @@ class GlmtuiApp(App[int]):
         self.connected = True
         self.set_banner(None)
         self.query_one(PlanPane).engine = self.engine
+        self.query_one(ChatPane).engine = self.engine
         self.refresh_soon()
 
     def _on_disconnected(self) -> None:
@@ -167,6 +172,7 @@ class GlmtuiApp(App[int]):
             return
         pane = self.query_one(EnvironmentsPane)
         pane.environments = await self.engine.list_environments()
+        self.query_one(ChatPane).environment = pane.selected
         self._follow_stats(pane)
 
     def _follow_stats(self, pane: EnvironmentsPane) -> None:
@@ -192,6 +198,11 @@ class GlmtuiApp(App[int]):
         pane = self.query_one(EnvironmentsPane)
         if self._stats != pane.stats:
             pane.stats = dict(self._stats)
+
+    @on(DataTable.RowHighlighted, "#environments")
+    def on_environment_highlighted(self, _: DataTable.RowHighlighted) -> None:
+        """The chat pane talks to an agent in the selected environment."""
+        self.query_one(ChatPane).environment = self.query_one(EnvironmentsPane).selected
 
     # -- environment actions ----------------------------------------------------------------
 
@@ -300,7 +311,11 @@ class GlmtuiApp(App[int]):
         sections = []
         node = self.focused
         while node is not None and node is not self.screen:
-            rows = binding_rows(list(getattr(node, "BINDINGS", [])))  # type: ignore[arg-type]
+            if isinstance(node, Input):  # its editing keys are Textual's; its pane's keys follow
+                node = node.parent
+                continue
+            bindings = list(getattr(node, "BINDINGS", []))
+            rows = binding_rows(bindings, getattr(node, "KEY_HELP", None))  # type: ignore[arg-type]
             if rows:
                 title = node.border_title or type(node).__name__
                 sections.append((str(title), rows))
@@ -336,6 +351,11 @@ class GlmtuiApp(App[int]):
         for binding in log.BINDINGS:
             if isinstance(binding, Binding) and binding.description:
                 actions.append((f"Log: {binding.description}", f"key {binding.key}", f"log_action({binding.action!r})"))
+        chat = self.query_one(ChatPane)
+        for binding in chat.BINDINGS:
+            if isinstance(binding, Binding) and binding.show and chat.check_action(binding.action, ()) is not False:
+                actions.append((f"Chat: {binding.description}", f"key {binding.key} · {chat.KEY_HELP[binding.action]}",
+                                f"chat_action({binding.action!r})"))
         actions += [("Help", "every key binding", "help"), ("Quit", "leave glmtui", "quit")]
         return actions
 
@@ -347,6 +367,12 @@ class GlmtuiApp(App[int]):
 
     async def action_log_action(self, action: str) -> None:
         await self.query_one(LogView).run_action(action)
+
+    async def action_chat_action(self, action: str) -> None:
+        await self.query_one(ChatPane).run_action(action)
+
+    def action_focus_chat(self) -> None:
+        self.query_one(ChatPane).focus_input()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place where background work's failures reach the user: one clear line."""

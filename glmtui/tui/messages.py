@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from textual.message import Message
 
@@ -40,3 +42,27 @@ class RunStateChanged(Message):
     running: bool
     run_id: str | None = None
     status: str | None = None  # when it ended: success, failure, cancelled
+
+
+@dataclass
+class ChatEvent(Message):
+    """An event of the chat's agent (glmtui.events Token, ToolCall, ToolResult, Usage), posted by
+    the chat pane's sink: the agent reports to the sink, the pane shows it."""
+
+    event: Any
+
+
+@dataclass
+class ApprovalAsked(Message):
+    """The agent waits for the user's answer to `request` (an ApprovalRequest) on `answer`."""
+
+    request: Any
+    answer: asyncio.Future[str]
+
+
+@dataclass
+class ApprovalAnswered(Message):
+    """The user answered an approval prompt: yes, no or always."""
+
+    prompt: Any
+    answer: str

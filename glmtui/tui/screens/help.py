@@ -26,10 +26,14 @@ class HelpScreen(ModalScreen[None]):
             yield Static("\n".join(lines))
 
 
-def binding_rows(bindings: list[Binding]) -> list[tuple[str, str]]:
+def binding_rows(bindings: list[Binding], details: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(key, description) of each binding with a description, once each; `details` (action ->
+    text) adds a longer explanation after the description."""
     rows, seen = [], set()
     for binding in bindings:
         if binding.description and binding.description not in seen:
             seen.add(binding.description)
-            rows.append((binding.key.replace("question_mark", "?"), binding.description))
+            detail = (details or {}).get(binding.action)
+            description = f"{binding.description} — {detail}" if detail else binding.description
+            rows.append((binding.key.replace("question_mark", "?"), description))
     return rows

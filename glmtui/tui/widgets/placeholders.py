@@ -1,23 +1,18 @@
-"""The agents and chat panes: present and focusable; the agents work fills them."""
+"""The agents pane: present and focusable; saved scheduled agents fill it in a later issue.
+
+ChatPane lives in glmtui.tui.widgets.chat; it is named here too for code that looks for it here.
+"""
 
 from __future__ import annotations
 
 from textual.widgets import Static
 
-NO_PROVIDER = (
-    "no model provider configured.\n"
-    "set one: glmtui config set providers.zai.api_key_env ZAI_API_KEY && glmtui config set default_provider zai"
-)
+from glmtui.tui.widgets.chat import ChatPane
+
+__all__ = ["AgentsPane", "ChatPane"]
 
 
 class AgentsPane(Static, can_focus=True):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("no saved agents yet", id=id)
         self.border_title = "Agents"
-
-
-class ChatPane(Static, can_focus=True):
-    def __init__(self, provider: str | None, *, id: str | None = None) -> None:
-        super().__init__(NO_PROVIDER if provider is None else f"provider {provider}: chat arrives with the agents work", id=id)
-        self.border_title = "Chat"
-        self.border_subtitle = provider or "no provider"

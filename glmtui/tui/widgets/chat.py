@@ -1,0 +1,1031 @@
+"""The chat pane: a conversation with an agent that works in the selected environment.
+
+The agent (glmtui.agent) runs in the pane's worker and reports to the pane's sink, which posts
+each event as a ChatEvent message; only the pane's handlers change its widgets. Replies stream
+in as Markdown, appended in batches at most every FLUSH_SECONDS (one append in flight at a
+time), and always once more at the end. The model's thinking goes to a collapsed section of its
+own, each tool call to a card. When the approval policy asks, a prompt appears inline and takes
+the focus; the agent waits on a future the prompt's answer resolves.
+
+The model SDK takes about 0.4 s to import: glmtui.agent.session (and with it the client) is
+imported in the worker, when the first message is sent, never at start-up. Markdown (about
+50 ms) is imported when the first message is shown.
+
+Conversations are saved by the session as they go; the pane shows the environment's latest one
+(or the one picked with ctrl+o) when the environment is selected, from the stored messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Collapsible, Input, Static
+from textual.widgets._collapsible import CollapsibleTitle
+from textual.worker import Worker, WorkerState
+
+from glmtui.errors import BadInput, GlmtuiError
+from glmtui.events import Token, ToolCall, ToolResult, Usage
+from glmtui.tui.messages import ApprovalAnswered, ApprovalAsked, ChatEvent
+
+if TYPE_CHECKING:
+    from glmtui.config import Config
+    from glmtui.masking import Masker
+    from glmtui.store import Store
+
+FLUSH_SECONDS = 0.05  # a streaming reply is redrawn at most this often
+SELECT_DELAY = 0.15  # the environments pane's cursor rests this long before its conversation is shown
+SHORT_OUTPUT_LINES = 6  # tool output up to this many lines is shown open; longer output is collapsed
+SHORT_OUTPUT_CHARS = 600
+HISTORY_SHOWN = 200  # messages of a reopened conversation drawn (the export has them all)
+PREVIEW_LINES = 12  # lines of a command or a file's content shown in an approval prompt
+STATUS_GLYPHS = {
+    "running": ("▶", "yellow"), "waiting": ("?", "yellow"), "ok": ("✔", "green"), "done": ("✔", "green"),
+    "error": ("✘", "red"), "denied": ("⊘", "magenta"), "cancelled": ("■", "magenta"),
+}
+_EXIT_CODE = re.compile(r"(?:^|\n)exit code (-?\d+)(?: \([^)]*\))?\s*$")
+_PASTED = re.compile(r"\[pasted text #\d+, \d+ lines\]")
+
+
+# --- text helpers ---------------------------------------------------------------------------------
+
+
+def tokens_text(count: int) -> str:
+    """1234 -> 1.2k, 12400 -> 12.4k, 1234567 -> 1.2M."""
+    if count < 1000:
+        return str(count)
+    if count < 100_000:
+        return f"{count / 1000:.1f}k"
+    if count < 1_000_000:
+        return f"{count // 1000}k"
+    return f"{count / 1_000_000:.1f}M"
+
+
+def one_line(error: BaseException) -> str:
+    """What the user reads of an error: a GlmtuiError's line, else the type and the first line."""
+    if isinstance(error, GlmtuiError):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def subject_of(tool: str, arguments: dict[str, Any]) -> str:
+    """The one line a card shows of a call: the command, the path, the pattern, else the JSON."""
+    if "raw" in arguments and len(arguments) == 1:
+        return str(arguments["raw"])
+    if tool == "bash":
+        return "$ " + str(arguments.get("command", ""))
+    if tool in ("read_file", "write_file", "edit_file", "list_files"):
+        path = str(arguments.get("path", "."))
+        if tool == "read_file" and ("start_line" in arguments or "end_line" in arguments):
+            path += f"  lines {arguments.get('start_line', 1)}-{arguments.get('end_line', 'end')}"
+        if tool == "write_file":
+            path += f"  ({len(str(arguments.get('content', '')).splitlines())} lines)"
+        return path
+    if tool == "grep":
+        where = arguments.get("path", ".")
+        glob = f" ({arguments['glob']})" if arguments.get("glob") else ""
+        return f"/{arguments.get('pattern', '')}/ in {where}{glob}"
+    text = json.dumps(arguments, ensure_ascii=False)
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def stored_result(tool: str, content: str) -> tuple[str, int | None]:
+    """The status (and exit code) of a saved tool answer: the saved messages keep only its text."""
+    if content.startswith("refused:"):
+        return "denied", None
+    if content.startswith("cancelled by the user"):
+        return "cancelled", None
+    if content.startswith("error:"):
+        return "error", None
+    match = _EXIT_CODE.search(content) if tool == "bash" else None
+    if match:
+        code = int(match.group(1))
+        return ("ok" if code == 0 else "error"), code
+    return "done", None
+
+
+def keys_masker(config: Config) -> Masker:
+    """Every provider key that is set on this host (presets and configured providers alike)."""
+    from glmtui.agent import providers
+    from glmtui.masking import Masker
+
+    keys = []
+    for name in providers.known(config.providers()):
+        try:
+            provider = providers.resolve(config, name)
+            if provider.api_key_env:
+                keys.append(provider.api_key())
+        except GlmtuiError:
+            continue
+    return Masker(key for key in keys if len(key) >= 4)
+
+
+def markdown_widget(text: str | None = None) -> Widget:
+    """An assistant message. Markdown is imported when the first one is drawn (markdown-it costs
+    about 50 ms to import, which start-up does not pay)."""
+    from textual.widgets import Markdown
+
+    return Markdown(text, classes="chat-answer")
+
+
+# --- the pieces of a conversation -----------------------------------------------------------------
+
+
+class Transcript(VerticalScroll, can_focus=False, can_focus_children=False):
+    """The conversation, oldest first; it follows new content until the user scrolls up.
+    Its pieces are out of the tab order: tab moves between panes (the mouse still opens them)."""
+
+
+class UserMessage(Static):
+    def __init__(self, text: str) -> None:
+        super().__init__(Text(text), classes="chat-user")
+
+
+class Note(Static):
+    """One line of the pane's own: a stop, a new conversation, an error (class chat-error)."""
+
+    def __init__(self, text: str, *, error: bool = False) -> None:
+        super().__init__(Text(text), classes="chat-error" if error else "chat-note")
+
+
+class ThinkingBlock(Collapsible):
+    """The model's thinking (the reasoning channel), collapsed, apart from its answer."""
+
+    def __init__(self, masker: Masker) -> None:
+        body = Static(classes="thinking-text")
+        super().__init__(body, title="thinking…", collapsed=True, classes="thinking")
+        self.body = body
+        self.text = ""
+        self._masker = masker.stream()
+
+    def add(self, pieces: list[str]) -> None:
+        self.text += self._masker.feed("".join(pieces))
+        self.body.update(Text(self.text))
+
+    def done(self) -> None:
+        self.text += self._masker.flush()
+        self.body.update(Text(self.text))
+        words = len(self.text.split())
+        self.title = f"thinking · {words} word{'s' if words != 1 else ''}"
+
+
+class AnswerStream:
+    """An assistant message as it streams: pieces are buffered and appended to its Markdown in
+    batches, one append at a time (Markdown.append is not safe to overlap)."""
+
+    def __init__(self, widget: Any, masker: Masker) -> None:
+        self.widget = widget
+        self._masker = masker.stream()  # a key cut between two pieces is still masked
+        self._buffer: list[str] = []
+        self._pending: Any = None  # the append in flight (an AwaitComplete)
+
+    def add(self, text: str) -> None:
+        self._buffer.append(text)
+
+    def flush(self) -> None:
+        if not self._buffer or not self.widget.is_mounted or (self._pending is not None and not self._pending.is_done):
+            return
+        chunk = self._masker.feed("".join(self._buffer))
+        self._buffer.clear()
+        if chunk:
+            self._pending = self.widget.append(chunk)
+
+    async def finish(self) -> None:
+        """Everything appended, the held back end of the text too."""
+        while not self.widget.is_mounted:
+            await asyncio.sleep(0.01)
+        if self._pending is not None:
+            await self._pending
+        rest = self._masker.feed("".join(self._buffer)) + self._masker.flush()
+        self._buffer.clear()
+        if rest:
+            self._pending = self.widget.append(rest)
+            await self._pending
+
+
+class ToolCard(Vertical):
+    """One tool call: its tool and arguments, its status, time and exit code, and its output
+    (collapsed when long)."""
+
+    def __init__(self, call_id: str, tool: str, arguments: dict[str, Any], masker: Masker) -> None:
+        super().__init__(classes="tool-card -running")
+        self.call_id = call_id
+        self.tool = tool
+        self.arguments = arguments
+        self.masker = masker
+        self.status = "running"
+        self.subject = masker.mask(subject_of(tool, arguments))
+        self.exit_code: int | None = None
+        self.duration: float | None = None
+        self.output: str | None = None
+        self.answer: str | None = None  # what the user said to its approval prompt
+        self._head = Static(classes="tool-head")
+        self._composed = False
+        self._output_shown = False
+        self._prompt: Widget | None = None  # an approval prompt waiting for compose
+
+    def compose(self) -> ComposeResult:
+        self._head.update(self._head_text())
+        yield self._head
+        yield Static(Text(self.subject), classes="tool-subject")
+        self._composed = True
+        output = self._output_widget()
+        if output is not None:
+            self._output_shown = True
+            yield output
+        if self._prompt is not None:
+            yield self._prompt
+            self._prompt = None
+
+    def ask(self, prompt: Widget) -> None:
+        """Show an approval prompt at the card's end (once the card is composed)."""
+        self.set_status("waiting")
+        if self._composed:
+            self.mount(prompt)
+        else:
+            self._prompt = prompt
+
+    def _head_text(self) -> Text:
+        glyph, color = STATUS_GLYPHS.get(self.status, ("·", "white"))
+        text = Text.assemble((glyph, color), " ", (self.tool, "bold"), "  ")
+        status = {"running": "running…", "waiting": "waiting for your approval"}.get(self.status, self.status)
+        facts = [status]
+        if self.exit_code is not None:
+            facts.append(f"exit {self.exit_code}")
+        if self.duration is not None and self.status != "denied":
+            facts.append(f"{self.duration:.1f}s" if self.duration >= 0.1 else f"{self.duration * 1000:.0f}ms")
+        if self.answer:
+            facts.append(self.answer)
+        text.append(" · ".join(facts), style=color if self.status in ("error", "denied") else "dim")
+        return text
+
+    def _output_widget(self) -> Widget | None:
+        text = (self.output or "").rstrip("\n")
+        if not text:
+            return None
+        lines = text.count("\n") + 1
+        body = Static(Text(text), classes="tool-output")
+        if lines <= SHORT_OUTPUT_LINES and len(text) <= SHORT_OUTPUT_CHARS:
+            return body
+        return Collapsible(body, title=f"output · {lines} lines", collapsed=True, classes="tool-output-more")
+
+    def set_status(self, status: str) -> None:
+        self.remove_class(f"-{self.status}")
+        self.status = status
+        self.add_class(f"-{status}")
+        self._head.update(self._head_text())
+
+    def note_answer(self, answer: str) -> None:
+        self.answer = answer
+        self._head.update(self._head_text())
+
+    def finish(self, status: str, output: str, exit_code: int | None, duration: float | None) -> None:
+        """Its result: its output is drawn now if the card is composed already, else by compose."""
+        self.exit_code, self.duration = exit_code, duration
+        self.output = self.masker.mask(output)
+        self.set_status(status)
+        if self._composed and not self._output_shown:
+            widget = self._output_widget()
+            if widget is not None:
+                self._output_shown = True
+                self.mount(widget)
+
+
+class ApprovalPrompt(Static, can_focus=True):
+    """Run this? y yes, n no, a always (for the suggested pattern). Inline, in the call's card."""
+
+    BINDINGS = [
+        Binding("y", "answer('yes')", "Yes, run it", id="chat.approve.yes"),
+        Binding("n", "answer('no')", "No", id="chat.approve.no"),
+        Binding("a", "answer('always')", "Always (this pattern)", id="chat.approve.always"),
+    ]
+
+    def __init__(self, request: Any, masker: Masker) -> None:
+        self.request = request
+        super().__init__(self._text(masker), classes="approval")
+        self.border_title = "Approve?"
+
+    def _text(self, masker: Masker) -> Text:
+        """What the call would do (the card above says the command or path in one line; here the
+        whole command, or the content written), then the keys."""
+        request = self.request
+        arguments = dict(request.arguments)
+        text = Text()
+        text.append(f"Allow this {request.tool} call?", style="bold")
+        if request.tool == "bash":
+            command = str(arguments.get("command", ""))
+            preview = command if "\n" in command.strip() or len(command) > 100 else ""
+        elif request.tool == "write_file":
+            preview = str(arguments.get("content", ""))
+        elif request.tool == "edit_file":
+            old = "".join(f"- {line}\n" for line in str(arguments.get("old_text", "")).splitlines())
+            new = "".join(f"+ {line}\n" for line in str(arguments.get("new_text", "")).splitlines())
+            preview = (old + new).rstrip("\n")
+        else:
+            preview = ""
+        if preview:
+            lines = masker.mask(preview).splitlines()
+            if len(lines) > PREVIEW_LINES:
+                lines = lines[:PREVIEW_LINES] + [f"… {len(lines) - PREVIEW_LINES} more lines"]
+            text.append("\n" + "\n".join(lines))
+        text.append("\n")
+        text.append_text(Text.assemble(
+            (" y ", "reverse"), " yes   ", (" n ", "reverse"), " no   ", (" a ", "reverse"),
+            f" always for {request.tool} ", (masker.mask(request.pattern), "bold"), "   ",
+            ("esc stops the reply", "dim"),
+        ))
+        return text
+
+    def on_mount(self) -> None:
+        """The focus comes here, so y, n and a answer at once."""
+        self.focus()
+        self.call_after_refresh(self.scroll_visible, animate=False)
+
+    def action_answer(self, answer: str) -> None:
+        self.post_message(ApprovalAnswered(self, answer))
+
+
+class ChatInput(Input):
+    """The message line. A paste of several lines shows as one token, sent whole."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(compact=True, select_on_focus=False, **kwargs)
+        self.pasted: dict[str, str] = {}
+
+    def _on_paste(self, event: Any) -> None:
+        text = event.text.replace("\r\n", "\n").strip("\n")
+        if "\n" not in text:
+            return  # Input's own paste
+        token = f"[pasted text #{len(self.pasted) + 1}, {text.count(chr(10)) + 1} lines]"
+        self.pasted[token] = text
+        self.insert_text_at_cursor(token)
+        event.stop()
+        event.prevent_default()
+
+    def message(self) -> str:
+        """The text to send: the value with each pasted token replaced by what was pasted."""
+        return _PASTED.sub(lambda match: self.pasted.get(match.group(0), match.group(0)), self.value)
+
+    def reset(self) -> None:
+        self.value = ""
+        self.pasted.clear()
+
+
+# --- the pane -----------------------------------------------------------------------------------
+
+
+class ChatPane(Widget, can_focus=True):
+    """A chat with an agent in the environment selected in the environments pane."""
+
+    BINDINGS = [
+        Binding("enter", "write", "Write", id="chat.write"),
+        Binding("escape", "stop", "Stop reply", id="chat.stop"),
+        Binding("ctrl+n", "new", "New chat", id="chat.new"),
+        Binding("ctrl+o", "open", "Chats", id="chat.open"),
+        Binding("ctrl+s", "export", "Export", id="chat.export"),
+        Binding("ctrl+t", "model", "Model", id="chat.model"),
+        Binding("ctrl+g", "grow", "Enlarge", id="chat.grow"),
+        Binding("ctrl+r", "details", "Expand", id="chat.details"),
+        Binding("pageup", "scroll('page_up')", "Scroll up", show=False, id="chat.page_up"),
+        Binding("pagedown", "scroll('page_down')", "Scroll down", show=False, id="chat.page_down"),
+        Binding("up", "scroll('up')", show=False, id="chat.up"),
+        Binding("down", "scroll('down')", show=False, id="chat.down"),
+    ]
+    KEY_HELP = {  # longer descriptions, for the help screen and the command palette
+        "write": "type a message (any key does); enter sends",
+        "stop": "stop the reply (what was said stays)",
+        "new": "start a new conversation",
+        "open": "reopen a saved conversation of this environment",
+        "export": "write the conversation as Markdown",
+        "model": "pick the provider and model",
+        "grow": "give the chat more room, or less",
+        "details": "open or close every thinking section and tool output",
+    }
+
+    environment: reactive[str | None] = reactive(None)
+
+    def __init__(self, *, config: Config, store: Store, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.config = config
+        self.store = store
+        self.engine: Any | None = None  # set by the app when the engine (dis)connects
+        self.shown_environment: str | None = None
+        self.conversation_id: str | None = None
+        self.busy = False
+        self.last_tokens = 0  # of the last message sent (every model turn it took)
+        self.total_tokens = 0  # of the whole conversation
+        self.provider_name: str | None = None
+        self.model_name: str | None = None
+        self.guidance: str | None = None  # what is missing before a message can be sent
+        self._choice: tuple[str, str] | None = None  # provider and model picked with ctrl+t
+        self._picked: dict[str, str | None] = {}  # environment -> conversation picked (None: a new one)
+        self._history: Any = None
+        self._masker: Masker | None = None
+        self._session: Any = None
+        self._session_key: tuple[Any, ...] | None = None
+        self._worker: Worker | None = None
+        self._sending: UserMessage | None = None  # the message being sent, until the model has it
+        self._sent_text = ""
+        self._answer: AnswerStream | None = None
+        self._thinking: ThinkingBlock | None = None
+        self._thinking_parts: list[str] = []
+        self._cards: dict[str, ToolCard] = {}
+        self._prompts: dict[ApprovalPrompt, tuple[asyncio.Future[str], ToolCard | None]] = {}
+        self._select_timer: Any = None
+        self.border_title = "Chat"
+
+    # -- composition ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Transcript(id="chat-transcript")
+        yield Static("", id="chat-status")
+        with Horizontal(id="chat-entry"):
+            yield Static("›", id="chat-prompt")
+            yield ChatInput(placeholder="message the agent · enter sends", id="chat-input")
+
+    def on_mount(self) -> None:
+        self._ticker = self.set_interval(FLUSH_SECONDS, self._flush, pause=True)
+        self.transcript.anchor()
+        self.call_after_refresh(self._describe_provider)
+
+    async def on_unmount(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                await session.close()
+            except Exception:  # noqa: BLE001 - leaving: nothing to tell anyone
+                pass
+
+    @property
+    def transcript(self) -> Transcript:
+        return self.query_one(Transcript)
+
+    @property
+    def input(self) -> ChatInput:
+        return self.query_one(ChatInput)
+
+    @property
+    def masker(self) -> Masker:
+        if self._masker is None:
+            self._masker = keys_masker(self.config)
+        return self._masker
+
+    @property
+    def history(self) -> Any:
+        if self._history is None:
+            from glmtui.conversations import Conversations
+
+            self._history = Conversations(self.store)
+        return self._history
+
+    def focus_input(self) -> None:
+        """The message line; while the agent waits for an answer, the approval prompt."""
+        waiting = next(iter(self._prompts), None)
+        (waiting or self.input).focus()
+
+    # -- focus and keys ---------------------------------------------------------------------
+
+    def allow_focus_children(self) -> bool:
+        """Tab stops once at the pane; its message line joins the tab order only while the focus is
+        inside the pane (then tab goes on to the next pane)."""
+        focused = self.screen.focused if self.is_attached else None
+        return focused is not None and focused is not self and self in focused.ancestors
+
+    def on_focus(self) -> None:
+        """Back on the pane while the agent waits for an answer: the prompt takes the focus."""
+        if self._prompts:
+            self.focus_input()
+
+    def on_key(self, event: Any) -> None:
+        """On the pane (or a section title in it), typing starts a message."""
+        focused = self.screen.focused
+        if not (focused is self or isinstance(focused, CollapsibleTitle)):
+            return
+        if event.is_printable and event.character:
+            event.stop()
+            event.prevent_default()
+            self.input.focus()
+            self.input.insert_text_at_cursor(event.character)
+
+    def on_paste(self, event: Any) -> None:
+        if self.screen.focused is self:
+            event.stop()
+            self.input.focus()
+            self.input.post_message(type(event)(event.text))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("new", "open", "model") and self.busy:
+            return None  # shown, dimmed: they wait for the reply
+        if action == "write" and isinstance(self.screen.focused, ApprovalPrompt):
+            return False
+        return True
+
+    def action_write(self) -> None:
+        self.focus_input()
+
+    def action_scroll(self, how: str) -> None:
+        transcript = self.transcript
+        {"page_up": transcript.scroll_page_up, "page_down": transcript.scroll_page_down,
+         "up": transcript.scroll_up, "down": transcript.scroll_down}[how]()
+
+    def action_grow(self) -> None:
+        self.toggle_class("-large")
+        self.call_after_refresh(self.transcript.scroll_end, animate=False)
+
+    def action_details(self) -> None:
+        sections = list(self.transcript.query(Collapsible))
+        if sections:
+            opening = any(section.collapsed for section in sections)
+            for section in sections:
+                section.collapsed = not opening
+
+    def action_stop(self) -> None:
+        if self.busy and self._worker is not None:
+            self._worker.cancel()
+            self._set_status("stopping…")
+        elif self.screen.focused is self.input:
+            self.focus()
+
+    # -- the environment and its conversation ------------------------------------------------
+
+    def watch_environment(self, environment: str | None) -> None:
+        if self._select_timer is not None:
+            self._select_timer.stop()
+        self._select_timer = self.set_timer(SELECT_DELAY, self._show_selected)
+
+    def _show_selected(self) -> None:
+        self._select_timer = None
+        environment = self.environment
+        if self.busy or environment == self.shown_environment:
+            return  # a reply runs: the switch happens when it ends
+        self._drop_session()
+        self.shown_environment = environment
+        if environment is None:
+            self._show_conversation(None)
+        elif environment in self._picked:
+            self._show_conversation(self._picked[environment])
+        else:
+            latest = self.history.latest(environment)
+            self._show_conversation(latest.id if latest else None)
+
+    def _show_conversation(self, conversation_id: str | None) -> None:
+        """Draw a saved conversation (None: an empty, new one)."""
+        self._clear()
+        self.last_tokens = self.total_tokens = 0
+        widgets: list[Widget] = []
+        conversation = None
+        if conversation_id is not None:
+            try:
+                conversation = self.history.get(conversation_id)
+                messages = [m for m in self.history.messages(conversation.id) if m.get("role") != "system"]
+            except GlmtuiError as err:  # e.g. removed meanwhile with `glmtui chats remove`
+                widgets.append(Note(f"✘ {one_line(err)}", error=True))
+                conversation = None
+        self.conversation_id = conversation.id if conversation is not None else None
+        if self.shown_environment is not None and conversation_id is not None and conversation is None:
+            self._picked[self.shown_environment] = None
+        self._describe_provider(conversation)
+        if conversation is None:
+            if widgets:
+                self.transcript.mount_all(widgets)
+            return
+        self.total_tokens = conversation.input_tokens + conversation.output_tokens
+        self._show_title()
+        if len(messages) > HISTORY_SHOWN:
+            widgets.append(Note(f"… {len(messages) - HISTORY_SHOWN} earlier messages (ctrl+s exports them all)"))
+            messages = messages[-HISTORY_SHOWN:]
+        widgets += self._history_widgets(messages)
+        if widgets:
+            self.transcript.mount_all(widgets)
+            self.call_after_refresh(self.transcript.scroll_end, animate=False)
+
+    def _history_widgets(self, messages: Iterable[dict[str, Any]]) -> list[Widget]:
+        masker = self.masker
+        widgets: list[Widget] = []
+        cards: dict[str, ToolCard] = {}
+        for message in messages:
+            role = message.get("role")
+            content = message.get("content")
+            if not isinstance(content, str):
+                content = "" if content is None else json.dumps(content, ensure_ascii=False)
+            content = masker.mask(content)
+            if role == "user":
+                widgets.append(UserMessage(content))
+            elif role == "assistant":
+                if content.strip():
+                    widgets.append(markdown_widget(content))
+                for call in message.get("tool_calls") or []:
+                    function = call.get("function") or {}
+                    try:
+                        arguments = json.loads(function.get("arguments") or "{}")
+                    except ValueError:
+                        arguments = None
+                    if not isinstance(arguments, dict):
+                        arguments = {"raw": str(function.get("arguments", ""))}
+                    card = ToolCard(str(call.get("id", "")), str(function.get("name", "?")), arguments, masker)
+                    cards[card.call_id] = card
+                    widgets.append(card)
+            elif role == "tool":
+                card = cards.get(str(message.get("tool_call_id", "")))
+                if card is not None:
+                    status, code = stored_result(card.tool, content)
+                    card.finish(status, content, code, None)
+        for card in cards.values():
+            if card.status == "running":  # no answer was saved: it never ran to the end
+                card.set_status("cancelled")
+        return widgets
+
+    def _clear(self) -> None:
+        self._answer = None
+        self._thinking = None
+        self._cards.clear()
+        self.transcript.remove_children()
+
+    def _describe_provider(self, conversation: Any = None) -> None:
+        """The provider and model the next message goes to, in the title; what is missing, in the
+        status line (one line each, as the provider module says it)."""
+        from glmtui.agent import providers
+
+        if conversation is None and self.conversation_id is not None:
+            try:
+                conversation = self.history.get(self.conversation_id)
+            except GlmtuiError:
+                conversation = None
+        name, model = self._choice or (None, None)
+        if conversation is not None and self._choice is None:
+            name, model = conversation.provider, conversation.model
+        self.guidance = None
+        try:
+            provider = providers.resolve(self.config, name, model)
+        except GlmtuiError as err:
+            self.provider_name, self.model_name = name, model
+            if name is None and not self.config.get("default_provider"):
+                self.guidance = ("no model provider: ctrl+t picks one, or `glmtui config set default_provider zai`"
+                                 " with the key in ZAI_API_KEY")
+            else:
+                self.guidance = str(err)
+        else:
+            self.provider_name, self.model_name = provider.name, provider.model
+            try:
+                provider.api_key()
+            except GlmtuiError as err:
+                self.guidance = str(err)
+        self._show_title()
+        if not self.busy:
+            self._set_status(self.guidance, warning=True)
+
+    def _show_title(self) -> None:
+        parts = ["Chat", self.shown_environment or "no environment"]
+        if self.provider_name:
+            parts.append(self.provider_name)
+        if self.model_name:
+            parts.append(self.model_name)
+        self.border_title = " · ".join(parts)
+        if self.is_mounted:
+            self.input.placeholder = (f"message the agent in {self.shown_environment} · enter sends"
+                                      if self.shown_environment else "pick an environment to chat with an agent in it")
+        if self.total_tokens or self.last_tokens:
+            last = f"last {tokens_text(self.last_tokens)} · " if self.last_tokens else ""
+            self.border_subtitle = f"{last}total {tokens_text(self.total_tokens)} tokens"
+        else:
+            self.border_subtitle = ""
+
+    def _set_status(self, text: str | None, *, warning: bool = False) -> None:
+        status = self.query_one("#chat-status", Static)
+        status.update(Text(text or ""))
+        status.set_class(bool(text), "-shown")
+        status.set_class(warning, "-warning")
+
+    # -- sending ----------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#chat-input")
+    def on_chat_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self._prompts:
+            self.focus_input()  # the agent waits for an answer first
+            return
+        text = self.input.message().strip()
+        if not text:
+            return
+        if self.busy:
+            self.notify("the agent is still replying: esc stops it", severity="warning")
+            return
+        environment = self.shown_environment
+        if environment is None:
+            self.notify("no environment selected: pick one in the environments pane", severity="warning")
+            return
+        if self.engine is None:
+            self.notify("the Docker engine is unreachable", severity="error")
+            return
+        self.input.reset()
+        self._sent_text = text
+        self._sending = UserMessage(text)
+        self.transcript.mount(self._sending)
+        self.transcript.anchor()
+        self.busy = True
+        self.last_tokens = 0
+        self._set_status(f"waiting for {self.provider_name or 'the model'}…")
+        self._ticker.resume()
+        self.refresh_bindings()
+        self._worker = self._reply(environment, text)
+
+    @work(exclusive=True, group="chat", exit_on_error=False)
+    async def _reply(self, environment: str, text: str) -> None:
+        session = await self._open_session(environment)
+        self._sending = None  # from here on, the message is the conversation's
+        result = await session.send(text)
+        if not result.finished and result.reason:
+            self.transcript.mount(Note(f"■ {result.reason}: send a message to go on"))
+
+    async def _open_session(self, environment: str) -> Any:
+        env = await self.engine.get_environment(environment)
+        if not env.running:
+            raise BadInput(f"{environment} is {env.status}: start it first (s in the environments pane)")
+        key = (environment, self.conversation_id, self._choice)
+        if self._session is not None and self._session_key == key:
+            return self._session
+        self._drop_session()
+        from glmtui.agent.session import ChatSession  # the model SDK: only once a message is sent
+
+        provider, model = self._choice or (None, None)
+        session = await ChatSession.open(
+            engine=self.engine, store=self.store, config=self.config, environment=environment,
+            sink=self.sink, approver=self.approve, provider=provider, model=model,
+            conversation_id=self.conversation_id, new=self.conversation_id is None,
+        )
+        self._session = session
+        self.conversation_id = session.conversation.id
+        self._picked[environment] = session.conversation.id
+        self._session_key = (environment, self.conversation_id, self._choice)
+        self.provider_name, self.model_name = session.client.provider.name, session.client.provider.model
+        self.total_tokens = session.conversation.input_tokens + session.conversation.output_tokens
+        self._show_title()
+        return session
+
+    def _drop_session(self) -> None:
+        session, self._session, self._session_key = self._session, None, None
+        if session is not None:
+            self.run_worker(session.close(), group="chat-close", exit_on_error=False)
+
+    # -- what the agent reports -------------------------------------------------------------
+
+    def sink(self, event: Any) -> None:
+        """The agent's sink: its events become messages to the pane."""
+        self.post_message(ChatEvent(event))
+
+    async def approve(self, request: Any) -> str:
+        """The agent's approver: a prompt in the pane, and the user's answer (yes, no, always)."""
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.post_message(ApprovalAsked(request, answer))
+        return await answer
+
+    @on(ChatEvent)
+    def on_chat_event(self, message: ChatEvent) -> None:
+        message.stop()
+        event = message.event
+        if isinstance(event, Token):
+            self._sending = None
+            if event.channel == "reasoning":
+                self._add_thinking(event.text)
+            else:
+                self._add_answer(event.text)
+        elif isinstance(event, ToolCall):
+            self._close_blocks()
+            card = ToolCard(event.call_id, event.tool, dict(event.arguments), self.masker)
+            self._cards[event.call_id] = card
+            self.transcript.mount(card)
+            self._set_status(f"running {event.tool}…")
+        elif isinstance(event, ToolResult):
+            card = self._cards.get(event.call_id)
+            if card is not None:
+                card.finish(event.status, event.output, event.exit_code, event.duration)
+            if not any(c.status in ("running", "waiting") for c in self._cards.values()):
+                self._set_status(f"waiting for {self.model_name or 'the model'}…")
+        elif isinstance(event, Usage):
+            self._close_blocks()
+            self.last_tokens += event.input_tokens + event.output_tokens
+            self.total_tokens = event.total_input_tokens + event.total_output_tokens
+            self._show_title()
+
+    def _add_thinking(self, text: str) -> None:
+        if self._thinking is None:
+            self._close_answer()
+            self._thinking = ThinkingBlock(self.masker)
+            self._thinking_parts = []
+            self.transcript.mount(self._thinking)
+            self._set_status("thinking…")
+        self._thinking_parts.append(text)
+
+    def _add_answer(self, text: str) -> None:
+        if self._answer is None:
+            self._close_thinking()
+            widget = markdown_widget()
+            self.transcript.mount(widget)
+            self._answer = AnswerStream(widget, self.masker)
+            self._set_status("replying…  esc stops")
+        self._answer.add(text)
+
+    def _flush(self) -> None:
+        if self._thinking is not None and self._thinking_parts:
+            self._thinking.add(self._thinking_parts)
+            self._thinking_parts = []
+        if self._answer is not None:
+            self._answer.flush()
+
+    def _close_thinking(self) -> None:
+        if self._thinking is not None:
+            self._flush()
+            self._thinking.done()
+            self._thinking = None
+
+    def _close_answer(self) -> None:
+        if self._answer is not None:
+            self.run_worker(self._answer.finish(), group="chat-flush", exit_on_error=False)
+            self._answer = None
+
+    def _close_blocks(self) -> None:
+        self._close_thinking()
+        self._close_answer()
+
+    # -- approvals --------------------------------------------------------------------------
+
+    @on(ApprovalAsked)
+    def on_approval_asked(self, message: ApprovalAsked) -> None:
+        message.stop()
+        if message.answer.done():
+            return
+        prompt = ApprovalPrompt(message.request, self.masker)
+        card = self._card_for(message.request)
+        self._prompts[prompt] = (message.answer, card)
+        if card is not None:
+            card.ask(prompt)
+        else:
+            self.transcript.mount(prompt)
+        self._set_status("the agent waits for your answer: y yes · n no · a always", warning=True)
+        self.transcript.anchor()
+
+    def _card_for(self, request: Any) -> ToolCard | None:
+        from glmtui.agent.approval import subject_of as request_subject
+
+        candidates = [card for card in self._cards.values() if card.tool == request.tool and card.status == "running"]
+        for card in candidates:
+            if self.masker.mask(request_subject(card.tool, card.arguments)) == self.masker.mask(request.subject):
+                return card
+        return candidates[0] if candidates else None
+
+    @on(ApprovalAnswered)
+    def on_approval_answered(self, message: ApprovalAnswered) -> None:
+        message.stop()
+        prompt = message.prompt
+        if prompt not in self._prompts:
+            return
+        future, card = self._prompts.pop(prompt)
+        if not future.done():
+            future.set_result(message.answer)
+        had_focus = prompt.has_focus
+        prompt.remove()
+        if card is not None:
+            card.set_status("running")
+            card.note_answer({"yes": "you said yes", "no": "you said no",
+                              "always": f"always: {self.masker.mask(prompt.request.pattern)}"}[message.answer])
+        self._set_status("running…" if message.answer != "no" else f"waiting for {self.model_name or 'the model'}…")
+        if had_focus and not self._prompts:
+            self.input.focus()
+
+    # -- the end of a reply -----------------------------------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Where the chat's work ends, however it ends: errors become one line in the pane."""
+        worker = event.worker
+        if worker is not self._worker:
+            if event.state is WorkerState.ERROR and worker.group != "chat-close":  # a closing client: no news
+                self.notify(one_line(worker.error), severity="error", timeout=8)
+            return
+        if event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            return
+        self._worker = None
+        self._ticker.pause()
+        self._flush()
+        self._close_blocks()
+        for prompt, (future, _) in list(self._prompts.items()):
+            future.cancel()
+            prompt.remove()
+        self._prompts.clear()
+        for card in self._cards.values():
+            if card.status in ("running", "waiting"):
+                card.set_status("cancelled")
+        unsent = self._sending
+        self._sending = None
+        if event.state is WorkerState.CANCELLED:
+            self.transcript.mount(Note("■ stopped: what was said so far is kept"))
+        elif event.state is WorkerState.ERROR:
+            if unsent is not None:  # it never reached the model: back into the message line
+                unsent.remove()
+                if not self.input.value:
+                    self.input.value = self._sent_text
+                    self.input.cursor_position = len(self._sent_text)
+            self.transcript.mount(Note(f"✘ {one_line(worker.error)}", error=True))
+        self.busy = False
+        self._cards.clear()
+        self.refresh_bindings()
+        self._show_title()
+        self._set_status(self.guidance, warning=True)
+        focused = self.screen.focused
+        if focused is None or isinstance(focused, ApprovalPrompt) or focused is self:
+            self.input.focus()
+        if self.environment != self.shown_environment:
+            self._show_selected()
+
+    # -- conversations, the model, export ---------------------------------------------------
+
+    def _refuse_while_busy(self) -> bool:
+        if self.busy:
+            self.notify("the agent is replying: esc stops it first", severity="warning")
+        return self.busy
+
+    def action_new(self) -> None:
+        if self._refuse_while_busy():
+            return
+        if self.shown_environment is None:
+            self.notify("no environment selected: pick one in the environments pane", severity="warning")
+            return
+        self._drop_session()
+        self._picked[self.shown_environment] = None
+        self._show_conversation(None)
+        self.transcript.mount(Note("new conversation: your first message starts it"))
+        self.input.focus()
+
+    def action_open(self) -> None:
+        if self._refuse_while_busy():
+            return
+        environment = self.shown_environment
+        if environment is None:
+            self.notify("no environment selected: pick one in the environments pane", severity="warning")
+            return
+        from glmtui.tui.screens.chat import ConversationPicker
+
+        def picked(conversation_id: str | None) -> None:
+            if conversation_id is not None and not self.busy and self.shown_environment == environment:
+                self._drop_session()
+                self._picked[environment] = conversation_id
+                self._show_conversation(conversation_id)
+                self.input.focus()
+
+        self.app.push_screen(ConversationPicker(self.history.list(environment), environment, self.conversation_id),
+                             picked)
+
+    def action_model(self) -> None:
+        if self._refuse_while_busy():
+            return
+        from glmtui.tui.screens.chat import ModelPicker
+
+        def picked(choice: tuple[str, str] | None) -> None:
+            if choice is None or self.busy:
+                return
+            self._choice = choice
+            self._drop_session()
+            self._describe_provider()
+            self.transcript.mount(Note(f"next messages go to {choice[0]} · {choice[1]}"))
+            self.input.focus()
+
+        self.app.push_screen(ModelPicker(self.config, self.provider_name, self.model_name), picked)
+
+    def action_export(self) -> None:
+        conversation_id = self.conversation_id
+        if conversation_id is None:
+            self.notify("nothing to export yet: send a message first", severity="warning")
+            return
+        from glmtui.tui.screens.chat import ExportScreen
+
+        def chosen(target: str | None) -> None:
+            if target:
+                self._export(conversation_id, target)
+
+        self.app.push_screen(ExportScreen(f"{conversation_id}.md"), chosen)
+
+    @work(group="chat-export", exit_on_error=False)
+    async def _export(self, conversation_id: str, target: str) -> None:
+        path = Path(target).expanduser()
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        if path.is_dir():
+            path = path / f"{conversation_id}.md"
+        text = self.masker.mask(self.history.markdown(conversation_id))
+        try:
+            await asyncio.to_thread(path.write_text, text, encoding="utf-8")
+        except OSError as err:
+            self.notify(f"cannot write {path}: {err.strerror or err}", severity="error")
+            return
+        self.notify(f"exported to {path}", title="Conversation exported")

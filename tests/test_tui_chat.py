@@ -1,0 +1,588 @@
+"""The chat pane, driven by Pilot: the whole app against the real Docker engine and a real local
+OpenAI-compatible server (tests/model_server.py) through the real SDK, nothing patched.
+
+What the user sees is read from the screen (the compositor's rows, the screenshot SVG); what the
+agent did, from the container (docker exec) and from the requests the server received.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from model_server import ModelServer, drip, error, text, tool_calls
+from plan_helpers import make_store
+from test_tui_app import SessionEngine, notifications, screen_text, select_env, wait_until
+from textual.command import CommandPalette
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList
+
+import helpers
+from glmtui.config import KEYS, Config
+from glmtui.docker.engine import Engine
+from glmtui.tui.app import GlmtuiApp
+from glmtui.tui.screens.chat import ConversationPicker, ExportScreen, ModelPicker
+from glmtui.tui.screens.help import HelpScreen
+from glmtui.tui.widgets.chat import ApprovalPrompt, ChatPane, ThinkingBlock, ToolCard, tokens_text
+
+pytestmark = pytest.mark.docker
+
+SIZE = (160, 45)
+KEY_VAR = "GLMTUI_TEST_CHAT_KEY"
+KEY = "sk-test-SECRET-4242-abcdef"
+
+
+def chat_config(server: ModelServer, **values: Any) -> Config:
+    """glmtui's defaults with the provider `test` at the model server, its key in KEY_VAR."""
+    settings = {key: spec.default for key, spec in KEYS.items()}
+    settings.update({
+        "default_provider": "test",
+        "providers.test.base_url": server.base_url,
+        "providers.test.api_key_env": KEY_VAR,
+        "providers.test.model": "glm-test",
+    })
+    settings.update(values)
+    return Config(settings, {key: "test" for key in settings})
+
+
+@pytest.fixture
+def key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(KEY_VAR, KEY)
+    return KEY
+
+
+@asynccontextmanager
+async def chat_tui(
+    tmp_path: Path, config: Config, environment: str,
+) -> AsyncIterator[tuple[GlmtuiApp, Pilot, ChatPane]]:
+    """The app on the real engine (this session's environments only), `environment` selected and
+    its conversation shown in the chat pane. The store is tmp_path/data, the same for every app
+    of a test."""
+    engines: list[SessionEngine] = []
+
+    async def connect() -> SessionEngine:
+        engines.append(SessionEngine(await Engine.connect()))
+        return engines[-1]
+
+    app = GlmtuiApp(config=config, store=make_store(tmp_path / "data"), engine_factory=connect)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.connected and app.engine.listings, what="connected and listed")
+            await select_env(pilot, app, environment)
+            pane = app.query_one(ChatPane)
+            await wait_until(pilot, lambda: pane.shown_environment == environment, what="the chat on the environment")
+            yield app, pilot, pane
+    finally:
+        for engine in engines:
+            await engine._engine.close()
+
+
+async def send(pilot: Pilot, app: GlmtuiApp, message: str) -> None:
+    """`c` (to the chat), type the message, enter."""
+    pane = app.query_one(ChatPane)
+    if not pane.input.has_focus:
+        app.query_one("#environments").focus()
+        await pilot.press("c")
+        await wait_until(pilot, lambda: pane.input.has_focus, what="the message line focused")
+    before = len(pane.transcript.children)
+    if len(message) > 12:
+        pane.input.insert_text_at_cursor(message)
+    else:
+        await pilot.press(*message)
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: len(pane.transcript.children) > before, what="the message shown")
+
+
+def pane_text(app: GlmtuiApp) -> str:
+    """The chat pane's rows as the user reads them (title and subtitle included)."""
+    pane = app.query_one(ChatPane)
+    region = pane.region
+    strips = app.screen._compositor.render_strips()
+    return "\n".join(strips[y].text[region.x:region.right] for y in range(region.y, region.bottom))
+
+
+def transcript_text(app: GlmtuiApp) -> str:
+    """Everything in the conversation, also what is scrolled out of view: each widget's own text."""
+    pane = app.query_one(ChatPane)
+    parts = []
+    for widget in pane.transcript.query("*"):
+        try:
+            content = widget.render()
+        except Exception:  # noqa: BLE001 - containers render nothing of their own
+            continue
+        parts.append(str(getattr(content, "plain", content)))
+    return "\n".join(parts)
+
+
+async def idle(pilot: Pilot, pane: ChatPane, timeout: float = 20) -> None:
+    await wait_until(pilot, lambda: not pane.busy, timeout=timeout, what="the reply to end")
+    await pilot.pause(0.2)  # the last append of the reply
+
+
+def exec_in(environment: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", "exec", helpers.container_of(environment), *argv],
+                          capture_output=True, text=True, timeout=30)
+
+
+# --- (1) a streamed reply, its thinking apart, the usage in the title ---------------------------
+
+
+async def test_a_streamed_reply_shows_as_markdown_with_its_thinking_apart_and_the_usage(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    answer = "Here is **the fix**:\n\n```python\nprint('fixed')\n```\n\nAll done."
+    model_server.script(text(answer, reasoning="the user wants a fix; print it", usage=(1200, 34), pieces=8))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        assert f"Chat · {env.name} · test · glm-test" in pane_text(app)
+        await send(pilot, app, "fix it")
+        await idle(pilot, pane)
+        shown = pane_text(app)
+        assert "fix it" in shown and "the fix" in shown and "print('fixed')" in shown and "All done." in shown
+        assert "**" not in shown and "```" not in shown  # drawn as Markdown, not as its source
+        # the thinking: in a collapsed section of its own, not in the answer
+        thinking = pane.query_one(ThinkingBlock)
+        assert thinking.collapsed and "thinking · 7 words" in shown
+        assert "the user wants a fix" not in shown
+        assert thinking.text == "the user wants a fix; print it"
+        # the usage of the message and of the conversation
+        assert "last 1.2k · total 1.2k tokens" in shown
+        # what the model was sent: the model from the config, the message, the tools
+        body = model_server.requests[0].body
+        assert body["model"] == "glm-test" and body["messages"][-1] == {"role": "user", "content": "fix it"}
+        assert {tool["function"]["name"] for tool in body["tools"]} >= {"bash", "read_file"}
+        assert model_server.requests[0].headers["Authorization"] == f"Bearer {key}"
+        assert pane.input.has_focus  # ready for the next message
+        # a second message adds to the conversation's total
+        model_server.script(text("Sure.", usage=(1300, 2)))
+        await send(pilot, app, "thanks")
+        await idle(pilot, pane)
+        assert "last 1.3k · total 2.5k tokens" in pane_text(app)
+
+
+async def test_a_fast_stream_is_drawn_in_batches_and_whole_at_the_end(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = await make_env()
+    words = " ".join(f"word{i}" for i in range(600))
+    model_server.script(text(words, pieces=None, usage=(10, 600)))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        from textual.widgets import Markdown
+
+        appends = []
+        original = Markdown.append
+
+        def counting(self: Markdown, fragment: str) -> Any:
+            appends.append(fragment)
+            return original(self, fragment)
+
+        monkeypatch.setattr(Markdown, "append", counting)  # counts the redraws, changes nothing
+        await send(pilot, app, "talk")
+        await idle(pilot, pane)
+        assert "".join(appends) == words  # all of it, once
+        assert len(appends) < 60, f"{len(appends)} appends for 600 tokens"
+        assert "word599" in pane_text(app)
+
+
+# --- (2) approvals: y runs the command in the container, n refuses it ---------------------------
+
+
+async def test_y_approves_a_command_that_runs_in_the_container(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    command = "echo approved > /tmp/approved.txt && cat /tmp/approved.txt"
+    model_server.script(
+        tool_calls([("call_1", "bash", {"command": command})], usage=(50, 10)),
+        text("The file is there.", usage=(80, 5)),
+    )
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "make a file")
+        prompt = await wait_until(pilot, lambda: isinstance(app.focused, ApprovalPrompt) and app.focused,
+                                  what="the approval prompt, focused")
+        shown = pane_text(app)
+        assert "Allow this bash call?" in shown and f"$ {command}" in shown and f"always for bash {command}" in shown
+        assert "waiting for your approval" in shown
+        assert exec_in(env.name, "cat", "/tmp/approved.txt").returncode != 0  # nothing ran yet
+        # gone from the prompt (to the message line), enter brings the focus back to it
+        pane.input.focus()
+        await pilot.press("enter")
+        assert app.focused is prompt
+        await pilot.press("y")
+        await idle(pilot, pane)
+        assert exec_in(env.name, "cat", "/tmp/approved.txt").stdout == "approved\n"
+        card = pane.query_one(ToolCard)
+        assert (card.status, card.exit_code) == ("ok", 0)
+        shown = pane_text(app)
+        assert re.search(r"✔ bash\s+ok · exit 0 · (\d+ms|\d+\.\ds) · you said yes", shown), shown
+        assert f"$ {command}" in shown and "approved" in shown and "exit code 0" in shown
+        assert "The file is there." in shown
+        assert not prompt.is_attached and pane.input.has_focus  # the prompt went; the focus is back
+        tool_message = model_server.requests[1].body["messages"][-1]
+        assert tool_message["role"] == "tool" and tool_message["content"] == "approved\nexit code 0"
+
+
+async def test_n_refuses_the_command_and_the_container_is_unchanged(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    model_server.script(
+        tool_calls([("call_1", "bash", {"command": "touch /tmp/refused.txt"})], usage=(50, 10)),
+        text("Understood, I will not.", usage=(80, 5)),
+    )
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "touch a file")
+        prompt = await wait_until(pilot, lambda: isinstance(app.focused, ApprovalPrompt) and app.focused,
+                                  what="the approval prompt, focused")
+        # away to another pane and back to the chat (c, or tab to the pane): the prompt has the focus again
+        await pilot.press("tab")
+        assert app.focused is app.query_one("#environments")
+        await pilot.press("c")
+        assert app.focused is prompt
+        await pilot.press("tab", "shift+tab")
+        assert app.focused is prompt
+        await pilot.press("n")
+        await idle(pilot, pane)
+        card = pane.query_one(ToolCard)
+        assert card.status == "denied"
+        assert "⊘ bash" in pane_text(app) and "denied" in pane_text(app) and "you said no" in pane_text(app)
+        assert "Understood, I will not." in pane_text(app)
+        assert exec_in(env.name, "ls", "/tmp/refused.txt").returncode != 0
+        assert model_server.requests[1].body["messages"][-1]["content"].startswith("refused:")
+        assert pane.input.has_focus
+
+
+async def test_a_always_allows_the_pattern_for_the_rest_of_the_conversation(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    model_server.script(
+        tool_calls([("call_1", "bash", {"command": "echo one"})]),
+        tool_calls([("call_2", "bash", {"command": "echo two"})]),
+        text("Both ran."),
+    )
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "echo twice")
+        await wait_until(pilot, lambda: isinstance(app.focused, ApprovalPrompt), what="the approval prompt")
+        assert "always for bash echo *" in pane_text(app)
+        await pilot.press("a")
+        await idle(pilot, pane)
+        cards = list(pane.query(ToolCard))
+        assert [card.status for card in cards] == ["ok", "ok"]  # the second one was not asked about
+        assert "always: echo *" in pane_text(app)
+
+
+# --- (3) esc stops the reply; what was said stays; the next message works -----------------------
+
+
+async def test_esc_stops_the_reply_and_keeps_what_was_said(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november"
+    model_server.script(drip(words, interval=0.2), text("Second answer.", usage=(20, 3)))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "spell")
+        await wait_until(pilot, lambda: "charlie" in pane_text(app), what="a part of the reply")
+        await pilot.press("escape")
+        await idle(pilot, pane)
+        shown = pane_text(app)
+        assert "charlie" in shown and "november" not in shown
+        assert "stopped: what was said so far is kept" in shown
+        await wait_until(pilot, lambda: model_server.requests[0].outcome == "disconnected", what="the stream closed")
+        assert pane.input.has_focus
+        await send(pilot, app, "again")
+        await idle(pilot, pane)
+        assert "Second answer." in pane_text(app)
+        sent = model_server.requests[1].body["messages"]
+        assert sent[-2]["role"] == "assistant" and "charlie" in sent[-2]["content"]
+        assert "[stopped by the user]" in sent[-2]["content"] and sent[-1]["content"] == "again"
+
+
+async def test_esc_while_the_prompt_waits_stops_the_reply(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    model_server.script(tool_calls([("call_1", "bash", {"command": "touch /tmp/never.txt"})]))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "touch")
+        await wait_until(pilot, lambda: isinstance(app.focused, ApprovalPrompt), what="the approval prompt")
+        await pilot.press("escape")
+        await idle(pilot, pane)
+        assert not pane.query(ApprovalPrompt)
+        assert pane.query_one(ToolCard).status == "cancelled"
+        assert exec_in(env.name, "ls", "/tmp/never.txt").returncode != 0
+        assert pane.input.has_focus
+
+
+# --- (4) errors: one line, the pane stays usable -----------------------------------------------
+
+
+async def test_a_refused_key_shows_one_line_naming_the_variable(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    model_server.script(error(401, code="1000", message="Authentication failed"), text("Now it works."))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "hello")
+        await idle(pilot, pane)
+        lines = [line for line in pane_text(app).splitlines() if "✘" in line]
+        assert len(lines) == 1, pane_text(app)
+        assert "test: the API key was refused (HTTP 401, code 1000): Authentication failed" in lines[0]
+        assert f"check {KEY_VAR}" in lines[0]
+        assert "Traceback" not in screen_text(app)
+        await send(pilot, app, "hello again")
+        await idle(pilot, pane)
+        assert "Now it works." in pane_text(app)
+
+
+async def test_an_unset_key_is_said_before_sending_and_the_message_is_kept(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = await make_env()
+    monkeypatch.delenv(KEY_VAR, raising=False)
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await wait_until(pilot, lambda: f"the variable {KEY_VAR} is not set" in pane_text(app), what="the guidance")
+        await send(pilot, app, "hello")
+        await idle(pilot, pane)
+        assert pane.input.value == "hello"  # back in the message line: nothing was sent
+        assert f"✘ provider test: the variable {KEY_VAR} is not set" in pane_text(app)
+        assert not model_server.requests
+
+
+async def test_no_provider_configured_says_how_to_set_one(tmp_path: Path, make_env: Any) -> None:
+    env = await make_env()
+    config = Config({key: spec.default for key, spec in KEYS.items()}, {})
+    async with chat_tui(tmp_path, config, env.name) as (app, pilot, pane):
+        await wait_until(pilot, lambda: "no model provider" in pane_text(app), what="the guidance")
+        assert "ctrl+t picks one" in pane_text(app)
+
+
+async def test_a_stopped_environment_is_said_and_nothing_is_sent(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    helpers.docker("stop", "-t", "0", helpers.container_of(env.name))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "hello")
+        await idle(pilot, pane)
+        assert f"✘ {env.name} is exited: start it first" in pane_text(app)
+        assert not model_server.requests and pane.input.value == "hello"
+
+
+# --- (5) saved conversations: reopened after a restart, listed, new, exported --------------------
+
+
+async def test_the_conversation_reopens_after_a_restart_and_exports_to_markdown(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = await make_env()
+    model_server.script(
+        tool_calls([("call_1", "bash", {"command": "echo from-the-tool"})], usage=(40, 8)),
+        text("I ran it: it says **from-the-tool**.", usage=(60, 9)),
+    )
+    config = chat_config(model_server, approval="auto")
+    async with chat_tui(tmp_path, config, env.name) as (app, pilot, pane):
+        await send(pilot, app, "please remember me")
+        await idle(pilot, pane)
+        conversation_id = pane.conversation_id
+    assert conversation_id
+    monkeypatch.chdir(tmp_path)
+    async with chat_tui(tmp_path, config, env.name) as (app, pilot, pane):
+        await wait_until(pilot, lambda: "I ran it" in pane_text(app), what="the saved conversation")
+        assert pane.conversation_id == conversation_id
+        shown = pane_text(app)
+        assert "please remember me" in shown and "it says from-the-tool." in shown
+        assert re.search(r"✔ bash\s+ok · exit 0", shown) and "$ echo from-the-tool" in shown
+        assert "total 117 tokens" in shown
+        # ctrl+s (in the chat): the export, to <id>.md here
+        await pilot.press("c", "ctrl+s")
+        screen = await wait_until(pilot, lambda: isinstance(app.screen, ExportScreen) and app.screen)
+        assert screen.query_one(Input).value == f"{conversation_id}.md"
+        await pilot.press("enter")
+        exported = tmp_path / f"{conversation_id}.md"
+        await wait_until(pilot, lambda: exported.is_file(), what="the exported file")
+        markdown = exported.read_text()
+        assert "please remember me" in markdown and "I ran it: it says **from-the-tool**." in markdown
+        assert "echo from-the-tool" in markdown
+        await wait_until(pilot, lambda: any(str(exported) in n for n in notifications(app)), what="the path said")
+
+
+async def test_ctrl_n_starts_a_new_conversation_and_ctrl_o_reopens_the_old_one(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    model_server.script(text("First answer."), text("Second answer."))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "first question")
+        await idle(pilot, pane)
+        first = pane.conversation_id
+        await pilot.press("ctrl+n")
+        await wait_until(pilot, lambda: "first question" not in pane_text(app), what="an empty conversation")
+        assert "new conversation" in pane_text(app) and pane.conversation_id is None
+        await send(pilot, app, "second question")
+        await idle(pilot, pane)
+        second = pane.conversation_id
+        assert second and second != first
+        assert [m["role"] for m in model_server.requests[1].body["messages"]] == ["system", "user"]
+        await pilot.press("ctrl+o")
+        picker = await wait_until(pilot, lambda: isinstance(app.screen, ConversationPicker) and app.screen)
+        await pilot.pause(0.1)
+        text_now = screen_text(app)
+        assert "first question" in text_now and "second question" in text_now
+        await pilot.press(*"first")
+        await wait_until(pilot, lambda: picker.query_one(OptionList).option_count == 1)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pane.conversation_id == first and "First answer." in pane_text(app))
+        assert "second question" not in pane_text(app)
+
+
+async def test_ctrl_t_picks_another_provider_and_model(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    model_server.script(text("From the other model."))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        pane.focus_input()
+        await pilot.press("ctrl+t")
+        picker = await wait_until(pilot, lambda: isinstance(app.screen, ModelPicker) and app.screen)
+        await pilot.pause(0.1)
+        listed = screen_text(app)
+        assert re.search(rf"test\s+glm-test\s+key in {KEY_VAR}", listed)
+        assert re.search(r"zai\s+glm-4.6", listed) and re.search(r"ollama\s+\S+\s+no key needed", listed)
+        model = picker.query_one("#model-name", Input)
+        model.focus()
+        await pilot.press("ctrl+a", "ctrl+k", *"glm-other", "enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ModelPicker))
+        assert "test · glm-other" in pane_text(app)
+        await send(pilot, app, "who are you")
+        await idle(pilot, pane)
+        assert model_server.requests[0].body["model"] == "glm-other"
+        assert "From the other model." in pane_text(app)
+
+
+# --- (6) the key is never shown -----------------------------------------------------------------
+
+
+async def test_the_api_key_never_shows_on_screen_nor_in_the_export(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = await make_env()
+    half = len(key) // 2
+    said = f"Your key is {key} as you asked."
+    model_server.script(
+        tool_calls([("call_1", "bash", {"command": f"echo {key}"})], usage=(10, 5)),
+        # the key cut between two pieces of the stream
+        text(said, pieces=[said[:12 + half], said[12 + half:]], reasoning=f"the key {key}", usage=(10, 5)),
+    )
+    monkeypatch.chdir(tmp_path)
+    async with chat_tui(tmp_path, chat_config(model_server, approval="auto"), env.name) as (app, pilot, pane):
+        await send(pilot, app, "show me the key")
+        await idle(pilot, pane)
+        for section in pane.query(ThinkingBlock):
+            section.collapsed = False
+        pane.query_one(ToolCard).query_one(".tool-output").display = True
+        await pilot.pause(0.2)
+        shown = screen_text(app) + transcript_text(app)
+        assert "Your key is *** as you asked." in shown
+        assert "SECRET" not in shown and key[:half] not in shown and key[half:] not in shown
+        assert "SECRET" not in app.export_screenshot()
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ExportScreen))
+        await pilot.press("enter")
+        exported = tmp_path / f"{pane.conversation_id}.md"
+        await wait_until(pilot, lambda: exported.is_file(), what="the exported file")
+        assert "SECRET" not in exported.read_text() and "Your key is *** as you asked." in exported.read_text()
+
+
+# --- keys, help, palette, focus ---------------------------------------------------------------------
+
+
+async def test_typing_on_the_pane_starts_a_message_and_tab_leaves_it(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        pane.focus()
+        await pilot.pause()
+        await pilot.press(*"q?")  # not quit, not help: the start of a message
+        assert pane.input.has_focus and pane.input.value == "q?" and app.is_running
+        await pilot.press("tab")
+        assert app.focused is app.query_one("#environments")
+        await pilot.press("shift+tab")
+        assert app.focused is pane  # one tab stop per pane
+        await pilot.press("enter")
+        assert app.focused is pane.input and pane.input.value == "q?"
+        # a paste of several lines goes whole, shown as one token
+        pane.input.value = ""
+        from textual import events
+
+        pane.input.post_message(events.Paste("line one\nline two\nline three"))
+        await pilot.pause()
+        assert pane.input.value == "[pasted text #1, 3 lines]"
+        assert pane.input.message() == "line one\nline two\nline three"
+
+
+async def test_help_and_palette_have_the_chat_keys(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        pane.focus_input()
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        shown = screen_text(app)
+        for key_name, description in [("escape", "Stop reply"), ("ctrl+n", "New chat"), ("ctrl+o", "Chats"),
+                                      ("ctrl+s", "Export"), ("ctrl+t", "Model"), ("ctrl+g", "Enlarge")]:
+            assert re.search(rf"{re.escape(key_name)}\s+{re.escape(description)}", shown), (key_name, description)
+        assert re.search(r"c\s+Chat", shown) and "Move cursor left" not in shown
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await pilot.press("ctrl+p")
+        palette = await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette) and app.screen)
+        await pilot.press(*"chat new")
+        options = palette.query_one(OptionList)
+        await wait_until(
+            pilot, lambda: options.option_count and "Chat: New chat" in str(options.get_option_at_index(0).prompt),
+            what="Chat: New chat in the palette")
+        await pilot.press("escape")
+
+
+async def test_ctrl_g_gives_the_chat_more_room_and_back(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        unfocused = pane.region.height
+        pane.focus_input()
+        await pilot.pause(0.1)
+        before = pane.region.height
+        assert before > unfocused  # more room while the chat has the focus
+        await pilot.press("ctrl+g")
+        await pilot.pause(0.1)
+        assert pane.region.height > before * 1.5
+        assert app.query_one("#environments").region.height >= 3  # the other panes stay usable
+        await pilot.press("ctrl+g")
+        await pilot.pause(0.1)
+        assert pane.region.height == before
+
+
+# --- no start-up cost -----------------------------------------------------------------------------
+
+
+def test_the_tui_does_not_import_the_model_sdk_nor_markdown_at_start() -> None:
+    code = ("import sys, glmtui.tui.app; heavy = [m for m in ('openai', 'markdown_it', 'glmtui.agent.session',"
+            " 'glmtui.agent.client') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_tokens_text() -> None:
+    assert [tokens_text(n) for n in (0, 999, 1234, 12_400, 123_456, 1_234_567)] == \
+        ["0", "999", "1.2k", "12.4k", "123k", "1.2M"]
