@@ -25,7 +25,8 @@ from glmtui.plan import environment as run_env
 from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse_condition
 from glmtui.plan.model import LoadedPlan, Step, Workflow
 from glmtui.plan.steps import KINDS
-from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome, render
+from glmtui.plan.steps.agent import preflight
+from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome, add_secret, render
 from glmtui.store import StepRecord, Store
 
 T = TypeVar("T")
@@ -61,8 +62,12 @@ class Runner:
         keep: bool = False,
         resume: str | None = None,
         auto_approve: bool = False,
+        approver: Any = None,
         run_id: str | None = None,
     ) -> None:
+        """`auto_approve` (--yes) says yes to every tool call an agent step asks about;
+        `approver` (an async function of a glmtui.agent.approval.ApprovalRequest answering
+        yes, no or always) asks a person. With neither, a plan whose agent may ask is refused."""
         self.engine = engine
         self.loaded = loaded
         self.sink = sink
@@ -70,6 +75,7 @@ class Runner:
         self.config = config
         self.keep = keep
         self.auto_approve = auto_approve
+        self.approver = approver
         self.run_id = run_id or new_run_id()
         self.masker = Masker(loaded.secrets.values())
         self._slots = asyncio.Semaphore(jobs or os.cpu_count() or 2)
@@ -85,6 +91,8 @@ class Runner:
     async def run(self) -> RunResult:
         plan, workflow = self.loaded.plan, self.loaded.workflow
         _check_kinds(workflow, plan.workflows)
+        for key in preflight(self.loaded, self.config, auto_approve=self.auto_approve, approver=self.approver):
+            add_secret(self.masker, key)  # API keys are hidden like secrets, everywhere
         throwaway = plan.env.name is None
         env_name = plan.env.name or run_env.throwaway_name(self.run_id)
         self.store.start_run(
@@ -252,7 +260,8 @@ class Runner:
                     workdir=step.workdir or self.env.workdir, user=self.env.user, env_vars=env_vars,
                     values=values, output=capture, run_id=self.run_id, attempt=attempt, timeout=step.timeout,
                     sink=self.sink, host_path=self.loaded.plan.host_path, run_workflow=self._workflow_step,
-                    auto_approve=self.auto_approve, leftovers=self._leftovers,
+                    auto_approve=self.auto_approve, leftovers=self._leftovers, config=self.config,
+                    masker=self.masker, approver=self.approver,
                 )
                 kind = KINDS[step.kind]
                 if step.timeout and step.kind not in SELF_TIMED_KINDS:
@@ -398,7 +407,7 @@ def _check_kinds(workflow: Workflow, workflows: Mapping[str, Workflow]) -> None:
             if not available(step.kind):
                 raise BadInput(
                     f"{step.location}: step {step.id!r} is an `{step.kind}` step, which this glmtui cannot run yet",
-                    hint="llm and agent steps arrive with the agents work",
+                    hint="a newer glmtui may know it",
                 )
             if step.kind == "workflow":
                 pending.append(workflows[step.spec])

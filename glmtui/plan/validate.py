@@ -651,6 +651,8 @@ class _Builder:
             self.check_workflow_step(raw, path, with_)
         else:
             found += self.check_strings(spec, (*path, kind), _replace_roots(scope, _ANYWHERE))
+        if kind in ("llm", "agent") and isinstance(spec, dict):
+            self.check_model_spec(kind, spec, ("components", component.name, kind) if component else (*path, kind))
         for key in ("name", "environment", "workdir", "outputs", "shell", "with"):
             if key in raw:
                 found += self.check_strings(raw[key], (*path, key), _replace_roots(scope, _ANYWHERE | _output_roots(key, kind)))
@@ -679,6 +681,36 @@ class _Builder:
             shell=_shell(keys.get("shell")),
             component=component.name if component else None,
         )
+
+    def check_model_spec(self, kind: str, spec: dict, path: Path_) -> None:
+        """What the schema cannot say about llm and agent steps."""
+        if kind == "llm":
+            schema = spec.get("json_schema")
+            if isinstance(schema, dict) and "${" not in json.dumps(schema):
+                from jsonschema import validators
+
+                try:
+                    validators.validator_for(schema).check_schema(schema)
+                except Exception as err:  # noqa: BLE001 - jsonschema.SchemaError
+                    message = str(getattr(err, "message", err)).splitlines()[0]
+                    self.add((*path, "json_schema"), f"json_schema is not a valid JSON Schema: {message}")
+            return
+        driver = spec.get("driver")
+        if isinstance(driver, str) and "${" in driver:
+            return
+        builtin = driver in (None, "", "builtin")
+        command = spec.get("command")
+        if builtin:
+            if "command" in spec:
+                self.add((*path, "command"), "command starts an agent program (driver: NAME); the builtin driver takes none", key=True)
+            return
+        if command is None:
+            self.add((*path, "driver"), f"driver {driver!r} needs command: the agent program to start, e.g. command: [claude, -p]")
+        elif not (command.strip() if isinstance(command, str) else command):
+            self.add((*path, "command"), "command is empty: give the agent program to start")
+        for key in ("tools", "max_turns", "approval"):
+            if key in spec:
+                self.add((*path, key), f"{key} is for the builtin driver; driver {driver!r} runs its own agent program", key=True)
 
     def explicit_needs(self, raw: Any, path: Path_, step_id: str, context: _WorkflowContext) -> list[str]:
         items = [(raw, path)] if isinstance(raw, str) else [(need, (*path, i)) for i, need in enumerate(_list(raw))]

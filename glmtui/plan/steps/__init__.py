@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from glmtui.errors import WorkFailed
+from glmtui.plan.steps.agent import agent_step
 from glmtui.plan.steps.base import StepContext, StepOutcome
 from glmtui.plan.steps.files import copy_step, write_step
 from glmtui.plan.steps.http import http_step
+from glmtui.plan.steps.llm import llm_step
 from glmtui.plan.steps.run import run_step
 
 StepKind = Callable[[StepContext], Awaitable[StepOutcome]]
@@ -28,8 +30,8 @@ KINDS: dict[str, StepKind] = {
     "copy": copy_step,
     "http": http_step,
     "workflow": workflow_step,
-    "llm": _not_available,
-    "agent": _not_available,
+    "llm": llm_step,
+    "agent": agent_step,
 }
 
 

@@ -49,6 +49,7 @@ class OutputCapture:
         self._sink = sink
         self._log = log
         self._streams = {name: _Stream(masker) for name in ("stdout", "stderr")}
+        self._record = masker.stream()  # what record() writes: the log only
 
     def feed(self, fd: int, data: bytes) -> None:
         name = "stderr" if fd == STDERR else "stdout"
@@ -63,6 +64,14 @@ class OutputCapture:
         stream.keep(text.encode())
         self._write(name, stream, stream.masker.feed(text))
 
+    def record(self, text: str) -> None:
+        """Text for the log file only (an llm or agent step's transcript, shown on the console
+        by its own events): masked, and kept, masked, as the step's stdout."""
+        masked = self._record.feed(text)
+        if masked:
+            self._log.write(masked.encode("utf-8", "surrogateescape"))
+            self._streams["stdout"].keep(masked.encode("utf-8", "surrogateescape"))
+
     def _write(self, name: str, stream: _Stream, text: str) -> None:
         if not text:
             return
@@ -76,6 +85,10 @@ class OutputCapture:
         self._sink(Output(self.step, name, buffered[:cut]))
 
     def close(self) -> None:
+        held = self._record.flush()
+        if held:
+            self._log.write(held.encode("utf-8", "surrogateescape"))
+            self._streams["stdout"].keep(held.encode("utf-8", "surrogateescape"))
         for name, stream in self._streams.items():
             rest = stream.masker.feed(stream.decoder.decode(b"", final=True)) + stream.masker.flush()
             if rest:
@@ -124,3 +137,13 @@ class StepContext:
     run_workflow: Callable[..., Any] | None = None  # for the `workflow` kind
     auto_approve: bool = False
     leftovers: set[str] = field(default_factory=set)  # files in the environment the run removes at its end
+    config: Any = None  # the run's glmtui.config.Config (llm and agent: providers, approval, max_turns)
+    masker: Masker | None = None  # the run's: what every sink hides (add_secret() adds an API key)
+    approver: Callable[..., Any] | None = None  # asks a person about an agent's tool call; None: nobody
+
+
+def add_secret(masker: Masker | None, value: str | None) -> None:
+    """Hide `value` too, from now on, wherever `masker` (and every stream made from it) masks."""
+    if masker is None or not value or value in masker.secrets:
+        return
+    masker.secrets = tuple(sorted({*masker.secrets, value}, key=len, reverse=True))
