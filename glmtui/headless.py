@@ -17,13 +17,10 @@ from glmtui.events import (
     StepFinished,
     StepStarted,
     Token,
-    ToolCall,
-    ToolResult,
-    Usage,
 )
+from glmtui.transcript import AGENT_EVENTS, AgentLines
 
 FLUSH_EVERY = 0.05  # seconds: --json output (tokens, lines) reaches a reader at least this often
-RESULT_PREVIEW = 3  # lines of a tool's output shown under its result
 SYMBOLS = {"success": "✔", "failure": "✘", "skipped": "↷", "cancelled": "■", "running": "▶", "waiting": "·"}
 COLORS = {"success": "green", "failure": "red", "skipped": "yellow", "cancelled": "magenta", "running": "cyan"}
 
@@ -72,70 +69,6 @@ class JsonRenderer:
         self._flush()
 
 
-class AgentLines:
-    """An llm or agent step's events as whole lines: the model's text as its lines complete, its
-    thinking apart, one line per tool call and per result (with the first lines of its output),
-    and the step's tokens at its end. Each line is (step, kind, text), kind one of text,
-    reasoning, call, result, output, usage."""
-
-    def __init__(self) -> None:
-        self._partial: dict[tuple[str, str], str] = {}  # (step, channel) -> text after the last newline
-        self._usage: dict[str, tuple[int, int]] = {}
-
-    def feed(self, event: Event) -> list[tuple[str, str, str]]:
-        lines: list[tuple[str, str, str]] = []
-        if isinstance(event, Token):
-            other = "text" if event.channel == "reasoning" else "reasoning"
-            lines += self._rest(event.step, other)
-            key = (event.step, event.channel)
-            parts = (self._partial.pop(key, "") + event.text).split("\n")
-            if parts[-1]:
-                self._partial[key] = parts[-1]
-            kind = "reasoning" if event.channel == "reasoning" else "text"
-            lines += [(event.step, kind, part) for part in parts[:-1]]
-        elif isinstance(event, ToolCall):
-            from glmtui.plan.steps.llm import summarize_call
-
-            lines += self.flush(event.step)
-            lines.append((event.step, "call", f"→ {event.tool}: {summarize_call(event.tool, event.arguments)}"))
-        elif isinstance(event, ToolResult):
-            lines += self.flush(event.step)
-            lines += _result_lines(event)
-        elif isinstance(event, Usage):
-            lines += self.flush(event.step)
-            self._usage[event.step] = (event.total_input_tokens, event.total_output_tokens)
-        elif isinstance(event, StepFinished):
-            lines += self.flush(event.step)
-            used = self._usage.pop(event.step, None)
-            if used is not None:
-                lines.append((event.step, "usage", f"tokens: {used[0]:,} in / {used[1]:,} out"))
-        return lines
-
-    def flush(self, step: str) -> list[tuple[str, str, str]]:
-        return self._rest(step, "reasoning") + self._rest(step, "text")
-
-    def _rest(self, step: str, channel: str) -> list[tuple[str, str, str]]:
-        rest = self._partial.pop((step, channel), None)
-        return [(step, "reasoning" if channel == "reasoning" else "text", rest)] if rest else []
-
-
-def _result_lines(event: ToolResult) -> list[tuple[str, str, str]]:
-    head = f"← {event.status}"
-    if event.exit_code is not None:
-        head += f" exit {event.exit_code}"
-    head += f" ({event.duration:.1f}s)"
-    body = [line for line in event.output.splitlines() if line.strip()]
-    if event.exit_code is not None and body and body[-1].startswith("exit code "):
-        body.pop()  # the bash tool's last line: the header says it
-    if event.status == "denied" and body:
-        return [(event.step, "result", f"{head}: {body[0]}")]
-    shown = [(event.step, "output", f"  {line}") for line in body[:RESULT_PREVIEW]]
-    if len(body) > RESULT_PREVIEW:
-        shown.append((event.step, "output", f"  … {len(body) - RESULT_PREVIEW} more lines"))
-    return [(event.step, "result", head), *shown]
-
-
-AGENT_EVENTS = (Token, ToolCall, ToolResult, Usage)
 
 
 class PlainRenderer:

@@ -18,7 +18,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk
 
 from model_server import (
-    ModelServer, cut_off, drip, error, model_server, pause, raw, text, tool_calls,  # noqa: F401 - fixture
+    ModelServer, cut_off, drip, error, pause, raw, text, tool_calls,
 )
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -40,6 +40,7 @@ class ApprovalRequest:
     arguments: Mapping[str, Any]
     subject: str  # what the rules look at: the command, or the path
     pattern: str  # what "always" would allow from now on
+    step: str = ""  # the plan step (or "chat") whose agent asks
 
     def describe(self) -> str:
         return f"{self.tool}: {self.subject}" if self.subject else self.tool
@@ -76,9 +77,9 @@ class Policy:
         """The person said "always": calls like this one run from now on (a deny still wins)."""
         self.rules.append(Rule("auto", request.tool, request.pattern))
 
-    def request(self, tool: str, arguments: Mapping[str, Any]) -> ApprovalRequest:
+    def request(self, tool: str, arguments: Mapping[str, Any], step: str = "") -> ApprovalRequest:
         subject = subject_of(tool, arguments)
-        return ApprovalRequest(tool, dict(arguments), subject, suggest_pattern(tool, subject))
+        return ApprovalRequest(tool, dict(arguments), subject, suggest_pattern(tool, subject), step)
 
 
 def subject_of(tool: str, arguments: Mapping[str, Any]) -> str:

@@ -187,7 +187,7 @@ class Agent:
         async with self._asking:
             if self.policy.decide(tool, arguments) == "auto":  # an "always" while we waited
                 return None
-            request = self.policy.request(tool, arguments)
+            request = self.policy.request(tool, arguments, self.step)
             answer = await self.approver(request)
             if answer == "always":
                 self.policy.allow_always(request)

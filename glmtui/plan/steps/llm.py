@@ -19,9 +19,8 @@ from glmtui.events import Usage as UsageEvent
 from glmtui.masking import Masker
 from glmtui.plan.expressions import to_text
 from glmtui.plan.steps.base import StepContext, StepOutcome, add_secret, render
+from glmtui.transcript import LOG_RESULT_LINES, result_lines, summarize_call
 
-SUMMARY_LIMIT = 200  # characters of a tool call's arguments in a transcript line
-RESULT_LINES = 20  # lines of a tool's output in the step's log
 
 
 # --- providers and keys ----------------------------------------------------------------------
@@ -86,16 +85,7 @@ class Transcript:
         if isinstance(event, ToolCall):
             self._log(f"→ {event.tool}: {summarize_call(event.tool, event.arguments)}\n")
         elif isinstance(event, ToolResult):
-            head = f"← {event.status}"
-            if event.exit_code is not None:
-                head += f" exit {event.exit_code}"
-            self._log(f"{head} ({event.duration:.1f}s)\n")
-            lines = event.output.splitlines()
-            shown = lines[:RESULT_LINES]
-            if len(lines) > RESULT_LINES:
-                shown.append(f"… {len(lines) - RESULT_LINES} more lines")
-            if shown:
-                self._log("".join(f"  {line}\n" for line in shown))
+            self._log("".join(f"{text}\n" for _, text in result_lines(event, LOG_RESULT_LINES)))
         elif isinstance(event, UsageEvent):
             pass  # the step's total goes to the log at its end (usage_line)
         self.ctx.sink(event)
@@ -149,26 +139,6 @@ class Transcript:
         if text:
             self.ctx.output.record(text)
             self._at_line_start = text.endswith("\n")
-
-
-def summarize_call(tool: str, arguments: Mapping[str, Any]) -> str:
-    """One line for a tool call: the command, the path (and pattern), or the arguments."""
-    if not isinstance(arguments, Mapping):
-        text = str(arguments)
-    elif tool == "bash" and isinstance(arguments.get("command"), str):
-        text = arguments["command"]
-    elif tool == "grep" and "pattern" in arguments:
-        text = f"{arguments['pattern']} in {arguments.get('path', '.')}"
-    elif isinstance(arguments.get("path"), str):
-        text = arguments["path"]
-        if tool == "read_file" and arguments.get("start_line"):
-            text += f" (from line {arguments['start_line']})"
-    elif "raw" in arguments:
-        text = str(arguments["raw"])
-    else:
-        text = json.dumps(dict(arguments), ensure_ascii=False)
-    text = " ⏎ ".join(part for part in text.strip().splitlines() if part.strip()) or text
-    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1] + "…"
 
 
 # --- the llm kind -------------------------------------------------------------------------------

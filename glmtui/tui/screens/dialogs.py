@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -53,6 +54,32 @@ class Confirm(ModalScreen[bool]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
+
+
+class ApproveCall(ModalScreen[str]):
+    """An agent step of a plan run asks to run a tool call: yes, no, or always for a pattern."""
+
+    BINDINGS = [
+        Binding("y", "dismiss('yes')", "Yes", id="approve.yes"),
+        Binding("n,escape", "dismiss('no')", "No", id="approve.no"),
+        Binding("a", "dismiss('always')", "Always", id="approve.always"),
+    ]
+
+    def __init__(self, step: str, request: Any) -> None:
+        super().__init__()
+        self.step, self.request = step, request
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(f"Step [b]{escape(self.step)}[/b]: the agent wants to run")
+            yield Static(escape(self.request.describe()), classes="command")
+            with Horizontal(classes="buttons"):
+                yield Button("y Yes", variant="warning", id="yes")
+                yield Button("n No", id="no")
+                yield Button(f"a Always for {self.request.pattern}"[:60], id="always")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "no")
 
 
 class EnvironmentDetails(ModalScreen[None]):

@@ -8,10 +8,12 @@ output at any rate never redraws per line.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from collections import deque
+from itertools import groupby
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from glmtui.masking import MASK
 from glmtui.plan.model import LoadedPlan, PlanInvalid
 from glmtui.plan.preview import step_facts
 from glmtui.store import Store
+from glmtui.transcript import AGENT_EVENTS, AgentLines
+from glmtui.tui.screens.dialogs import ApproveCall
 from glmtui.tui.messages import RunStateChanged, StepOutput, StepSelected
 
 STEP_LINES = 5_000  # output lines kept per step (the full log is on disk)
@@ -221,6 +225,7 @@ class PlanPane(Widget):
         self.progress = ""
         self._pending = []
         self._shown = None
+        self._agent_lines = AgentLines()  # llm and agent steps' events as log lines
 
     # -- what the user sees --------------------------------------------------------------------
 
@@ -498,11 +503,25 @@ class PlanPane(Widget):
 
         runner = Runner(
             self.engine, loaded, sink=self.sink, store=self.store, config=self.config, resume=resume, run_id=run_id,
+            approver=self._approve,
         )
         return await runner.run()
 
+    async def _approve(self, request: Any) -> str:
+        """An agent step asks to run a tool call: the person answers in a dialog."""
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.app.push_screen(ApproveCall(request.step, request),
+                             callback=lambda said: answer.done() or answer.set_result(said or "no"))
+        return await answer
+
     def sink(self, event: Event) -> None:
         """The runner's events, in the app's event loop: state and buffers only, no drawing."""
+        if isinstance(event, (*AGENT_EVENTS, StepFinished)):
+            for step, group in groupby(self._agent_lines.feed(event), key=lambda line: line[0]):
+                text = "\n".join(f"~ {line}" if kind == "reasoning" else line for _, kind, line in group)
+                self.sink(Output(step, "stdout", text))
+            if isinstance(event, AGENT_EVENTS):
+                return
         if isinstance(event, Output):
             state = self._state(event.step)
             lines = event.lines[-STEP_LINES:]  # only what the step's bounded buffer keeps
