@@ -90,7 +90,6 @@ class Runner:
 
     async def run(self) -> RunResult:
         plan, workflow = self.loaded.plan, self.loaded.workflow
-        _check_kinds(workflow, plan.workflows)
         for key in preflight(self.loaded, self.config, auto_approve=self.auto_approve, approver=self.approver):
             add_secret(self.masker, key)  # API keys are hidden like secrets, everywhere
         throwaway = plan.env.name is None
@@ -390,24 +389,3 @@ def _result(status: str, **fields: Any) -> dict[str, Any]:
             "duration": 0.0, "usage": None}
     base.update(fields)
     return base
-
-
-def _check_kinds(workflow: Workflow, workflows: Mapping[str, Workflow]) -> None:
-    """Kinds this glmtui cannot run yet stop the run before anything starts."""
-    from glmtui.plan.steps import available
-
-    seen: set[str] = set()
-    pending = [workflow]
-    while pending:
-        current = pending.pop()
-        if current.name in seen:
-            continue
-        seen.add(current.name)
-        for step in current.steps:
-            if not available(step.kind):
-                raise BadInput(
-                    f"{step.location}: step {step.id!r} is an `{step.kind}` step, which this glmtui cannot run yet",
-                    hint="a newer glmtui may know it",
-                )
-            if step.kind == "workflow":
-                pending.append(workflows[step.spec])
