@@ -2,7 +2,7 @@
 """Benchmarks of the agent backend: model streaming against a bare HTTP client, and the tool
 round trip against the `docker` CLI, in one run.
 
-    .venv/bin/python bench/agent.py [--quick] [--runs N] [--json] [--only stream,tool] [--strict]
+    .venv/bin/python bench/agent.py [--quick] [--runs N] [--json] [--only stream,screen,tool] [--strict]
 
 What is measured:
 
@@ -27,9 +27,17 @@ What is measured:
           "true"})` alone, `Engine.exec(ENV, ["true"])`, `docker exec glmtui-ENV sh -c true`
           (the bash tool runs its command with `sh -c`), and the whole turn (`Agent.send`: two
           model calls and the tool).
-
-Not measured: the first token on screen (the TUI's chat pane, from the Token event to the
-screen update that shows it).
+  screen  the same two replies (burst and paced) shown by the TUI's chat pane: a headless
+          Textual app (App.run_test) holding a ChatPane, which sends a message through its real
+          path (its worker, its sink, its ChatEvents handler, AnswerStream, the Markdown widget,
+          the flush ticker). The session is a stand-in (no engine, no tools): its `send` makes
+          one real `ModelClient.stream` call and gives each piece to the pane's sink as a Token
+          event, then a Usage event, as the agent loop does. Measured from that call to the
+          first frame composed after the first piece is in the Markdown document (the widget's
+          update at its mount, or an append, completed), and the same for the last piece; against the bare
+          client's first token and whole reply in the same round, in the same event loop. The
+          headless driver writes nothing: turning the frame into escape codes and the
+          terminal's own drawing are not included. Goal: overhead < 10 ms for both.
 
 Figures are medians of N rounds (default 30, --quick 5) after warm-up rounds; each round runs
 every side back to back. The model server (tests/model_server.py's ModelServer) runs in a child
@@ -75,6 +83,8 @@ CONTENT = "".join(f"word{i} " for i in range(PIECES))
 MESSAGES = [{"role": "user", "content": "Say 200 words."}]
 MODEL = "glm-4.6"
 API_KEY = "sk-bench-not-a-secret"
+KEY_VAR = "GLMTUI_BENCH_KEY"  # the chat pane's provider key (its masker masks it), set in this process only
+SCREEN_SIZE = (160, 45)
 
 # The child process that serves: tests/model_server.py's ModelServer, scripted by lines on stdin
 # ({"kind": "text" | "paced" | "turn", "count": N}), each answered with "ok".
@@ -309,6 +319,222 @@ class Bench:
         if bare.connections != 1:
             self.notes.append(f"{kind}: the bare client opened {bare.connections} connections")
 
+    async def screen(self, kind: str) -> None:
+        """The first token and the whole reply on screen (the chat pane) against the bare client."""
+        import tempfile
+        from types import SimpleNamespace
+
+        from textual import constants
+        from textual.app import App
+        from textual.await_complete import AwaitComplete
+        from textual.widgets import Markdown
+
+        from glmtui.agent import session as session_module
+        from glmtui.agent.client import ModelClient
+        from glmtui.agent.providers import Provider
+        from glmtui.config import KEYS, Config
+        from glmtui.conversations import Conversations
+        from glmtui.events import Token, Usage
+        from glmtui.store import Store
+        from glmtui.tui.widgets import chat
+
+        label = f", paced {PACED_INTERVAL * 1000:g} ms" if kind == "paced" else ""
+        provider = Provider(name="bench", base_url=self.server.base_url, model=MODEL, api_key_env=None)
+        client = ModelClient(provider, api_key=API_KEY)
+        bare = BareClient(self.server.host, self.server.port, self.server.path)
+        body = json.dumps({"model": MODEL, "messages": MESSAGES, "stream": True,
+                           "stream_options": {"include_usage": True}}).encode()
+        # Per round: the request's start, the first piece at the client, each append of the reply
+        # (when it completed: its text in the document; the document's length then), each frame.
+        started: list[float] = []
+        first_piece: list[float] = []
+        returned: list[float] = []
+        marks: list[tuple[float, int]] = []
+        frames: list[float] = []
+        whole = asyncio.Event()
+        watching: set[asyncio.Task[None]] = set()
+
+        class TimedMarkdown(Markdown):
+            """The chat's Markdown widget, noting when its text has been put in the document: the
+            update its mount makes with the text it was created with, and each append (the pane
+            awaits the same update or append, as before)."""
+
+            def _timed(self, changed: AwaitComplete) -> AwaitComplete:
+                async def done() -> None:
+                    await changed
+                    if self.source:
+                        marks.append((time.perf_counter(), len(self.source)))
+
+                task = asyncio.get_running_loop().create_task(done())
+                watching.add(task)
+                task.add_done_callback(watching.discard)
+                return changed
+
+            def update(self, markdown: str) -> AwaitComplete:
+                return self._timed(super().update(markdown))
+
+            def append(self, markdown: str) -> AwaitComplete:
+                return self._timed(super().append(markdown))
+
+        class ForwardingSession:
+            """Stands in for ChatSession: one real ModelClient.stream call per message, its pieces
+            to the pane's sink as Token events, then the Usage event (as the agent loop does)."""
+
+            def __init__(self, conversation: Any, sink: Callable[[Any], None]) -> None:
+                self.conversation, self.sink, self.client = conversation, sink, client
+
+            @classmethod
+            async def open(cls, *, store: Any, environment: str, sink: Any, **_: Any) -> ForwardingSession:
+                return cls(Conversations(store).start(environment, "bench", MODEL), sink)
+
+            async def send(self, text: str) -> Any:
+                def on_text(piece: str) -> None:
+                    if not first_piece:
+                        first_piece.append(time.perf_counter())
+                    self.sink(Token("chat", piece))
+
+                started.append(time.perf_counter())
+                reply = await client.stream(MESSAGES, on_text=on_text)
+                returned.append(time.perf_counter())
+                usage = reply.usage
+                self.sink(Usage("chat", usage.input_tokens, usage.output_tokens, usage.input_tokens,
+                                usage.output_tokens))
+                return SimpleNamespace(finished=True, reason=None)
+
+            async def close(self) -> None:
+                pass  # the client is the figure's, closed at its end
+
+        class Engine:
+            async def get_environment(self, name: str) -> Any:
+                return SimpleNamespace(name=name, running=True, status="running")
+
+        values = {key: spec.default for key, spec in KEYS.items()}
+        values.update({"theme": "textual-dark", "default_provider": "bench", "providers.bench.model": MODEL,
+                       "providers.bench.base_url": self.server.base_url, "providers.bench.api_key_env": KEY_VAR})
+        config = Config(values, {key: "bench" for key in values})
+
+        class PaneApp(App):
+            CSS_PATH = [ROOT / "glmtui" / "tui" / "app.tcss", ROOT / "glmtui" / "tui" / "screens" / "chat.tcss"]
+
+            def __init__(self, store: Store) -> None:
+                super().__init__()
+                self.store = store
+
+            def compose(self) -> Any:
+                yield chat.ChatPane(config=config, store=self.store, id="chat")
+
+            def _display(self, screen: Any, renderable: Any) -> None:
+                """A frame: the screen's update, composed, handed to the (headless) driver (which
+                writes nothing). Textual's own hook, private: the one place every frame passes."""
+                super()._display(screen, renderable)
+                if renderable is not None and not self._batch_count:
+                    frames.append(time.perf_counter())
+                    if marks and marks[-1][1] == len(CONTENT):
+                        whole.set()  # this frame shows the whole reply
+
+        async def settle(pilot: Any, until: Callable[[], bool], what: str) -> None:
+            deadline = time.monotonic() + 10
+            while not until():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"screen: {what} did not happen")
+                await pilot.pause(0.005)
+
+        total = self.warmup + self.runs
+        self.server.script(kind, 2 * total)
+        self.say(f"screen{label}: {self.warmup} warm-up + {self.runs} rounds of the chat pane and the bare client")
+        sides: dict[str, dict[str, list[float]]] = {
+            "pane": {k: [] for k in ("first", "whole", "client_first", "client_whole", "updated_first",
+                                     "updated_whole")},
+            "bare": {"first": [], "whole": []},
+        }
+        saved = (session_module.ChatSession, chat.markdown_widget, os.environ.get(KEY_VAR))
+        session_module.ChatSession = ForwardingSession  # the pane imports it when a message is sent
+        chat.markdown_widget = lambda text=None: TimedMarkdown(text, classes="chat-answer")
+        os.environ[KEY_VAR] = API_KEY
+        try:
+            with tempfile.TemporaryDirectory(prefix="glmtui-bench-") as folder:
+                store = Store(Path(folder) / "glmtui.sqlite3", Path(folder) / "runs")
+                app = PaneApp(store)
+                async with app.run_test(size=SCREEN_SIZE) as pilot:
+                    pane = app.query_one(chat.ChatPane)
+                    pane.engine = Engine()
+                    pane.environment = "bench"
+                    await settle(pilot, lambda: pane.shown_environment == "bench", "showing the environment")
+                    pane.input.focus()
+
+                    async def on_pane() -> dict[str, float]:
+                        for kept in (started, first_piece, returned, marks, frames):
+                            kept.clear()
+                        whole.clear()
+                        pane.input.value = MESSAGES[0]["content"]
+                        await pilot.press("enter")
+                        await asyncio.wait_for(whole.wait(), 10)
+                        await settle(pilot, lambda: not pane.busy, "the end of the reply")
+                        answer = pane.transcript.query_one(TimedMarkdown)
+                        shown = " ".join(str(getattr(block.render(), "plain", "")) for block in answer.children)
+                        if shown.split() != CONTENT.split() or not marks or marks[0][1] == 0:
+                            raise RuntimeError(f"screen: the reply was drawn wrong ({len(shown)} characters)")
+                        pane.action_new()  # a new conversation: the next round starts on an empty pane
+                        await pilot.pause()
+                        start, (first, _), (last, _) = started[0], marks[0], marks[-1]
+                        return {"first": next(f for f in frames if f > first) - start,
+                                "whole": next(f for f in frames if f > last) - start,
+                                "client_first": first_piece[0] - start, "client_whole": returned[0] - start,
+                                "updated_first": first - start, "updated_whole": last - start}
+
+                    async def on_bare() -> dict[str, float]:
+                        first: list[float] = []
+
+                        def on_text(_piece: str) -> None:
+                            if not first:
+                                first.append(time.perf_counter())
+
+                        start = time.perf_counter()
+                        text, _ = await bare.stream(body, on_text)
+                        ended = time.perf_counter()
+                        if text != CONTENT:
+                            raise RuntimeError("bare: the reply came wrong")
+                        return {"first": first[0] - start, "whole": ended - start}
+
+                    for i in range(total):
+                        for side in ("pane", "bare") if i % 2 == 0 else ("bare", "pane"):
+                            sample = await (on_pane() if side == "pane" else on_bare())
+                            if i >= self.warmup:
+                                for name, value in sample.items():
+                                    sides[side][name].append(value)
+        finally:
+            session_module.ChatSession, chat.markdown_widget, key = saved
+            if key is None:
+                os.environ.pop(KEY_VAR, None)
+            else:
+                os.environ[KEY_VAR] = key
+            await client.close()
+            await bare.close()
+        pane, raw = sides["pane"], sides["bare"]
+
+        def over(ours: list[float], theirs: list[float]) -> str:
+            return f"{median_diff(ours, theirs) * 1000:+.2f} ms"
+
+        notes = {
+            "first": f"the first piece at ModelClient's callback {over(pane['client_first'], raw['first'])}, in the "
+                     f"Markdown document (its update or append done) {over(pane['updated_first'], raw['first'])}; this figure: "
+                     f"the next frame",
+            "whole": f"ModelClient's reply returned {over(pane['client_whole'], raw['whole'])}, the last piece in the "
+                     f"Markdown document {over(pane['updated_whole'], raw['whole'])}; this figure: the next frame",
+        }
+        for name, title in (("first", f"first token on screen{label}"),
+                            ("whole", f"whole reply on screen, {PIECES} pieces{label}")):
+            overhead = median_diff(pane[name], raw[name])
+            self.figures.append(Figure(
+                f"screen_{kind}_{name}", title, "s", statistics.median(pane[name]), statistics.median(raw[name]),
+                overhead, "diff", "overhead < 10 ms", overhead < 0.010, self.runs, pane[name], raw[name],
+                note=notes[name],
+            ))
+        if bare.connections != 1:
+            self.notes.append(f"screen{label}: the bare client opened {bare.connections} connections")
+        if kind == "text":
+            self.notes.append(f"screen: Textual draws at most {constants.MAX_FPS} frames a second (TEXTUAL_FPS)")
+
     async def tool(self) -> None:
         from glmtui.agent.approval import Policy
         from glmtui.agent.client import ModelClient
@@ -429,6 +655,9 @@ async def run(args: argparse.Namespace, bench: Bench) -> None:
     if "stream" in args.only:
         await bench.stream("text")
         await bench.stream("paced")
+    if "screen" in args.only:
+        await bench.screen("text")
+        await bench.screen("paced")
     if "tool" in args.only:
         await bench.tool()
 
@@ -469,7 +698,14 @@ def table(figures: list[Figure], meta: dict[str, Any], notes: list[str]) -> str:
             "  stream baseline: a bare asyncio HTTP/1.1 client on one kept connection (chunked decoding, SSE lines,"
             " json.loads per chunk); glmtui: ModelClient.stream (AsyncOpenAI made once, its connection kept)",
             "  vs baseline for stream figures: the median of the per-round differences (glmtui - baseline)",
-            "  first token on screen (the TUI's chat pane: Token event -> screen update): not measured by this script",
+        ]
+    if any(f.key.startswith("screen") for f in figures):
+        all_notes += [
+            "  screen: a headless App (run_test) holding the ChatPane; a stand-in session forwards one real"
+            " ModelClient.stream's pieces to the pane's sink as Token events; from the call to the first frame"
+            " composed after the first / last piece is in the Markdown document (its update or append done); the headless"
+            " driver writes nothing (no escape codes, no terminal drawing); baseline: the bare client's first token"
+            " / whole reply in the same round and event loop",
         ]
     if any(f.key.startswith("tool") for f in figures):
         all_notes.append("  vs baseline for tool figures: the median of the per-round ratios (baseline: docker exec "
@@ -479,7 +715,7 @@ def table(figures: list[Figure], meta: dict[str, Any], notes: list[str]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    kinds = ("stream", "tool")
+    kinds = ("stream", "screen", "tool")
     parser = argparse.ArgumentParser(description="glmtui's model client and agent tools against bare baselines.")
     parser.add_argument("--runs", type=int, metavar="N", help="rounds of each figure (default 30, --quick 5)")
     parser.add_argument("--quick", action="store_true", help="5 rounds after 2 warm-up rounds")

@@ -175,14 +175,22 @@ async def test_a_fast_stream_is_drawn_in_batches_and_whole_at_the_end(
     async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
         from textual.widgets import Markdown
 
-        appends = []
-        original = Markdown.append
+        from glmtui.tui.widgets import chat
+
+        appends = []  # the text the answer's widget is created with, then each append
+        original, created = Markdown.append, chat.markdown_widget
 
         def counting(self: Markdown, fragment: str) -> Any:
             appends.append(fragment)
             return original(self, fragment)
 
-        monkeypatch.setattr(Markdown, "append", counting)  # counts the redraws, changes nothing
+        def creating(text: str | None = None) -> Any:
+            appends.append(text or "")
+            return created(text)
+
+        # counts the redraws, changes nothing
+        monkeypatch.setattr(Markdown, "append", counting)
+        monkeypatch.setattr(chat, "markdown_widget", creating)
         await send(pilot, app, "talk")
         await idle(pilot, pane)
         assert "".join(appends) == words  # all of it, once

@@ -1,11 +1,15 @@
 """The chat pane: a conversation with an agent that works in the selected environment.
 
-The agent (glmtui.agent) runs in the pane's worker and reports to the pane's sink, which posts
-each event as a ChatEvent message; only the pane's handlers change its widgets. Replies stream
-in as Markdown, appended in batches at most every FLUSH_SECONDS (one append in flight at a
-time), and always once more at the end. The model's thinking goes to a collapsed section of its
-own, each tool call to a card. When the approval policy asks, a prompt appears inline and takes
-the focus; the agent waits on a future the prompt's answer resolves.
+The agent (glmtui.agent) runs in the pane's worker and reports to the pane's sink, which
+gathers its events in order and posts one ChatEvents message for all those that arrive before
+the pane handles it (a burst of 200 pieces is a few messages, not 200); only the pane's handlers
+change its widgets. Replies stream in as Markdown, batched on the leading edge: the first pieces
+are the text the answer's Markdown widget is created with, a piece after a quiet spell longer
+than FLUSH_SECONDS is drawn at once, the rest of a fast stream at most about every FLUSH_SECONDS
+(one append in flight at a time), and always once more at the end. The model's
+thinking goes to a collapsed section of its own, each tool call to a card. When the approval
+policy asks, a prompt appears inline and takes the focus; the agent waits on a future the
+prompt's answer resolves.
 
 The model SDK takes about 0.4 s to import: glmtui.agent.session (and with it the client) is
 imported in the worker, when the first message is sent, never at start-up. Markdown (about
@@ -20,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +34,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Collapsible, Input, Static
@@ -181,31 +187,46 @@ class ThinkingBlock(Collapsible):
         self.title = f"thinking · {words} word{'s' if words != 1 else ''}"
 
 
+class ChatEvents(Message):
+    """The agent's events (glmtui.events Token, ToolCall, ToolResult, Usage) in the order the sink
+    got them: `events` is the sink's list, which keeps growing until the pane handles it."""
+
+    def __init__(self, events: list[Any]) -> None:
+        super().__init__()
+        self.events = events
+
+
 class AnswerStream:
     """An assistant message as it streams: pieces are buffered and appended to its Markdown in
-    batches, one append at a time (Markdown.append is not safe to overlap)."""
+    batches, one append at a time (Markdown.append is not safe to overlap, nor before the widget
+    is mounted: its mount would wipe the text). `masker`: the message's masking stream (what the
+    widget was created with went through it); `mounted`: the widget's mount, awaited by finish."""
 
-    def __init__(self, widget: Any, masker: Masker) -> None:
+    def __init__(self, widget: Any, masker: Any, mounted: Awaitable[Any] | None = None) -> None:
         self.widget = widget
-        self._masker = masker.stream()  # a key cut between two pieces is still masked
+        self._masker = masker  # a key cut between two pieces is still masked
+        self._mounted = mounted
         self._buffer: list[str] = []
         self._pending: Any = None  # the append in flight (an AwaitComplete)
 
-    def add(self, text: str) -> None:
-        self._buffer.append(text)
+    def add(self, pieces: list[str]) -> None:
+        self._buffer.extend(pieces)
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Append what is buffered, unless an append is in flight; True when one was started."""
         if not self._buffer or not self.widget.is_mounted or (self._pending is not None and not self._pending.is_done):
-            return
+            return False
         chunk = self._masker.feed("".join(self._buffer))
         self._buffer.clear()
-        if chunk:
-            self._pending = self.widget.append(chunk)
+        if not chunk:
+            return False
+        self._pending = self.widget.append(chunk)
+        return True
 
     async def finish(self) -> None:
         """Everything appended, the held back end of the text too."""
-        while not self.widget.is_mounted:
-            await asyncio.sleep(0.01)
+        if not self.widget.is_mounted and self._mounted is not None:
+            await self._mounted
         if self._pending is not None:
             await self._pending
         rest = self._masker.feed("".join(self._buffer)) + self._masker.flush()
@@ -441,6 +462,8 @@ class ChatPane(Widget, can_focus=True):
         self._answer: AnswerStream | None = None
         self._thinking: ThinkingBlock | None = None
         self._thinking_parts: list[str] = []
+        self._events: list[Any] = []  # the agent's events not handled yet (the sink's batch)
+        self._drawn_at = 0.0  # time.monotonic() of the last batch drawn (leading-edge batching)
         self._cards: dict[str, ToolCard] = {}
         self._prompts: dict[ApprovalPrompt, tuple[asyncio.Future[str], ToolCard | None]] = {}
         self._select_timer: Any = None
@@ -782,8 +805,11 @@ class ChatPane(Widget, can_focus=True):
     # -- what the agent reports -------------------------------------------------------------
 
     def sink(self, event: Any) -> None:
-        """The agent's sink: its events become messages to the pane."""
-        self.post_message(ChatEvent(event))
+        """The agent's sink: its events become messages to the pane, one message for all the
+        events that arrive before the pane handles it (in order: it is posted with the first)."""
+        self._events.append(event)
+        if len(self._events) == 1:
+            self.post_message(ChatEvents(self._events))
 
     async def approve(self, request: Any) -> str:
         """The agent's approver: a prompt in the pane, and the user's answer (yes, no, always)."""
@@ -791,17 +817,49 @@ class ChatPane(Widget, can_focus=True):
         self.post_message(ApprovalAsked(request, answer))
         return await answer
 
+    @on(ChatEvents)
+    def on_chat_events(self, message: ChatEvents) -> None:
+        """A batch of events, in order; consecutive pieces of one channel are shown together."""
+        message.stop()
+        events = message.events
+        if events is self._events:
+            self._events = []  # the next event starts the next batch
+        pieces: list[str] = []
+        channel = ""
+        for event in events:
+            if isinstance(event, Token):
+                if pieces and event.channel != channel:
+                    self._add_pieces(channel, pieces)
+                    pieces = []
+                channel = event.channel
+                pieces.append(event.text)
+                continue
+            if pieces:
+                self._add_pieces(channel, pieces)
+                pieces = []
+            self._show_event(event)
+        if pieces:
+            self._add_pieces(channel, pieces)
+
     @on(ChatEvent)
     def on_chat_event(self, message: ChatEvent) -> None:
+        """One event (the sink batches them; this is for one posted on its own)."""
         message.stop()
         event = message.event
         if isinstance(event, Token):
-            self._sending = None
-            if event.channel == "reasoning":
-                self._add_thinking(event.text)
-            else:
-                self._add_answer(event.text)
-        elif isinstance(event, ToolCall):
+            self._add_pieces(event.channel, [event.text])
+        else:
+            self._show_event(event)
+
+    def _add_pieces(self, channel: str, pieces: list[str]) -> None:
+        self._sending = None
+        if channel == "reasoning":
+            self._add_thinking(pieces)
+        else:
+            self._add_answer(pieces)
+
+    def _show_event(self, event: Any) -> None:
+        if isinstance(event, ToolCall):
             self._close_blocks()
             card = ToolCard(event.call_id, event.tool, dict(event.arguments), self.masker)
             self._cards[event.call_id] = card
@@ -819,30 +877,46 @@ class ChatPane(Widget, can_focus=True):
             self.total_tokens = event.total_input_tokens + event.total_output_tokens
             self._show_title()
 
-    def _add_thinking(self, text: str) -> None:
+    def _add_thinking(self, pieces: list[str]) -> None:
         if self._thinking is None:
             self._close_answer()
             self._thinking = ThinkingBlock(self.masker)
             self._thinking_parts = []
             self.transcript.mount(self._thinking)
             self._set_status("thinking…")
-        self._thinking_parts.append(text)
+        self._thinking_parts.extend(pieces)
+        self._lead()
 
-    def _add_answer(self, text: str) -> None:
+    def _add_answer(self, pieces: list[str]) -> None:
         if self._answer is None:
+            # The first pieces are the widget's text from its mount (no append of their own); the
+            # next ones wait for the ticker, or for a quiet spell to end.
             self._close_thinking()
-            widget = markdown_widget()
-            self.transcript.mount(widget)
-            self._answer = AnswerStream(widget, self.masker)
+            masker = self.masker.stream()
+            widget = markdown_widget(masker.feed("".join(pieces)))
+            self._answer = AnswerStream(widget, masker, self.transcript.mount(widget))
+            self._drawn_at = time.monotonic()
             self._set_status("replying…  esc stops")
-        self._answer.add(text)
+            return
+        self._answer.add(pieces)
+        self._lead()
+
+    def _lead(self) -> None:
+        """The leading edge: a piece after a quiet spell is drawn now, not at the next tick (the
+        ticker draws the rest of a fast stream)."""
+        if time.monotonic() - self._drawn_at > FLUSH_SECONDS:
+            self._flush()
 
     def _flush(self) -> None:
+        drawn = False
         if self._thinking is not None and self._thinking_parts:
             self._thinking.add(self._thinking_parts)
             self._thinking_parts = []
-        if self._answer is not None:
-            self._answer.flush()
+            drawn = True
+        if self._answer is not None and self._answer.flush():
+            drawn = True
+        if drawn:
+            self._drawn_at = time.monotonic()
 
     def _close_thinking(self) -> None:
         if self._thinking is not None:
