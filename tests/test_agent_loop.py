@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from glmtui.agent.approval import ApprovalRequest, Policy, Rule
-from glmtui.agent.client import ModelClient, Usage
+from glmtui.agent.client import ModelClient, ModelError, Usage
 from glmtui.agent.loop import Agent, system_prompt
 from glmtui.agent.providers import Provider
 from glmtui.agent.session import ChatSession
@@ -26,7 +26,7 @@ from glmtui.events import Event, Token, ToolCall, ToolResult
 from glmtui.events import Usage as UsageEvent
 from glmtui.store import Store
 from helpers import processes, ps_has, unique_name
-from model_server import ModelServer, drip, text, tool_calls
+from model_server import ModelServer, drip, error, text, tool_calls
 
 KEY = "sk-test-SECRET123"
 KEY_ENV = "GLMTUI_TEST_KEY"
@@ -467,6 +467,26 @@ async def test_a_chat_is_saved_and_reopens_where_it_was(
     assert "Please write hello.txt" in markdown and "I wrote hello.txt." in markdown
     assert "What does it say?" in markdown and "It says hello." in markdown
     assert_key_nowhere(events, markdown, store, tmp_path)
+
+
+async def test_a_message_sent_again_after_a_model_error_is_said_once(
+    model_server: ModelServer, engine: Any, environment: str, store: Store, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = chat_config(tmp_path, monkeypatch, model_server.base_url)
+    model_server.script(error(400, code="1214", message="the request was refused"), text("Hello again."))
+    events: list[Event] = []
+
+    chat = await open_chat(engine, store, config, environment, events)
+    with pytest.raises(ModelError):
+        await chat.send("Hello?")
+    result = await chat.send("Hello?")  # the user sends it again
+    await chat.close()
+
+    assert result.text == "Hello again."
+    saved = Conversations(store).messages(chat.conversation.id)
+    assert [m["content"] for m in saved if m["role"] == "user"] == ["Hello?"]
+    assert [m["content"] for m in sent(model_server, 1) if m["role"] == "user"] == ["Hello?"]
 
 
 async def test_a_model_echoing_the_key_does_not_get_it_saved_or_shown(

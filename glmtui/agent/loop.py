@@ -97,8 +97,12 @@ class Agent:
             self.on_message(message)
 
     async def send(self, text: str) -> AgentResult:
-        """One user message, worked on until the model stops calling tools (or max_turns)."""
-        self._add({"role": "user", "content": text})
+        """One user message, worked on until the model stops calling tools (or max_turns).
+        The same message again right after it got no answer (the model failed) is a retry: it
+        is not said twice."""
+        message = {"role": "user", "content": text}
+        if self.messages[-1] != message:
+            self._add(message)
         last = ""
         for _ in range(self.max_turns):
             said: list[str] = []
