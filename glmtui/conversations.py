@@ -86,6 +86,12 @@ class Conversations:
             now, conversation_id)
         self._db.execute(f"UPDATE conversations SET updated = ?{title_update} WHERE id = ?", params)
 
+    def set_model(self, conversation: Conversation, provider: str, model: str) -> None:
+        """The conversation goes on with another provider or model (and reopens with it)."""
+        conversation.provider, conversation.model = provider, model
+        self._db.execute("UPDATE conversations SET provider = ?, model = ? WHERE id = ?",
+                         (provider, model, conversation.id))
+
     def add_usage(self, conversation_id: str, input_tokens: int, output_tokens: int) -> None:
         self._db.execute(
             "UPDATE conversations SET input_tokens = input_tokens + ?, output_tokens = output_tokens + ? WHERE id = ?",

@@ -489,6 +489,29 @@ async def test_a_message_sent_again_after_a_model_error_is_said_once(
     assert [m["content"] for m in sent(model_server, 1) if m["role"] == "user"] == ["Hello?"]
 
 
+async def test_a_conversation_continued_with_another_model_reopens_with_it(
+    model_server: ModelServer, engine: Any, environment: str, store: Store, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = chat_config(tmp_path, monkeypatch, model_server.base_url)
+    model_server.script(text("first"), text("second"))
+    events: list[Event] = []
+    first = await open_chat(engine, store, config, environment, events)
+    await first.send("one")
+    await first.close()
+
+    other = await ChatSession.open(engine=engine, store=store, config=config, environment=environment,
+                                   sink=events.append, approver=None, model="glm-other")
+    await other.send("two")
+    await other.close()
+    again = await open_chat(engine, store, config, environment, events)
+    await again.close()
+
+    assert again.conversation.id == first.conversation.id
+    assert again.conversation.model == "glm-other"
+    assert model_server.requests[1].body["model"] == "glm-other"
+
+
 async def test_a_model_echoing_the_key_does_not_get_it_saved_or_shown(
     model_server: ModelServer, engine: Any, environment: str, store: Store, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

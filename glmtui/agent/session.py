@@ -53,6 +53,8 @@ class ChatSession:
         client = ModelClient(chosen_provider, api_key=api_key)
         if chosen is None:
             chosen = history.start(environment, chosen_provider.name, chosen_provider.model)
+        elif (chosen.provider, chosen.model) != (chosen_provider.name, chosen_provider.model):
+            history.set_model(chosen, chosen_provider.name, chosen_provider.model)
         toolbox = Toolbox(engine, environment, workdir=env.workdir)
         conversation = chosen
 
