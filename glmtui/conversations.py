@@ -57,7 +57,7 @@ class Conversation:
 
 class Conversations:
     def __init__(self, store: Store) -> None:
-        self._db = store._db
+        self._db = store.connection
         self._db.executescript(_SCHEMA)
 
     def start(self, environment: str, provider: str, model: str) -> Conversation:
@@ -79,12 +79,10 @@ class Conversations:
             "INSERT INTO messages (conversation_id, seq, message, created) VALUES (?, ?, ?, ?)",
             (conversation_id, seq, json.dumps(message, ensure_ascii=False), now),
         )
-        title_update = ""
-        if message.get("role") == "user" and isinstance(message.get("content"), str):
-            title_update = ", title = CASE WHEN title = '' THEN ? ELSE title END"
-        params: tuple[Any, ...] = (now, _title(message.get("content", "")), conversation_id) if title_update else (
-            now, conversation_id)
-        self._db.execute(f"UPDATE conversations SET updated = ?{title_update} WHERE id = ?", params)
+        self._db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (now, conversation_id))
+        if message.get("role") == "user" and isinstance(message.get("content"), str):  # the first one names it
+            self._db.execute("UPDATE conversations SET title = ? WHERE id = ? AND title = ''",
+                             (_title(message["content"]), conversation_id))
 
     def set_model(self, conversation: Conversation, provider: str, model: str) -> None:
         """The conversation goes on with another provider or model (and reopens with it)."""

@@ -129,6 +129,11 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The database, for the other records kept in it (conversations)."""
+        return self._db
+
     # -- writing ----------------------------------------------------------------------------
 
     def start_run(

@@ -71,11 +71,8 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool) ->
     from glmtui.events import Progress
     from glmtui.headless import renderer_for
     from glmtui.plan.runner import Runner
-    from glmtui.plan.steps.agent import preflight
     from glmtui.store import Store
 
-    # llm and agent steps: providers and API keys known, someone to approve: before anything starts
-    preflight(loaded, state().config, auto_approve=yes)
     render = renderer_for(as_json)
     store = Store()
 

@@ -75,11 +75,11 @@ async def _builtin(ctx: StepContext, spec: Mapping[str, Any]) -> StepOutcome:
     transcript = Transcript(ctx)
     transcript.prompt(prompt)
     client = ModelClient(provider, api_key=key)
+    masker = masker_of(ctx)
     agent = Agent(
         client, toolbox, system=system, policy=policy, sink=transcript, approver=approver,
-        step=ctx.output.step, model=provider.model, max_turns=max_turns, masker=masker_of(ctx),
+        step=ctx.output.step, model=provider.model, max_turns=max_turns, masker=masker,
     )
-    masker = masker_of(ctx)
     try:
         result = await agent.send(prompt)
     except ModelError as err:
@@ -121,7 +121,7 @@ def command_argv(command: Any) -> list[str]:
 
 
 async def _command(ctx: StepContext, spec: Mapping[str, Any]) -> StepOutcome:
-    from glmtui.plan.steps.run import output_file, read_outputs
+    from glmtui.plan.steps.run import run_in_environment
 
     driver = driver_of(spec)
     argv = command_argv(spec.get("command"))
@@ -129,9 +129,7 @@ async def _command(ctx: StepContext, spec: Mapping[str, Any]) -> StepOutcome:
         raise BadInput(f"step {ctx.step.id}: driver {driver} needs a command: the agent program and its arguments")
     provider, key = model_for(ctx, spec)
     prompt = to_text(spec["prompt"])
-    out_file = output_file(ctx.run_id, ctx.step.id, ctx.attempt)
-    environment = {
-        **ctx.env_vars,
+    environment = {  # the endpoint and the key, by name, to this process only
         "OPENAI_BASE_URL": provider.base_url,
         "OPENAI_API_KEY": key,
         "ANTHROPIC_AUTH_TOKEN": key,
@@ -139,30 +137,15 @@ async def _command(ctx: StepContext, spec: Mapping[str, Any]) -> StepOutcome:
         "GLMTUI_MODEL": provider.model,
         "GLMTUI_PROVIDER": provider.name,
         "GLMTUI_PROMPT": prompt,
-        "GLMTUI_OUTPUT": out_file,
-        "GLMTUI_RUN_ID": ctx.run_id,
-        "GLMTUI_STEP": ctx.step.id,
     }
     if provider.anthropic_base_url:
         environment["ANTHROPIC_BASE_URL"] = provider.anthropic_base_url
     if spec.get("system") is not None:
         environment["GLMTUI_SYSTEM"] = to_text(spec["system"])
-    ctx.leftovers.add(out_file)
-    result = await ctx.engine.exec(
-        ctx.environment, [*argv, prompt], environment=environment, workdir=ctx.workdir, user=ctx.user,
-        timeout=ctx.timeout, on_output=ctx.output.feed,
-    )
-    outputs = await read_outputs(ctx, out_file)
+    outcome = await run_in_environment(ctx, [*argv, prompt], environment, what=f"the agent program {argv[0]!r}")
     said = ctx.output.tail("stdout")[-TAIL_BYTES:].decode("utf-8", "replace").strip()
-    outputs["result"] = masker_of(ctx).mask(said)
-    if result.timed_out:
-        return StepOutcome("failure", result.exit_code, "timeout", outputs)
-    if result.exit_code != 0:
-        reason = result.reason or f"exit code {result.exit_code}"
-        if result.exit_code == 127 and not result.reason:
-            reason += f": the agent program {argv[0]!r} was not found (install it in the image)"
-        return StepOutcome("failure", result.exit_code, reason, outputs)
-    return StepOutcome("success", 0, None, outputs)
+    outcome.outputs["result"] = masker_of(ctx).mask(said)
+    return outcome
 
 
 # --- before a run starts --------------------------------------------------------------------------

@@ -28,23 +28,26 @@ def output_file(run_id: str, step: str, attempt: int) -> str:
 
 async def run_step(ctx: StepContext) -> StepOutcome:
     rendered = render_script(parse(ctx.step.spec), ctx.values)
+    return await run_in_environment(ctx, [*shell_argv(ctx.step.shell), rendered.script], rendered.env)
+
+
+async def run_in_environment(
+    ctx: StepContext, argv: list[str], environment: dict[str, str], *, what: str = "a command"
+) -> StepOutcome:
+    """argv as the step's work in the run's environment: output streamed and logged,
+    $GLMTUI_OUTPUT read, the exit code judged (127: `what` was not found)."""
     out_file = output_file(ctx.run_id, ctx.step.id, ctx.attempt)
     environment = {
         **ctx.env_vars,
-        **rendered.env,
+        **environment,
         "GLMTUI_OUTPUT": out_file,
         "GLMTUI_RUN_ID": ctx.run_id,
         "GLMTUI_STEP": ctx.step.id,
     }
     ctx.leftovers.add(out_file)  # until known absent: a cancelled step may have written it
     result = await ctx.engine.exec(
-        ctx.environment,
-        [*shell_argv(ctx.step.shell), rendered.script],
-        environment=environment,
-        workdir=ctx.workdir,
-        user=ctx.user,
-        timeout=ctx.timeout,
-        on_output=ctx.output.feed,
+        ctx.environment, argv, environment=environment, workdir=ctx.workdir, user=ctx.user,
+        timeout=ctx.timeout, on_output=ctx.output.feed,
     )
     outputs = await read_outputs(ctx, out_file)
     if result.timed_out:
@@ -53,7 +56,7 @@ async def run_step(ctx: StepContext) -> StepOutcome:
         reason = result.reason or f"exit code {result.exit_code}"
         if result.exit_code == 127:
             if not result.reason:
-                reason += ": a command was not found"
+                reason += f": {what} was not found"
             reason += " (check its spelling, or install it in the image)"
         return StepOutcome("failure", result.exit_code, reason, outputs)
     return StepOutcome("success", 0, None, outputs)
