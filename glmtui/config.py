@@ -52,7 +52,10 @@ def _approval_rules(value: Any) -> list[dict[str, Any]]:
     from glmtui.agent.approval import parse_rule
 
     if isinstance(value, str):  # from GLMTUI_APPROVAL_RULES or `config set`: YAML text
-        value = yaml.safe_load(value) or []
+        try:
+            value = yaml.safe_load(value) or []
+        except yaml.YAMLError as err:
+            raise BadInput(f"approval_rules: not YAML ({' '.join(str(err).split())[:120]})") from None
     if not isinstance(value, list):
         raise BadInput("approval_rules: a list of rules like {tool: bash, pattern: 'pytest *', mode: auto}")
     for rule in value:
@@ -221,7 +224,10 @@ def scope_file(scope: str, cwd: Path | None = None) -> Path:
 
 def set_value(key: str, raw: str, scope: str = "user", cwd: Path | None = None) -> Path:
     _check_key(key)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw  # not YAML: the text itself, for the key's own check to judge
     _parse_value(key, value, where=key)
     path = scope_file(scope, cwd)
     data = _read_file(path)

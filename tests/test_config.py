@@ -216,6 +216,19 @@ def test_load_in_process(tmp_path, monkeypatch):
         config.get("netwrok")
 
 
+def test_approval_settings_are_checked_and_text_that_is_not_yaml_is_one_error(cfg):
+    good = cfg("config", "set", "approval_rules", '[{tool: bash, pattern: "pytest *", mode: auto}]', "--user")
+    assert good.returncode == 0, good.stderr
+    assert cfg("config", "get", "approval_rules").stdout.strip() == "[{mode: auto, pattern: pytest *, tool: bash}]"
+    for value, said in (("not: [a list", "not YAML"), ("[{tool: bash, mode: maybe}]", "'maybe' is not one of"),
+                        ("[{tool: bash}]", "is not a rule like")):
+        bad = cfg("config", "set", "approval_rules", value, "--user")
+        assert bad.returncode == 2 and said in one_error_line(bad.stderr), bad.stderr
+    wrong = cfg("config", "set", "approval", "sometimes", "--user")
+    assert wrong.returncode == 2 and "not one of auto, ask, deny" in one_error_line(wrong.stderr)
+    assert cfg("config", "set", "theme", "a: [b", "--user").returncode == 0  # any text is a theme's name
+
+
 # -- the configuration at work ----------------------------------------------------------------
 
 
