@@ -81,9 +81,11 @@ TextCallback = Callable[[str], None]
 class ModelClient:
     """A provider's endpoint. `stream()` is one model turn; `close()` when done."""
 
-    def __init__(self, provider: Provider, *, api_key: str | None = None, timeout: float = 600.0) -> None:
+    def __init__(self, provider: Provider, *, api_key: str | None = None, timeout: float = 600.0,
+                 retries: int = RETRIES) -> None:
         from openai import AsyncOpenAI  # about 0.4 s to import: only when a model is used
 
+        self.retries = retries
         self.provider = provider
         self._key = api_key if api_key is not None else provider.api_key()
         self._client = AsyncOpenAI(
@@ -126,13 +128,13 @@ class ModelClient:
             request["max_tokens"] = max_tokens
         if self.provider.extra_body:
             request["extra_body"] = dict(self.provider.extra_body)
-        for attempt in range(RETRIES + 1):
+        for attempt in range(self.retries + 1):
             reply = Reply()
             try:
                 return await self._one(request, reply, on_text, on_reasoning)
             except ModelError as err:
                 started = bool(reply.content or reply.reasoning or reply.tool_calls)
-                if err.kind not in RETRIED or started or attempt == RETRIES:
+                if err.kind not in RETRIED or started or attempt == self.retries:
                     raise
                 delay = err.retry_after if err.retry_after is not None else min(MAX_DELAY, 2**attempt + random.random())
                 if on_retry:

@@ -184,14 +184,11 @@ async def _check_one(provider: Any, api_key: str, seconds: float) -> dict[str, A
         if not first:
             first.append(time.perf_counter())
 
-    def no_retry(err: ModelError, _delay: float) -> None:
-        raise err
-
-    client = ModelClient(provider, api_key=api_key, timeout=seconds)
+    client = ModelClient(provider, api_key=api_key, timeout=seconds, retries=0)
     started = time.perf_counter()
     try:
         reply = await client.stream([{"role": "user", "content": CHECK_PROMPT}], max_tokens=CHECK_MAX_TOKENS,
-                                    on_text=mark, on_reasoning=mark, on_retry=no_retry)
+                                    on_text=mark, on_reasoning=mark)
     except ModelError as err:
         result.update(ok=False, seconds=round(time.perf_counter() - started, 3),
                       error={"kind": err.kind, "message": str(err)}, _error=err)
