@@ -203,6 +203,8 @@ def test_values_a_shell_cannot_hold_are_refused() -> None:
         render_script(parse("echo ${inputs.msg}"), {"inputs": {"msg": "a\0b"}})
     with pytest.raises(ExpressionError, match="here-document delimiter"):
         render_script(parse("cat <<${inputs.msg}\nx\n"), {"inputs": {"msg": "EOF"}})
+    with pytest.raises(ExpressionError, match="use << to keep them"):  # <<- would strip the value's tabs
+        render_script(parse("cat <<-'EOF'\n\t${inputs.msg}\n\tEOF\n"), {"inputs": {"msg": "a\n\tb"}})
 
 
 def test_expression_errors_come_through() -> None:
@@ -223,6 +225,10 @@ def test_any_value_prints_exactly_in_every_context(value: str) -> None:
         assert_prints(template, shown, expected(shown))
     for template in QUOTED_HEREDOCS.values():
         if "EOF" in [line.lstrip("\t") for line in f"msg: {value}".split("\n")]:
+            continue
+        if "<<-" in template and "\n\t" in value:  # the shell would strip those tabs: refused
+            with pytest.raises(ExpressionError, match="use << to keep them"):
+                render_script(parse(template), {"inputs": {"msg": value}})
             continue
         assert_prints(template, value, f"msg: {value}\n")
 

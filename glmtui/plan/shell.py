@@ -409,6 +409,13 @@ def _insert(expr: Expression, value: str, lexer: ShellLexer, env: dict[str, str]
         return value
     context, escaped = lexer.context(expr)
     if context is Context.LITERAL:
+        heredoc = lexer.top.heredoc
+        if heredoc is not None and heredoc.strip_tabs and "\n\t" in value:
+            raise ExpressionError(
+                f"expression '{expr.source}' is in a quoted <<- here-document, whose lines lose their "
+                "leading tabs, and its value has lines that start with a tab: use << to keep them",
+                offset=expr.offset,
+            )
         lexer.feed(value, inserted=expr)
         return value
     if context is Context.ARITHMETIC:
