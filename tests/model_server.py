@@ -367,6 +367,14 @@ class ModelServer:
     async def wait_for_requests_async(self, n: int, timeout: float = 5.0) -> list[RecordedRequest]:
         return await asyncio.to_thread(self.wait_for_requests, n, timeout)
 
+    async def outcomes(self, timeout: float = 5.0) -> list[str | None]:
+        """Every request's outcome, once the server has noted each: it does so just after writing
+        the last byte, which the client may have read (and returned) a moment before."""
+        deadline = time.monotonic() + timeout
+        while any(r.outcome is None for r in self.requests) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return [r.outcome for r in self.requests]
+
     # ---- serving (on the server's own thread and loop)
 
     def _thread_main(self, sock: socket.socket) -> None:

@@ -196,7 +196,7 @@ async def test_rate_limit_is_retried_after_the_delay_the_server_asks(model_serve
     assert reply.content == "back again"
     assert sleeps.delays == [2.0]
     assert retries == [("rate_limit", 2.0)]
-    assert [r.outcome for r in model_server.requests] == ["error", "complete"]
+    assert await model_server.outcomes() == ["error", "complete"]
 
 
 async def test_rate_limit_without_retry_after_backs_off(model_server: ModelServer, client: ModelClient,
