@@ -121,8 +121,13 @@ def transcript_text(app: GlmtuiApp) -> str:
 
 
 async def idle(pilot: Pilot, pane: ChatPane, timeout: float = 20) -> None:
+    """The reply ended and its last text is drawn: the final append to the Markdown (a worker
+    that parses it, slow on a busy machine) is done, and a frame went by after it."""
     await wait_until(pilot, lambda: not pane.busy, timeout=timeout, what="the reply to end")
-    await pilot.pause(0.2)  # the last append of the reply
+    await wait_until(pilot, lambda: not any(worker.group == "chat-flush" and not worker.is_finished
+                                            for worker in pane.app.workers),
+                     timeout=timeout, what="the reply's last text appended")
+    await pilot.pause(0.2)
 
 
 def exec_in(environment: str, *argv: str) -> subprocess.CompletedProcess[str]:
