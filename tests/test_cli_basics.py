@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -72,6 +73,26 @@ def test_version_imports_nothing_heavy():
     assert result.returncode == 0
     assert "glmtui 0.1.0" in result.stdout
     assert heavy_in(names) == [], f"`glmtui version` imported {heavy_in(names)}"
+
+
+@pytest.mark.docker
+def test_a_run_in_a_named_environment_imports_no_aiohttp(glmtui, tmp_path, busybox_image):
+    """What a plan of `run` steps needs goes through glmtui's own HTTP client: aiohttp and
+    aiodocker (80 ms of a start) are not imported. Commands that need them still get them."""
+    name = f"t-{tmp_path.name[-12:].replace('_', '-')}".lower()
+    assert glmtui("env", "create", name, "--image", busybox_image).returncode == 0
+    try:
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(f"version: 1\nname: t\nenv: {{name: {name}}}\nsteps:\n  - id: a\n    run: echo hi\n")
+        result, names = importtime("-m", "glmtui", "--run", str(plan))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert re.search(r"^a +\| hi$", result.stdout, re.M), result.stdout
+        assert "glmtui.docker.wire" in names, "importtime output was not parsed"
+        assert not {n for n in names if n.split(".")[0] in ("aiohttp", "aiodocker", "yarl")}
+        result, names = importtime("-m", "glmtui", "image", "list")
+        assert result.returncode == 0 and "aiodocker" in names
+    finally:
+        glmtui("env", "remove", name, "--volumes")
 
 
 def test_help_lists_the_commands(glmtui):

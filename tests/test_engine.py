@@ -554,5 +554,43 @@ async def test_unreachable_engine(tmp_path):
     assert time.monotonic() - started < 5
 
 
+async def test_an_address_that_is_not_an_engine(tmp_path):
+    """Something listens, but it does not speak Docker's API: one clear line, no hang."""
+    path = tmp_path / "not-docker.sock"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+        writer.close()
+
+    server = await asyncio.start_unix_server(answer, path=str(path))
+    try:
+        with pytest.raises(EngineUnreachable, match="cannot reach the Docker engine"):
+            await asyncio.wait_for(Engine.connect(f"unix://{path}"), 5)
+        with pytest.raises(EngineUnreachable, match="unsupported engine address"):
+            await Engine.connect("ssh://user@host")
+    finally:
+        server.close()
+
+
+def open_sockets() -> int:
+    return sum(os.readlink(f"/proc/self/fd/{fd}").startswith("socket:") for fd in os.listdir("/proc/self/fd")
+               if os.path.exists(f"/proc/self/fd/{fd}"))
+
+
+async def test_connections_are_reused_not_leaked(engine, make_env):
+    """Many commands, one after another and 20 at once: a few connections, kept for the next."""
+    env = await make_env()
+    await engine.exec(env.name, ["true"])
+    before = open_sockets()
+    for _ in range(30):
+        assert (await engine.exec(env.name, ["echo", "hi"])).stdout == b"hi\n"
+    assert open_sockets() <= before + 1
+    results = await asyncio.gather(*(engine.exec(env.name, ["echo", str(i)]) for i in range(20)))
+    assert [r.stdout for r in results] == [f"{i}\n".encode() for i in range(20)]
+    await engine.list_environments()
+    assert open_sockets() <= before + 8  # the kept ones; the rest were closed
+
+
 def test_unique_names_are_valid():
     EnvSpec(name=unique_name(), image="x")

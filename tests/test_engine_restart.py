@@ -76,6 +76,9 @@ async def test_events_say_disconnected_then_reconnected(engine):
 
     task = asyncio.create_task(follow())
     await asyncio.sleep(0.5)
+    await engine.list_environments()  # a connection kept for the next request
     await asyncio.to_thread(restart_dockerd)
     await asyncio.wait_for(task, 30)
     assert seen == ["disconnected", "reconnected"]
+    # the kept connection died with the old engine: the next request makes a new one
+    assert isinstance(await engine.list_environments(), list)

@@ -12,9 +12,6 @@ import json
 import ssl
 from typing import Any
 
-from yarl import URL
-
-from glmtui.docker.client import aiohttp
 from glmtui.errors import BadInput
 from glmtui.plan.expressions import to_text
 from glmtui.plan.steps.base import StepContext, StepOutcome, render
@@ -40,6 +37,10 @@ async def _environment_address(ctx: StepContext) -> str | None:
 
 
 async def http_step(ctx: StepContext) -> StepOutcome:
+    from yarl import URL  # aiohttp and yarl only for plans with http steps: 80 ms of a start
+
+    from glmtui.docker.client import aiohttp
+
     spec = render(ctx.step.spec, ctx.values)
     method = str(spec.get("method", "GET")).upper()
     url = URL(to_text(spec["url"]))
