@@ -39,6 +39,7 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.h11 = h11.Connection(h11.CLIENT)
+        self.ended = False  # the engine closed it (a body that ends with the connection: exec output)
 
     def close(self) -> None:
         self.writer.close()
@@ -155,7 +156,8 @@ class Wire:
 
     def _release(self, connection: _Connection, reusable: bool) -> None:
         protocol = connection.h11
-        if reusable and len(self._idle) < MAX_IDLE and protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
+        if (reusable and not connection.ended and len(self._idle) < MAX_IDLE
+                and protocol.our_state is h11.DONE and protocol.their_state is h11.DONE):
             protocol.start_next_cycle()
             self._idle.append(connection)
         else:
@@ -175,7 +177,9 @@ async def _next_event(connection: _Connection) -> Any:
     protocol = connection.h11
     try:
         while (event := protocol.next_event()) is h11.NEED_DATA:
-            protocol.receive_data(await connection.reader.read(READ_SIZE))
+            data = await connection.reader.read(READ_SIZE)
+            connection.ended = not data
+            protocol.receive_data(data)
     except h11.RemoteProtocolError as err:
         raise ConnectionResetError(f"the engine closed the connection ({err})") from None
     return event
