@@ -42,7 +42,8 @@ class JsonRenderer:
         self._timer: asyncio.TimerHandle | None = None
 
     def __call__(self, event: Event) -> None:
-        self.out.write(json.dumps(event.to_json(), ensure_ascii=False, default=str) + "\n")
+        line = event.json_line() if isinstance(event, Output) else json.dumps(event.to_json(), ensure_ascii=False, default=str)
+        self.out.write(line + "\n")
         if isinstance(event, (Output, Token)):
             self._soon()  # not a flush per line or token: at most one every FLUSH_EVERY
         else:
