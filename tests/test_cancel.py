@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 
 import pytest
@@ -46,6 +47,36 @@ def test_a_signal_cancels_the_run_and_removes_its_environment(glmtui, busybox_im
         run.kill()
         if run.events:
             remove_run_leftovers(run.run_id)
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["plain", "json"])
+def test_a_reader_that_goes_away_stops_the_run_like_ctrl_c(glmtui, busybox_image, tmp_path, as_json):
+    """`glmtui --run plan | head -1`: the run stops, its throw-away environment goes, the record
+    says cancelled with the output so far in the step's log; one line says so; exit 130."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("version: 1\nname: flood\nenv: {image: glmtui/busybox:latest}\nsteps:\n"
+                    "  - id: flood\n    run: 'for i in $(seq 100000); do echo line $i; sleep 0.01; done'\n")
+    reader = subprocess.Popen(["head", "-n", "3"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    timer = Timer()
+    run = subprocess.Popen(helpers.glmtui_argv("--run", str(plan), *(["--json"] if as_json else [])),
+                           stdout=reader.stdin, stderr=subprocess.PIPE, text=True, env=helpers.child_env())
+    reader.stdin.close()
+    try:
+        shown = reader.stdout.read().decode().splitlines()
+        assert len(shown) == 3
+        code, stderr = run.wait(timeout=60), run.stderr.read()
+        assert code == 130 and timer.elapsed < 30
+        assert stderr.strip().splitlines() == [
+            "glmtui: the output was closed before the run ended: the run was stopped and recorded as cancelled (glmtui runs)"]
+        run_id = json.loads(shown[0])["run_id"] if as_json else shown[0].split()[1].rstrip(":")
+        assert run_containers(run_id) == [] and not run_volume_exists(run_id)
+        record = record_of(glmtui, run_id)
+        assert record["status"] == "cancelled"
+        assert {s["step"]: s["status"] for s in record["steps"]} == {"flood": "cancelled"}
+        assert glmtui("logs", "--run", run_id, "--step", "flood").stdout.startswith("line 1\n")
+    finally:
+        run.kill()
+        reader.kill()
 
 
 def test_a_double_sigint_still_cleans_up(glmtui, busybox_image):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -76,10 +77,26 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool) ->
     render = renderer_for(as_json)
     store = Store()
 
+    output_closed = False
+
+    def sink(event) -> None:
+        """The renderer; when the reader of the output goes away (`| head`), the run stops as
+        on Ctrl-C, its records kept, the rest of its output dropped."""
+        nonlocal output_closed
+        if output_closed:
+            return
+        try:
+            render(event)
+        except BrokenPipeError:
+            output_closed = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered
+            task.cancel()
+
     async def work() -> int:
+        nonlocal task
         async with engine() as docker:
             runner = Runner(
-                docker, loaded, sink=render, store=store, config=state().config, jobs=jobs, keep=keep,
+                docker, loaded, sink=sink, store=store, config=state().config, jobs=jobs, keep=keep,
                 resume=resume, auto_approve=yes,
             )
             task = asyncio.create_task(runner.run())
@@ -113,11 +130,16 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool) ->
                     loop.remove_signal_handler(sig)
             return result.exit_code
 
+    task: asyncio.Task | None = None
     try:
-        return run(work)
+        code = run(work)
     finally:
         render.close()
         store.close()
+    if output_closed:
+        print("glmtui: the output was closed before the run ended: the run was stopped and recorded as "
+              "cancelled (glmtui runs)", file=sys.stderr)
+    return code
 
 
 @plan_group.command("validate")
