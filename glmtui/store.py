@@ -47,10 +47,13 @@ CREATE TABLE IF NOT EXISTS steps (
     stdout_tail BLOB,
     stderr_tail BLOB,
     usage TEXT,
+    turns INTEGER,
     PRIMARY KEY (run_id, step)
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
 """
+# Columns added since the first release, for databases made before them: (version, statement).
+_MIGRATIONS = [(1, "ALTER TABLE steps ADD COLUMN turns INTEGER")]
 
 
 @dataclass
@@ -66,6 +69,7 @@ class StepRecord:
     stdout_tail: bytes = b""
     stderr_tail: bytes = b""
     usage: dict[str, int] | None = None
+    turns: int | None = None  # agent steps
 
     @property
     def duration(self) -> float | None:
@@ -108,6 +112,7 @@ class RunRecord:
                     "reason": s.reason,
                     "outputs": s.outputs,
                     "usage": s.usage,
+                    **({"turns": s.turns} if s.turns is not None else {}),
                 }
                 for s in self.steps
             ],
@@ -124,7 +129,22 @@ class Store:
         # Survives the process being killed; only a power cut could lose the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == _MIGRATIONS[-1][0]:
+            return
+        new = not self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'steps'").fetchone()
         self._db.executescript(_SCHEMA)
+        for number, statement in _MIGRATIONS:
+            if version < number and not new:
+                try:
+                    self._db.execute(statement)
+                except sqlite3.OperationalError as err:
+                    if "duplicate column" not in str(err):  # another glmtui migrated it just now
+                        raise
+        self._db.execute(f"PRAGMA user_version = {_MIGRATIONS[-1][0]}")
 
     def close(self) -> None:
         self._db.close()
@@ -154,10 +174,10 @@ class Store:
     def save_step(self, run_id: str, record: StepRecord) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO steps (run_id, step, status, attempt, started, finished, exit_code, reason,"
-            " outputs, stdout_tail, stderr_tail, usage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " outputs, stdout_tail, stderr_tail, usage, turns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, record.step, record.status, record.attempt, record.started, record.finished, record.exit_code,
              record.reason, json.dumps(record.outputs, default=str), record.stdout_tail, record.stderr_tail,
-             json.dumps(record.usage) if record.usage else None),
+             json.dumps(record.usage) if record.usage else None, record.turns),
         )
 
     def run_dir(self, run_id: str) -> Path:
@@ -199,14 +219,14 @@ class Store:
     def steps(self, run_id: str) -> list[StepRecord]:
         rows = self._db.execute(
             "SELECT step, status, attempt, started, finished, exit_code, reason, outputs, stdout_tail, stderr_tail,"
-            " usage FROM steps WHERE run_id = ? ORDER BY COALESCE(started, 1e18), rowid",
+            " usage, turns FROM steps WHERE run_id = ? ORDER BY COALESCE(started, 1e18), rowid",
             (run_id,),
         ).fetchall()
         return [
             StepRecord(
                 step=r[0], status=r[1], attempt=r[2], started=r[3], finished=r[4], exit_code=r[5], reason=r[6],
                 outputs=json.loads(r[7]), stdout_tail=r[8] or b"", stderr_tail=r[9] or b"",
-                usage=json.loads(r[10]) if r[10] else None,
+                usage=json.loads(r[10]) if r[10] else None, turns=r[11],
             )
             for r in rows
         ]

@@ -385,6 +385,42 @@ def test_plain_output_of_an_agent_step(glmtui, busybox_image, model_server, tmp_
     assert "fix      | tokens: 2,500 in / 44 out\n✔ fix success" in out
 
 
+def test_resume_keeps_an_agent_steps_result_turns_and_usage(glmtui, busybox_image, model_server, tmp_path):
+    """A run whose agent step succeeded and whose next step failed, resumed: the agent is not
+    asked again, and its turns, usage and result still reach the step that uses them."""
+    project(tmp_path, model_server)
+    flag = tmp_path / "second-time"
+    plan = write_plan(tmp_path, f"""
+        version: 1
+        name: agent-resume
+        env: {{image: glmtui/busybox:latest}}
+        steps:
+          - id: fix
+            agent: {{prompt: look around, approval: auto}}
+          - id: report
+            needs: [fix]
+            copy: {{from: {flag}, to: "env:/tmp/flag"}}
+          - id: show
+            needs: [report]
+            run: echo "turns=${{steps.fix.turns}} in=${{steps.fix.usage.input_tokens}} said=${{steps.fix.outputs.result}}"
+    """)
+    model_server.script(
+        tool_calls([("c1", "bash", {"command": "true"})], usage=(1000, 10)),
+        text("All good.", usage=(1100, 5)),
+    )
+    first = glmtui("--run", str(plan), "--json", "-e", f"{KEY_ENV}=k-123456", cwd=tmp_path, timeout=60)
+    assert first.returncode == 1, first.stdout + first.stderr  # no flag file on the host yet
+    run_id = json.loads(first.stdout.splitlines()[0])["run_id"]
+    asked = len(model_server.requests)
+    flag.write_text("now\n")
+    again = glmtui("--run", str(plan), "--resume", run_id, "-e", f"{KEY_ENV}=k-123456", cwd=tmp_path, timeout=60)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(model_server.requests) == asked  # the agent was not asked again
+    assert "show     | turns=2 in=2100 said=All good.\n" in again.stdout
+    record = json.loads(glmtui("runs", "show", run_id, "--json").stdout)
+    assert {s["step"]: s.get("turns") for s in record["steps"]}["fix"] == 2
+
+
 async def test_max_turns_fails_the_step_with_the_last_message(engine, busybox_image, model_server, tmp_path):
     project(tmp_path, model_server, max_turns=2)
     plan = write_plan(tmp_path, """

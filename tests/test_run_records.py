@@ -160,3 +160,37 @@ def test_resume_of_another_plans_run_is_refused(glmtui, recorded, busybox_image,
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert run_id in done.stderr
     assert not (tmp_path / "state" / "count").exists(), "nothing ran"
+
+
+def test_records_of_an_older_glmtui_are_kept_and_read(glmtui, tmp_path):
+    """A database made before the `turns` column: opened, migrated once, nothing lost."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    database = data / "glmtui" / "glmtui.sqlite3"
+    database.parent.mkdir(parents=True)
+    with sqlite3.connect(database) as db:
+        db.executescript("""
+            CREATE TABLE runs (id TEXT PRIMARY KEY, plan TEXT NOT NULL, plan_file TEXT NOT NULL,
+                workflow TEXT NOT NULL, status TEXT NOT NULL, started REAL NOT NULL, finished REAL,
+                inputs TEXT NOT NULL DEFAULT '{}', environment TEXT, throwaway INTEGER NOT NULL DEFAULT 0,
+                pid INTEGER, host TEXT);
+            CREATE TABLE steps (run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                step TEXT NOT NULL, status TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 1, started REAL,
+                finished REAL, exit_code INTEGER, reason TEXT, outputs TEXT NOT NULL DEFAULT '{}',
+                stdout_tail BLOB, stderr_tail BLOB, usage TEXT, PRIMARY KEY (run_id, step));
+            INSERT INTO runs VALUES ('20250101-000000-abcdef', 'old', '/p.yaml', 'main', 'success', 1.0, 2.0,
+                '{}', 'e', 0, NULL, NULL);
+            INSERT INTO steps VALUES ('20250101-000000-abcdef', 'a', 'success', 1, 1.0, 2.0, 0, NULL,
+                '{"k": "v"}', x'6869', x'', '{"input_tokens": 3, "output_tokens": 4}');
+        """)
+    env = {"XDG_DATA_HOME": str(data)}
+    for _ in range(2):  # migrated once; the second open finds it done
+        shown = glmtui("runs", "show", "20250101-000000-abcdef", "--json", env=env)
+        assert shown.returncode == 0, shown.stderr
+        step = json.loads(shown.stdout)["steps"][0]
+        assert (step["step"], step["outputs"], step["usage"], step.get("turns")) == (
+            "a", {"k": "v"}, {"input_tokens": 3, "output_tokens": 4}, None)
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] >= 1
+        assert "turns" in [row[1] for row in db.execute("PRAGMA table_info(steps)")]

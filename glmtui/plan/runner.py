@@ -217,6 +217,7 @@ class Runner:
         record.finished = time.time()
         record.status, record.exit_code, record.reason = outcome.status, outcome.exit_code, outcome.reason
         record.usage = outcome.usage
+        record.turns = outcome.extra.get("turns")
         record.stdout_tail = self.masker.mask(capture.tail("stdout").decode("utf-8", "replace")).encode()
         record.stderr_tail = self.masker.mask(capture.tail("stderr").decode("utf-8", "replace")).encode()
         result = _result(
@@ -365,11 +366,13 @@ class Runner:
         record = StepRecord(
             step.id, "success", old.attempt, time.time(), time.time(), old.exit_code,
             f"reused from run {self._resumed_from}", old.outputs, old.stdout_tail, old.stderr_tail, old.usage,
+            old.turns,
         )
         self._finish_step(step.id, record, allowed=False)
         return _result(
             "success", exit_code=old.exit_code, stdout=old.stdout_tail.decode("utf-8", "replace"),
             stderr=old.stderr_tail.decode("utf-8", "replace"), outputs=old.outputs, duration=0.0, usage=old.usage,
+            **({"turns": old.turns} if old.turns is not None else {}),
         )
 
 
