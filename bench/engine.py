@@ -324,7 +324,7 @@ def table(figures: list[Figure], meta: dict[str, Any]) -> str:
         f"glmtui engine bench  {meta['date']}",
         f"engine: Docker {engine.get('version')} (API {engine.get('api')}, {engine.get('os_arch')}, "
         f"kernel {engine.get('kernel')})   docker CLI: {meta['docker_cli']}",
-        f"machine: {meta['nproc']} cores (nproc), {meta['cpu']}; Python {meta['python']}, aiodocker {meta['aiodocker']}; "
+        f"machine: {meta['nproc']} cores (nproc), {meta['cpu']}; Python {meta['python']}, h11 {meta['h11']}, aiodocker {meta['aiodocker']}; "
         f"runs={meta['runs']}; "
         f"load average before/after: {' '.join(map(str, meta['load_before']))} / "
         f"{' '.join(map(str, meta.get('load_after', [])))}",
@@ -382,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": cpu_model(),
         "python": platform.python_version(),
         "aiodocker": importlib.metadata.version("aiodocker"),
+        "h11": importlib.metadata.version("h11"),
         "docker_cli": docker_cli.stdout.strip() or "?",
         "runs": args.runs,
         "load_before": [round(x, 2) for x in os.getloadavg()],
