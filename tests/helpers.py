@@ -156,3 +156,23 @@ def one_error_line(stderr: str) -> str:
 
 def ps_has(output: str, needle: str) -> bool:
     return any(needle in line for line in output.splitlines()[1:])
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def certificates(folder: Path, ip: str) -> Path:
+    """A test CA (ca.pem), a server certificate for `ip` (server.pem, server-key.pem), and a
+    client certificate as DOCKER_CERT_PATH holds one (cert.pem, key.pem), in `folder`."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+            "-keyout", "ca-key.pem", "-out", "ca.pem", cwd=folder)
+    (folder / "san.cnf").write_text(f"subjectAltName=IP:{ip}\n")
+    for name, extra in (("server", ["-extfile", "san.cnf"]), ("client", [])):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", cwd=folder)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
+                "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", *extra, cwd=folder)
+    (folder / "cert.pem").write_bytes((folder / "client.pem").read_bytes())
+    (folder / "key.pem").write_bytes((folder / "client-key.pem").read_bytes())
+    return folder

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+import helpers
 
 from glmtui.docker.engine import Engine
 from glmtui.errors import EngineUnreachable
@@ -21,26 +22,9 @@ pytestmark = pytest.mark.docker
 SOCKET = "/var/run/docker.sock"
 
 
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ca.pem, a server certificate for 127.0.0.1, and cert.pem/key.pem for the client, as
-    DOCKER_CERT_PATH holds them."""
-    folder = tmp_path_factory.mktemp("certs")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
-            "-keyout", "ca-key.pem", "-out", "ca.pem", cwd=folder)
-    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    for name, extra in (("server", ["-extfile", "san.cnf"]), ("client", [])):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                "-keyout", f"{name}-key.pem", "-out", f"{name}.csr", cwd=folder)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem",
-                "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", *extra, cwd=folder)
-    (folder / "cert.pem").write_bytes((folder / "client.pem").read_bytes())
-    (folder / "key.pem").write_bytes((folder / "client-key.pem").read_bytes())
-    return folder
+    return helpers.certificates(tmp_path_factory.mktemp("certs"), "127.0.0.1")
 
 
 async def relay(tls: ssl.SSLContext | None) -> tuple[asyncio.Server, int]:
@@ -110,8 +94,8 @@ async def test_tls_without_a_trusted_ca_is_refused(tls_relay, tmp_path, certs, m
     """Certificates of another CA: the engine's certificate is not trusted, one clear line."""
     for name in ("ca.pem", "cert.pem", "key.pem"):
         (tmp_path / name).write_bytes((certs / name).read_bytes())
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=other CA",
-            "-keyout", "other-key.pem", "-out", "ca.pem", cwd=tmp_path)
+    helpers.openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=other CA",
+                    "-keyout", "other-key.pem", "-out", "ca.pem", cwd=tmp_path)
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
     monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
     with pytest.raises(EngineUnreachable, match="cannot reach the Docker engine at tcp://127.0.0.1.*CERTIFICATE_VERIFY_FAILED"):

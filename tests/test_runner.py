@@ -285,6 +285,65 @@ async def test_http_get_json_status_headers_and_outputs(engine, shared, tmp_path
     assert outcome.status == "failure"
 
 
+@pytest.fixture
+async def https_server(tmp_path):
+    """An https server on the host at 127.0.0.2 (not a name that means the environment), its
+    certificate from a test CA: (its URL, the CA file)."""
+    import ssl
+
+    certs = helpers.certificates(tmp_path, "127.0.0.2")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs / "server.pem", certs / "server-key.pem")
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            body = b'{"secure": true}'
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # a client that refused our certificate
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.2", 0, ssl=context)
+    async with server:
+        yield f"https://127.0.0.2:{server.sockets[0].getsockname()[1]}/status", certs / "ca.pem"
+
+
+HTTPS_PLAN = """
+    version: 1
+    name: https
+    env: @ENV@
+    steps:
+      - id: fetch
+        http: {url: "@URL@", timeout: 10s}
+        outputs:
+          secure: ${response.json.secure}
+"""
+
+
+async def test_https_is_verified_against_the_system_trust_store(engine, shared, tmp_path, https_server, monkeypatch):
+    url, ca = https_server
+    plan = write_plan(tmp_path, HTTPS_PLAN, ENV=shared, URL=url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the trust store: as if the test CA were installed
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "fetch")
+    assert outcome.finished("fetch").outputs == {"secure": True}
+
+
+async def test_https_with_an_untrusted_certificate_fails_in_one_line(engine, shared, tmp_path, https_server, monkeypatch):
+    url, _ = https_server
+    plan = write_plan(tmp_path, HTTPS_PLAN, ENV=shared, URL=url)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca-key.pem"))  # a trust store without the test CA
+    outcome = await run_plan(engine, plan)
+    fetch = outcome.finished("fetch")
+    assert fetch.status == "failure"
+    assert fetch.reason.startswith(f"request to {url} failed: ") and "CERTIFICATE_VERIFY_FAILED" in fetch.reason
+    assert "\n" not in fetch.reason
+
+
 ECHO_SERVER_PORT = 18081
 
 
