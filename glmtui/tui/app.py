@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState
@@ -195,7 +196,10 @@ class GlmtuiApp(App[int]):
             self._stats.pop(name, None)  # it stopped or went away: the next listing says so
 
     def _show_stats(self) -> None:
-        pane = self.query_one(EnvironmentsPane)
+        try:
+            pane = self.query_one(EnvironmentsPane)
+        except NoMatches:  # the app is closing: its widgets go before its timers
+            return
         if self._stats != pane.stats:
             pane.stats = dict(self._stats)
 
