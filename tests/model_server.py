@@ -67,7 +67,7 @@ class Reply:
     envelope: bool = True  # add the id/object/created/model keys to each chunk
     cut_after: int | None = None  # close the connection after this many chunks
     delay: float = 0.0  # seconds before the first byte
-    interval: float = 0.0  # seconds between chunks
+    interval: float = 0.0  # seconds between chunks: chunk N is sent N * interval after the first
 
 
 def text(
@@ -448,12 +448,16 @@ class ModelServer:
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        start = loop.time()  # the first chunk's time
         try:
-            for chunk in reply.chunks:
+            for number, chunk in enumerate(reply.chunks):
                 if reply.cut_after is not None and record.chunks_sent >= reply.cut_after:
                     return _cut(request, record, response)
-                if reply.interval and record.chunks_sent:
-                    await asyncio.sleep(reply.interval)
+                if reply.interval and number:
+                    # A fixed timeline: chunk N is due `N * interval` after the first, however long
+                    # the writes took (a remote model is not slowed down by a busy client either).
+                    await asyncio.sleep(max(0.0, start + number * reply.interval - loop.time()))
                 payload = {**envelope, **chunk} if reply.envelope else chunk
                 await response.write(f"data: {json.dumps(payload)}\n\n".encode())
                 record.chunks_sent += 1

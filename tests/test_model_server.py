@@ -228,6 +228,25 @@ async def test_drip_streams_as_it_goes_and_stops_when_the_client_leaves(model_se
     assert model_server.requests[0].chunks_sent < 7
 
 
+async def test_a_paced_stream_keeps_its_timeline_when_the_server_is_held_up(model_server: ModelServer) -> None:
+    """Chunk N goes N * interval after the first, also after a hold-up: the chunks due meanwhile
+    go at once, the reply is not late by the hold-up (nor by the time each write takes)."""
+    model_server.script(drip(" ".join(f"w{i}" for i in range(10)), interval=0.05))  # 10 words, then the end
+
+    async with client_for(model_server) as client:
+        stream = await client.chat.completions.create(model="glm-4.6", messages=MESSAGES, stream=True)
+        await stream.__anext__()
+        first = time.monotonic()
+        running = model_server._running
+        assert running is not None
+        running.loop.call_soon_threadsafe(time.sleep, 0.5)  # the server's loop held up for 0.5 s
+        async for _ in stream:
+            pass
+        took = time.monotonic() - first
+
+    assert 0.5 <= took < 0.85, took  # 10 intervals after the first chunk; 1 s or more with the hold-up added
+
+
 async def test_pause_delays_the_first_byte(model_server: ModelServer) -> None:
     model_server.script(pause(0.5, text("late")))
 
