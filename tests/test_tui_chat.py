@@ -29,6 +29,7 @@ from glmtui.docker.engine import Engine
 from glmtui.tui.app import GlmtuiApp
 from glmtui.tui.screens.chat import ConversationPicker, ExportScreen, ModelPicker
 from glmtui.tui.screens.help import HelpScreen
+from glmtui.tui.widgets.answer import AnswerText
 from glmtui.tui.widgets.chat import ApprovalPrompt, ChatPane, ThinkingBlock, ToolCard, tokens_text
 
 pytestmark = pytest.mark.docker
@@ -112,6 +113,9 @@ def transcript_text(app: GlmtuiApp) -> str:
     pane = app.query_one(ChatPane)
     parts = []
     for widget in pane.transcript.query("*"):
+        if isinstance(widget, AnswerText):
+            parts.append(widget.text)
+            continue
         try:
             content = widget.render()
         except Exception:  # noqa: BLE001 - containers render nothing of their own
@@ -121,12 +125,8 @@ def transcript_text(app: GlmtuiApp) -> str:
 
 
 async def idle(pilot: Pilot, pane: ChatPane, timeout: float = 20) -> None:
-    """The reply ended and its last text is drawn: the final append to the Markdown (a worker
-    that parses it, slow on a busy machine) is done, and a frame went by after it."""
+    """The reply ended and its last text is drawn (a frame went by after it)."""
     await wait_until(pilot, lambda: not pane.busy, timeout=timeout, what="the reply to end")
-    await wait_until(pilot, lambda: not any(worker.group == "chat-flush" and not worker.is_finished
-                                            for worker in pane.app.workers),
-                     timeout=timeout, what="the reply's last text appended")
     await pilot.pause(0.2)
 
 
@@ -156,6 +156,10 @@ async def test_a_streamed_reply_shows_as_markdown_with_its_thinking_apart_and_th
         assert thinking.collapsed and "thinking · 7 words" in shown
         assert "the user wants a fix" not in shown
         assert thinking.text == "the user wants a fix; print it"
+        # in order: the message, the thinking, the answer (the answer's widget, made ready when the
+        # message was sent, stays after what the reply mounts before it)
+        kinds = [type(widget).__name__ for widget in pane.transcript.children]
+        assert kinds[-3:] == ["UserMessage", "ThinkingBlock", "AnswerText"], kinds
         # the usage of the message and of the conversation
         assert "last 1.2k · total 1.2k tokens" in shown
         # what the model was sent: the model from the config, the message, the tools
@@ -178,28 +182,19 @@ async def test_a_fast_stream_is_drawn_in_batches_and_whole_at_the_end(
     words = " ".join(f"word{i}" for i in range(600))
     model_server.script(text(words, pieces=None, usage=(10, 600)))
     async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
-        from textual.widgets import Markdown
+        shown = []  # the answer's text each time it is drawn
+        original = AnswerText.show
 
-        from glmtui.tui.widgets import chat
+        def counting(self: AnswerText, text: str) -> None:
+            shown.append(text)
+            original(self, text)
 
-        appends = []  # the text the answer's widget is created with, then each append
-        original, created = Markdown.append, chat.markdown_widget
-
-        def counting(self: Markdown, fragment: str) -> Any:
-            appends.append(fragment)
-            return original(self, fragment)
-
-        def creating(text: str | None = None) -> Any:
-            appends.append(text or "")
-            return created(text)
-
-        # counts the redraws, changes nothing
-        monkeypatch.setattr(Markdown, "append", counting)
-        monkeypatch.setattr(chat, "markdown_widget", creating)
+        monkeypatch.setattr(AnswerText, "show", counting)  # counts the redraws, changes nothing
         await send(pilot, app, "talk")
         await idle(pilot, pane)
-        assert "".join(appends) == words  # all of it, once
-        assert len(appends) < 60, f"{len(appends)} appends for 600 tokens"
+        assert shown[-1] == words  # all of it, once
+        assert len(shown) < 60, f"{len(shown)} redraws for 600 tokens"
+        assert pane.transcript.query_one(AnswerText).text == words
         assert "word599" in pane_text(app)
 
 
@@ -236,6 +231,8 @@ async def test_y_approves_a_command_that_runs_in_the_container(
         assert re.search(r"✔ bash\s+ok · exit 0 · (\d+ms|\d+\.\ds) · you said yes", shown), shown
         assert f"$ {command}" in shown and "approved" in shown and "exit code 0" in shown
         assert "The file is there." in shown
+        assert [type(widget).__name__ for widget in pane.transcript.children][-3:] == [
+            "UserMessage", "ToolCard", "AnswerText"]
         assert not prompt.is_attached and pane.input.has_focus  # the prompt went; the focus is back
         tool_message = model_server.requests[1].body["messages"][-1]
         assert tool_message["role"] == "tool" and tool_message["content"] == "approved\nexit code 0"
@@ -408,7 +405,9 @@ async def test_the_conversation_reopens_after_a_restart_and_exports_to_markdown(
     assert conversation_id
     monkeypatch.chdir(tmp_path)
     async with chat_tui(tmp_path, config, env.name) as (app, pilot, pane):
-        await wait_until(pilot, lambda: "I ran it" in pane_text(app), what="the saved conversation")
+        # the answer draws in the frame it is mounted in, the card's parts a frame later
+        await wait_until(pilot, lambda: "I ran it" in pane_text(app) and "exit code 0" in pane_text(app),
+                         what="the saved conversation")
         assert pane.conversation_id == conversation_id
         shown = pane_text(app)
         assert "please remember me" in shown and "it says from-the-tool." in shown

@@ -3,17 +3,18 @@
 The agent (glmtui.agent) runs in the pane's worker and reports to the pane's sink, which
 gathers its events in order and posts one ChatEvents message for all those that arrive before
 the pane handles it (a burst of 200 pieces is a few messages, not 200); only the pane's handlers
-change its widgets. Replies stream in as Markdown, batched on the leading edge: the first pieces
-are the text the answer's Markdown widget is created with, a piece after a quiet spell longer
-than FLUSH_SECONDS is drawn at once, the rest of a fast stream at most about every FLUSH_SECONDS
-(one append in flight at a time), and always once more at the end. The model's
-thinking goes to a collapsed section of its own, each tool call to a card. When the approval
-policy asks, a prompt appears inline and takes the focus; the agent waits on a future the
-prompt's answer resolves.
+change its widgets. A reply streams in as Markdown (AnswerText: rich's Markdown, parsed and drawn
+in the same call, in a widget mounted hidden when the message is sent), batched on the leading
+edge: the first pieces are drawn at once, as is a piece after a quiet spell longer than
+FLUSH_SECONDS, the rest of a fast stream at most about every FLUSH_SECONDS, and always once more
+at the end. (Textual's Markdown widget parses in a thread and mounts a widget per block: it put
+a piece on screen tens of milliseconds after it came.) The model's thinking goes to a collapsed
+section of its own, each tool call to a card. When the approval policy asks, a prompt appears
+inline and takes the focus; the agent waits on a future the prompt's answer resolves.
 
 The model SDK takes about 0.4 s to import: glmtui.agent.session (and with it the client) is
-imported in the worker, when the first message is sent, never at start-up. Markdown (about
-50 ms) is imported when the first message is shown.
+imported in the worker, when the first message is sent, never at start-up. rich.markdown (about
+50 ms, markdown-it) is imported when the first answer's widget is made.
 
 Conversations are saved by the session as they go; the pane shows the environment's latest one
 (or the one picked with ctrl+o) when the environment is selected, from the stored messages.
@@ -25,7 +26,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ from textual.worker import Worker, WorkerState
 from glmtui.errors import BadInput, GlmtuiError
 from glmtui.events import Token, ToolCall, ToolResult, Usage
 from glmtui.tui.messages import ApprovalAnswered, ApprovalAsked, ChatEvent
+from glmtui.tui.widgets.answer import AnswerText
 
 if TYPE_CHECKING:
     from glmtui.config import Config
@@ -138,14 +140,6 @@ def keys_masker(config: Config) -> Masker:
     return Masker(key for key in keys if len(key) >= 4)
 
 
-def markdown_widget(text: str | None = None) -> Widget:
-    """An assistant message. Markdown is imported when the first one is drawn (markdown-it costs
-    about 50 ms to import, which start-up does not pay)."""
-    from textual.widgets import Markdown
-
-    return Markdown(text, classes="chat-answer")
-
-
 # --- the pieces of a conversation -----------------------------------------------------------------
 
 
@@ -197,43 +191,38 @@ class ChatEvents(Message):
 
 
 class AnswerStream:
-    """An assistant message as it streams: pieces are buffered and appended to its Markdown in
-    batches, one append at a time (Markdown.append is not safe to overlap, nor before the widget
-    is mounted: its mount would wipe the text). `masker`: the message's masking stream (what the
-    widget was created with went through it); `mounted`: the widget's mount, awaited by finish."""
+    """An assistant message as it streams: its text shows as it comes, in batches (`add`, then
+    `flush`), and whole at the end (`finish`). `masker`: the message's masking stream (a key cut
+    between two pieces is still masked); `text`: the first pieces, through it."""
 
-    def __init__(self, widget: Any, masker: Any, mounted: Awaitable[Any] | None = None) -> None:
+    def __init__(self, widget: AnswerText, masker: Any, text: str) -> None:
         self.widget = widget
-        self._masker = masker  # a key cut between two pieces is still masked
-        self._mounted = mounted
+        self.text = text
+        self._masker = masker
         self._buffer: list[str] = []
-        self._pending: Any = None  # the append in flight (an AwaitComplete)
+        widget.show(text)
+        widget.display = True
 
     def add(self, pieces: list[str]) -> None:
         self._buffer.extend(pieces)
 
     def flush(self) -> bool:
-        """Append what is buffered, unless an append is in flight; True when one was started."""
-        if not self._buffer or not self.widget.is_mounted or (self._pending is not None and not self._pending.is_done):
+        """Show what is buffered; True when something new was drawn."""
+        if not self._buffer:
             return False
         chunk = self._masker.feed("".join(self._buffer))
         self._buffer.clear()
         if not chunk:
             return False
-        self._pending = self.widget.append(chunk)
+        self.text += chunk
+        self.widget.show(self.text)
         return True
 
-    async def finish(self) -> None:
-        """Everything appended, the held back end of the text too."""
-        if not self.widget.is_mounted and self._mounted is not None:
-            await self._mounted
-        if self._pending is not None:
-            await self._pending
-        rest = self._masker.feed("".join(self._buffer)) + self._masker.flush()
+    def finish(self) -> None:
+        """Everything shown, the held back end of the text too."""
+        self.text += self._masker.feed("".join(self._buffer)) + self._masker.flush()
         self._buffer.clear()
-        if rest:
-            self._pending = self.widget.append(rest)
-            await self._pending
+        self.widget.show(self.text)
 
 
 class ToolCard(Vertical):
@@ -460,6 +449,7 @@ class ChatPane(Widget, can_focus=True):
         self._sending: UserMessage | None = None  # the message being sent, until the model has it
         self._sent_text = ""
         self._answer: AnswerStream | None = None
+        self._ready: AnswerText | None = None  # the next answer's widget, hidden, last in the transcript
         self._thinking: ThinkingBlock | None = None
         self._thinking_parts: list[str] = []
         self._events: list[Any] = []  # the agent's events not handled yet (the sink's batch)
@@ -648,7 +638,7 @@ class ChatPane(Widget, can_focus=True):
                 widgets.append(UserMessage(content))
             elif role == "assistant":
                 if content.strip():
-                    widgets.append(markdown_widget(content))
+                    widgets.append(AnswerText(content))
                 for call in message.get("tool_calls") or []:
                     function = call.get("function") or {}
                     try:
@@ -672,6 +662,7 @@ class ChatPane(Widget, can_focus=True):
 
     def _clear(self) -> None:
         self._answer = None
+        self._ready = None
         self._thinking = None
         self._cards.clear()
         self.transcript.remove_children()
@@ -715,15 +706,19 @@ class ChatPane(Widget, can_focus=True):
             parts.append(self.provider_name)
         if self.model_name:
             parts.append(self.model_name)
-        self.border_title = " · ".join(parts)
+        title = " · ".join(parts)
+        if self.border_title != title:  # setting it repaints the whole pane, even with the same text
+            self.border_title = title
         if self.is_mounted:
             self.input.placeholder = (f"message the agent in {self.shown_environment} · enter sends"
                                       if self.shown_environment else "pick an environment to chat with an agent in it")
         if self.total_tokens or self.last_tokens:
             last = f"last {tokens_text(self.last_tokens)} · " if self.last_tokens else ""
-            self.border_subtitle = f"{last}total {tokens_text(self.total_tokens)} tokens"
+            subtitle = f"{last}total {tokens_text(self.total_tokens)} tokens"
         else:
-            self.border_subtitle = ""
+            subtitle = ""
+        if self.border_subtitle != subtitle:
+            self.border_subtitle = subtitle
 
     def _set_status(self, text: str | None, *, warning: bool = False) -> None:
         status = self.query_one("#chat-status", Static)
@@ -756,6 +751,7 @@ class ChatPane(Widget, can_focus=True):
         self._sent_text = text
         self._sending = UserMessage(text)
         self.transcript.mount(self._sending)
+        self._make_ready()
         self.transcript.anchor()
         self.busy = True
         self.last_tokens = 0
@@ -770,7 +766,7 @@ class ChatPane(Widget, can_focus=True):
         self._sending = None  # from here on, the message is the conversation's
         result = await session.send(text)
         if not result.finished and result.reason:
-            self.transcript.mount(Note(f"■ {result.reason}: send a message to go on"))
+            self._mount(Note(f"■ {result.reason}: send a message to go on"))
 
     async def _open_session(self, environment: str) -> Any:
         env = await self.engine.get_environment(environment)
@@ -851,6 +847,18 @@ class ChatPane(Widget, can_focus=True):
         else:
             self._show_event(event)
 
+    def _make_ready(self) -> None:
+        """A hidden widget at the transcript's end for the next answer, mounted ahead: when its
+        first piece comes, showing it costs one frame, not the mount of a new widget."""
+        if self._ready is None:
+            self._ready = AnswerText()
+            self._ready.display = False
+            self.transcript.mount(self._ready)
+
+    def _mount(self, widget: Widget) -> None:
+        """A part of the reply into the transcript, before the next answer's widget."""
+        self.transcript.mount(widget, before=self._ready)
+
     def _add_pieces(self, channel: str, pieces: list[str]) -> None:
         self._sending = None
         if channel == "reasoning":
@@ -863,7 +871,8 @@ class ChatPane(Widget, can_focus=True):
             self._close_blocks()
             card = ToolCard(event.call_id, event.tool, dict(event.arguments), self.masker)
             self._cards[event.call_id] = card
-            self.transcript.mount(card)
+            self._mount(card)
+            self._make_ready()  # for the answer after the result
             self._set_status(f"running {event.tool}…")
         elif isinstance(event, ToolResult):
             card = self._cards.get(event.call_id)
@@ -875,26 +884,29 @@ class ChatPane(Widget, can_focus=True):
             self._close_blocks()
             self.last_tokens += event.input_tokens + event.output_tokens
             self.total_tokens = event.total_input_tokens + event.total_output_tokens
-            self._show_title()
+            self.call_after_refresh(self._show_title)  # see _show_idle
 
     def _add_thinking(self, pieces: list[str]) -> None:
         if self._thinking is None:
             self._close_answer()
             self._thinking = ThinkingBlock(self.masker)
             self._thinking_parts = []
-            self.transcript.mount(self._thinking)
+            self._mount(self._thinking)
             self._set_status("thinking…")
         self._thinking_parts.extend(pieces)
         self._lead()
 
     def _add_answer(self, pieces: list[str]) -> None:
         if self._answer is None:
-            # The first pieces are the widget's text from its mount (no append of their own); the
-            # next ones wait for the ticker, or for a quiet spell to end.
+            # The first pieces show at once, in the widget made ready when the message was sent;
+            # the next ones wait for the ticker, or for a quiet spell to end.
             self._close_thinking()
             masker = self.masker.stream()
-            widget = markdown_widget(masker.feed("".join(pieces)))
-            self._answer = AnswerStream(widget, masker, self.transcript.mount(widget))
+            widget, self._ready = self._ready, None
+            if widget is None:
+                widget = AnswerText()
+                self.transcript.mount(widget)
+            self._answer = AnswerStream(widget, masker, masker.feed("".join(pieces)))
             self._drawn_at = time.monotonic()
             self._set_status("replying…  esc stops")
             return
@@ -925,9 +937,9 @@ class ChatPane(Widget, can_focus=True):
             self._thinking = None
 
     def _close_answer(self) -> None:
-        if self._answer is not None:
-            self.run_worker(self._answer.finish(), group="chat-flush", exit_on_error=False)
-            self._answer = None
+        answer, self._answer = self._answer, None
+        if answer is not None:
+            answer.finish()
 
     def _close_blocks(self) -> None:
         self._close_thinking()
@@ -946,7 +958,7 @@ class ChatPane(Widget, can_focus=True):
         if card is not None:
             card.ask(prompt)
         else:
-            self.transcript.mount(prompt)
+            self._mount(prompt)
         self._set_status("the agent waits for your answer: y yes · n no · a always", warning=True)
         self.transcript.anchor()
 
@@ -993,6 +1005,9 @@ class ChatPane(Widget, can_focus=True):
         self._ticker.pause()
         self._flush()
         self._close_blocks()
+        if self._ready is not None:
+            self._ready.remove()
+            self._ready = None
         for prompt, (future, _) in list(self._prompts.items()):
             future.cancel()
             prompt.remove()
@@ -1014,13 +1029,19 @@ class ChatPane(Widget, can_focus=True):
         self.busy = False
         self._cards.clear()
         self.refresh_bindings()
-        self._show_title()
-        self._set_status(self.guidance, warning=True)
+        self.call_after_refresh(self._show_idle)
         focused = self.screen.focused
         if focused is None or isinstance(focused, ApprovalPrompt) or focused is self:
             self.input.focus()
         if self.environment != self.shown_environment:
             self._show_selected()
+
+    def _show_idle(self) -> None:
+        """The title and the status line after a reply, once a frame showed its last words (the
+        title repaints the whole pane, the status line moves the transcript)."""
+        self._show_title()
+        if not self.busy:
+            self._set_status(self.guidance, warning=True)
 
     # -- conversations, the model, export ---------------------------------------------------
 

@@ -1,0 +1,95 @@
+"""An assistant message drawn as Markdown, cheaply enough to redraw at every piece of a stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.strip import Strip
+from textual.style import Style
+from textual.visual import Visual, visualize
+from textual.widget import Widget
+
+
+class AnswerText(Widget):
+    """An assistant message, drawn as Markdown by rich: parsed and drawn in the same call, so the
+    text given to `show` is on screen at the next frame. The blocks before the last one are done
+    (a streaming reply only adds to its last block or starts a new one): they are drawn once per
+    width and kept, and only the last block is drawn again as the text grows."""
+
+    DEFAULT_CSS = "AnswerText { height: auto; }"
+
+    def __init__(self, text: str = "") -> None:
+        # markdown-it (about 50 ms): imported with the first answer
+        from rich.markdown import Markdown
+
+        super().__init__(classes="chat-answer")
+        self._markdown = Markdown
+        self.text = ""
+        self._done = ""  # the text of the blocks that are done
+        self._done_lines: list[Strip] = []  # ... drawn at self._width
+        self._rule_last = False  # the last block that is done is a rule
+        self._lines: list[Strip] = []  # all of it, drawn at self._width, in self._style
+        self._width = 0
+        self._style: Any = None
+        if text:
+            self.show(text)
+
+    def show(self, text: str) -> None:
+        self.text = text
+        height = len(self._lines)
+        if self._width:
+            self._draw(self._width)
+        # a layout (of the screen, and a frame more) only when the text needs another number of lines
+        self.refresh(layout=not self._width or len(self._lines) != height)
+
+    def _draw(self, width: int) -> None:
+        if width != self._width or self.visual_style != self._style or not self.text.startswith(self._done):
+            self._width, self._style, self._done, self._done_lines = width, self.visual_style, "", []
+        tail = self.text[len(self._done):]
+        last = self._markdown(tail)
+        starts = [(token.map[0], index) for index, token in enumerate(last.parsed)
+                  if token.level == 0 and token.nesting >= 0 and token.map]
+        if len(starts) > 1:  # the blocks before the last one are done
+            line, index = starts[-1]
+            cut = 0
+            for _ in range(line):
+                cut = tail.index("\n", cut) + 1
+            self._done_lines = self._after_done(self._render_markdown(self._markdown(tail[:cut]), width))
+            self._done += tail[:cut]
+            self._rule_last = last.parsed[index - 1].type == "hr"
+            last = self._markdown(tail[cut:])
+        self._lines = self._after_done(self._render_markdown(last, width))
+
+    def _after_done(self, lines: list[Strip]) -> list[Strip]:
+        """`lines` after those of the blocks that are done, with the blank line rich puts between
+        two blocks: none after a rule, and some blocks (lists, quotes) start with their own."""
+        if self._done_lines and lines and lines[0].text and not self._rule_last:
+            return [*self._done_lines, Strip([]), *lines]
+        return self._done_lines + lines
+
+    def _render_markdown(self, markdown: Any, width: int) -> list[Strip]:
+        return Visual.to_strips(self, visualize(self, markdown), width, None, self.visual_style)
+
+    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
+        if width and width != self._width:
+            self._draw(width)
+        return len(self._lines)
+
+    def render_lines(self, crop: Any) -> list[Strip]:
+        if self._width and self.visual_style != self._style:
+            self._draw(self._width)  # the colours changed (the theme)
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        line = self._lines[y] if y < len(self._lines) else Strip([])
+        span = self.text_selection.get_span(y) if self.text_selection is not None else None
+        if span is not None:  # the part of the line the mouse selected, in the selection's colours
+            start, end = span
+            end = line.cell_length if end == -1 else end
+            left, middle, right = line.divide([start, end, line.cell_length])
+            selected = Style.from_styles(self.screen.get_component_styles("screen--selection")).rich_style
+            line = Strip.join([left, middle.apply_style(selected), right])
+        return line
+
+    def get_selection(self, selection: Any) -> tuple[str, str] | None:
+        return selection.extract("\n".join(line.text for line in self._lines)), "\n"
