@@ -29,13 +29,14 @@ What is measured:
           model calls and the tool).
   screen  the same two replies (burst and paced) shown by the TUI's chat pane: a headless
           Textual app (App.run_test) holding a ChatPane, which sends a message through its real
-          path (its worker, its sink, its ChatEvents handler, AnswerStream, the Markdown widget,
-          the flush ticker). The session is a stand-in (no engine, no tools): its `send` makes
-          one real `ModelClient.stream` call and gives each piece to the pane's sink as a Token
-          event, then a Usage event, as the agent loop does. Measured from that call to the
-          first frame composed after the first piece is in the Markdown document (the widget's
-          update at its mount, or an append, completed), and the same for the last piece; against the bare
-          client's first token and whole reply in the same round, in the same event loop. The
+          path (its worker, its sink, its ChatEvents handler, AnswerStream, the answer's Markdown
+          widget AnswerText, the flush ticker).
+          The session is a stand-in (no engine, no tools): its `send` makes one real
+          `ModelClient.stream` call and gives each piece to the pane's sink as a Token event, then
+          a Usage event, as the agent loop does. Measured from that call to the first frame
+          composed with text of the reply in it (the answer's widget drew its lines for that frame,
+          from its text drawn as Markdown), and to the first one with the whole reply in it; against
+          the bare client's first token and whole reply in the same round, in the same event loop. The
           headless driver writes nothing: turning the frame into escape codes and the
           terminal's own drawing are not included. Goal: overhead < 10 ms for both.
 
@@ -324,10 +325,9 @@ class Bench:
         import tempfile
         from types import SimpleNamespace
 
+        import glmtui.tui  # noqa: F401 - first, as in the app: it sets Textual's frame rate before textual is imported
         from textual import constants
         from textual.app import App
-        from textual.await_complete import AwaitComplete
-        from textual.widgets import Markdown
 
         from glmtui.agent import session as session_module
         from glmtui.agent.client import ModelClient
@@ -344,37 +344,36 @@ class Bench:
         bare = BareClient(self.server.host, self.server.port, self.server.path)
         body = json.dumps({"model": MODEL, "messages": MESSAGES, "stream": True,
                            "stream_options": {"include_usage": True}}).encode()
-        # Per round: the request's start, the first piece at the client, each append of the reply
-        # (when it completed: its text in the document; the document's length then), each frame.
+        # Per round: the request's start, the first piece at the client, each update of the reply's
+        # widget (when: its text drawn into its lines; its length), the length of the text in the
+        # lines the widget last gave the compositor, each frame (when; the length it shows).
         started: list[float] = []
         first_piece: list[float] = []
         returned: list[float] = []
         marks: list[tuple[float, int]] = []
-        frames: list[float] = []
+        drawn = [0]
+        frames: list[tuple[float, int]] = []
         whole = asyncio.Event()
-        watching: set[asyncio.Task[None]] = set()
 
-        class TimedMarkdown(Markdown):
-            """The chat's Markdown widget, noting when its text has been put in the document: the
-            update its mount makes with the text it was created with, and each append (the pane
-            awaits the same update or append, as before)."""
+        class TimedText(chat.AnswerText):
+            """The reply's widget, noting each update (its text drawn into its lines as Markdown) and
+            what it gives the compositor, which asks for its lines when it composes a frame with it."""
 
-            def _timed(self, changed: AwaitComplete) -> AwaitComplete:
-                async def done() -> None:
-                    await changed
-                    if self.source:
-                        marks.append((time.perf_counter(), len(self.source)))
+            drawn_length = 0
 
-                task = asyncio.get_running_loop().create_task(done())
-                watching.add(task)
-                task.add_done_callback(watching.discard)
-                return changed
+            def show(self, text: str) -> None:
+                super().show(text)
+                if text:
+                    marks.append((time.perf_counter(), len(text)))
 
-            def update(self, markdown: str) -> AwaitComplete:
-                return self._timed(super().update(markdown))
+            def _draw(self, width: int) -> None:
+                super()._draw(width)
+                self.drawn_length = len(self.text)
 
-            def append(self, markdown: str) -> AwaitComplete:
-                return self._timed(super().append(markdown))
+            def render_lines(self, crop: Any) -> Any:
+                lines = super().render_lines(crop)
+                drawn[0] = self.drawn_length
+                return lines
 
         class ForwardingSession:
             """Stands in for ChatSession: one real ModelClient.stream call per message, its pieces
@@ -428,8 +427,8 @@ class Bench:
                 writes nothing). Textual's own hook, private: the one place every frame passes."""
                 super()._display(screen, renderable)
                 if renderable is not None and not self._batch_count:
-                    frames.append(time.perf_counter())
-                    if marks and marks[-1][1] == len(CONTENT):
+                    frames.append((time.perf_counter(), drawn[0]))
+                    if drawn[0] == len(CONTENT):
                         whole.set()  # this frame shows the whole reply
 
         async def settle(pilot: Any, until: Callable[[], bool], what: str) -> None:
@@ -447,9 +446,9 @@ class Bench:
                                      "updated_whole")},
             "bare": {"first": [], "whole": []},
         }
-        saved = (session_module.ChatSession, chat.markdown_widget, os.environ.get(KEY_VAR))
+        saved = (session_module.ChatSession, chat.AnswerText, os.environ.get(KEY_VAR))
         session_module.ChatSession = ForwardingSession  # the pane imports it when a message is sent
-        chat.markdown_widget = lambda text=None: TimedMarkdown(text, classes="chat-answer")
+        chat.AnswerText = TimedText
         os.environ[KEY_VAR] = API_KEY
         try:
             with tempfile.TemporaryDirectory(prefix="glmtui-bench-") as folder:
@@ -465,22 +464,24 @@ class Bench:
                     async def on_pane() -> dict[str, float]:
                         for kept in (started, first_piece, returned, marks, frames):
                             kept.clear()
+                        drawn[0] = 0
                         whole.clear()
                         pane.input.value = MESSAGES[0]["content"]
                         await pilot.press("enter")
                         await asyncio.wait_for(whole.wait(), 10)
                         await settle(pilot, lambda: not pane.busy, "the end of the reply")
-                        answer = pane.transcript.query_one(TimedMarkdown)
-                        shown = " ".join(str(getattr(block.render(), "plain", "")) for block in answer.children)
-                        if shown.split() != CONTENT.split() or not marks or marks[0][1] == 0:
+                        answer = pane.transcript.query_one(TimedText)
+                        shown = " ".join(line.text for line in answer._lines)
+                        if shown.split() != CONTENT.split() or not marks:
                             raise RuntimeError(f"screen: the reply was drawn wrong ({len(shown)} characters)")
                         pane.action_new()  # a new conversation: the next round starts on an empty pane
                         await pilot.pause()
-                        start, (first, _), (last, _) = started[0], marks[0], marks[-1]
-                        return {"first": next(f for f in frames if f > first) - start,
-                                "whole": next(f for f in frames if f > last) - start,
+                        start = started[0]
+                        return {"first": next(at for at, length in frames if length) - start,
+                                "whole": next(at for at, length in frames if length == len(CONTENT)) - start,
                                 "client_first": first_piece[0] - start, "client_whole": returned[0] - start,
-                                "updated_first": first - start, "updated_whole": last - start}
+                                "updated_first": marks[0][0] - start,
+                                "updated_whole": next(at for at, length in marks if length == len(CONTENT)) - start}
 
                     async def on_bare() -> dict[str, float]:
                         first: list[float] = []
@@ -503,7 +504,7 @@ class Bench:
                                 for name, value in sample.items():
                                     sides[side][name].append(value)
         finally:
-            session_module.ChatSession, chat.markdown_widget, key = saved
+            session_module.ChatSession, chat.AnswerText, key = saved
             if key is None:
                 os.environ.pop(KEY_VAR, None)
             else:
@@ -517,10 +518,11 @@ class Bench:
 
         notes = {
             "first": f"the first piece at ModelClient's callback {over(pane['client_first'], raw['first'])}, in the "
-                     f"Markdown document (its update or append done) {over(pane['updated_first'], raw['first'])}; this figure: "
-                     f"the next frame",
-            "whole": f"ModelClient's reply returned {over(pane['client_whole'], raw['whole'])}, the last piece in the "
-                     f"Markdown document {over(pane['updated_whole'], raw['whole'])}; this figure: the next frame",
+                     f"answer's widget (drawn as Markdown) {over(pane['updated_first'], raw['first'])}; this figure: the first frame "
+                     f"that drew it",
+            "whole": f"ModelClient's reply returned {over(pane['client_whole'], raw['whole'])}, the whole reply in the "
+                     f"answer's widget {over(pane['updated_whole'], raw['whole'])}; this figure: the first frame "
+                     f"that drew it",
         }
         for name, title in (("first", f"first token on screen{label}"),
                             ("whole", f"whole reply on screen, {PIECES} pieces{label}")):
@@ -703,7 +705,7 @@ def table(figures: list[Figure], meta: dict[str, Any], notes: list[str]) -> str:
         all_notes += [
             "  screen: a headless App (run_test) holding the ChatPane; a stand-in session forwards one real"
             " ModelClient.stream's pieces to the pane's sink as Token events; from the call to the first frame"
-            " composed after the first / last piece is in the Markdown document (its update or append done); the headless"
+            " that drew text of the reply / the whole reply (the widgets' lines rendered for it); the headless"
             " driver writes nothing (no escape codes, no terminal drawing); baseline: the bare client's first token"
             " / whole reply in the same round and event loop",
         ]
