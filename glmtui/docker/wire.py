@@ -132,7 +132,9 @@ class Wire:
                 head = await _send(connection, request)
             response = Response(connection, head)
             if response.status >= 400:
-                raise EngineHTTPError(response.status, _message(await response.read()))
+                message = _message(await response.read())
+                reusable = response.complete  # an answer like any other: the connection stays good
+                raise EngineHTTPError(response.status, message)
             yield response
             reusable = response.complete
         finally:
