@@ -90,6 +90,13 @@ async def test_tls_with_the_certificates_of_docker_cert_path(make_env, tls_relay
         await engine.close()
 
 
+async def test_tls_without_the_certificate_files_names_the_missing_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))
+    with pytest.raises(EngineUnreachable, match=f"{tmp_path}/ca.pem is missing"):
+        await Engine.connect("tcp://127.0.0.1:2376")
+
+
 async def test_tls_without_a_trusted_ca_is_refused(tls_relay, tmp_path, certs, monkeypatch):
     """Certificates of another CA: the engine's certificate is not trusted, one clear line."""
     for name in ("ca.pem", "cert.pem", "key.pem"):

@@ -288,7 +288,9 @@ class Engine:
         except asyncio.CancelledError:
             await asyncio.shield(self._kill_exec(name, tag, user))
             raise
-        except (EngineHTTPError, OSError) as err:
+        except EngineHTTPError as err:  # e.g. the environment stopped between create and start
+            raise _translate_error(err, f"environment {name!r}") from None
+        except OSError as err:
             raise EngineUnreachable(f"lost the Docker engine during the command: {err}") from None
         exit_code = await self._exec_exit_code(execution)
         result = ExecResult(
@@ -377,7 +379,7 @@ class Engine:
         """A TTY process (a shell by default: bash, falling back to sh)."""
         env = {"TERM": os.environ.get("TERM", "xterm-256color"), **(environment or {})}
         async with self._translate(f"environment {name!r}"):
-            execution = await self._container(name).exec(
+            execution = await self._docker.containers.container(container_name(name)).exec(
                 cmd=list(argv or SHELL_ARGV),
                 stdout=True,
                 stderr=True,
@@ -671,9 +673,6 @@ class Engine:
         return report
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _container(self, name: str) -> Any:
-        return self._docker.containers.container(container_name(name))
 
     async def _find_container(self, container: str) -> dict[str, Any] | None:
         found = await self._list_containers({"name": [f"^/{container}$"], **MANAGED_FILTER})

@@ -50,7 +50,6 @@ class Response:
 
     def __init__(self, connection: _Connection, head: h11.Response) -> None:
         self.status = head.status_code
-        self.headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in head.headers}
         self._connection = connection
         self.complete = False
 
@@ -198,6 +197,9 @@ def _tls_context() -> ssl.SSLContext:
     """The engine's certificates from DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem), as the
     docker CLI uses them."""
     folder = os.environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise ValueError(f"DOCKER_TLS_VERIFY is set but {os.path.join(folder, name)} is missing (DOCKER_CERT_PATH)")
     context = ssl.create_default_context(cafile=os.path.join(folder, "ca.pem"))
     context.load_cert_chain(os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem"))
     return context
