@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.strip import Strip
 from textual.style import Style
 from textual.visual import Visual, visualize
@@ -18,12 +19,15 @@ class AnswerText(Widget):
 
     DEFAULT_CSS = "AnswerText { height: auto; }"
 
-    def __init__(self, text: str = "") -> None:
+    def __init__(self, text: str = "", *, pending: bool = False) -> None:
         # markdown-it (about 50 ms): imported with the first answer
         from rich.markdown import Markdown
 
         super().__init__(classes="chat-answer")
         self._markdown = Markdown
+        # Before its first words, a pending answer holds their line with a dim "…": the first
+        # words then take its place in a repaint of that line, not a layout of the screen.
+        self.pending = pending
         self.text = ""
         self._done = ""  # the text of the blocks that are done
         self._done_lines: list[Strip] = []  # ... drawn at self._width
@@ -59,6 +63,8 @@ class AnswerText(Widget):
             self._rule_last = last.parsed[index - 1].type == "hr"
             last = self._markdown(tail[cut:])
         self._lines = self._after_done(self._render_markdown(last, width))
+        if not self.text and self.pending:
+            self._lines = self._render_markdown(Text("…", style="dim"), width)
 
     def _after_done(self, lines: list[Strip]) -> list[Strip]:
         """`lines` after those of the blocks that are done, with the blank line rich puts between

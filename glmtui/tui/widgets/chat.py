@@ -201,7 +201,6 @@ class AnswerStream:
         self._masker = masker
         self._buffer: list[str] = []
         widget.show(text)
-        widget.display = True
 
     def add(self, pieces: list[str]) -> None:
         self._buffer.extend(pieces)
@@ -457,6 +456,8 @@ class ChatPane(Widget, can_focus=True):
         self._cards: dict[str, ToolCard] = {}
         self._prompts: dict[ApprovalPrompt, tuple[asyncio.Future[str], ToolCard | None]] = {}
         self._select_timer: Any = None
+        self._status_width = 0  # of the status line's text
+        self._status_later: str | None = None  # the status line's next text, at the ticker's next tick
         self.border_title = "Chat"
 
     # -- composition ------------------------------------------------------------------------
@@ -721,8 +722,15 @@ class ChatPane(Widget, can_focus=True):
             self.border_subtitle = subtitle
 
     def _set_status(self, text: str | None, *, warning: bool = False) -> None:
+        self._status_later = None
         status = self.query_one("#chat-status", Static)
-        status.update(Text(text or ""))
+        line = Text(text or "")
+        # A layout (the transcript above moves) only when the line appears, goes or may wrap; a
+        # new status on the line that is there is a repaint of it (e.g. with a reply's first words).
+        width = status.content_size.width
+        layout = bool(text) != status.has_class("-shown") or max(line.cell_len, self._status_width) >= width
+        self._status_width = line.cell_len
+        status.update(line, layout=layout)
         status.set_class(bool(text), "-shown")
         status.set_class(warning, "-warning")
 
@@ -848,11 +856,10 @@ class ChatPane(Widget, can_focus=True):
             self._show_event(event)
 
     def _make_ready(self) -> None:
-        """A hidden widget at the transcript's end for the next answer, mounted ahead: when its
-        first piece comes, showing it costs one frame, not the mount of a new widget."""
+        """The next answer's widget at the transcript's end, mounted ahead and pending (a dim
+        "…"): its first piece is drawn in a repaint of that line, not a mount and a layout."""
         if self._ready is None:
-            self._ready = AnswerText()
-            self._ready.display = False
+            self._ready = AnswerText(pending=True)
             self.transcript.mount(self._ready)
 
     def _mount(self, widget: Widget) -> None:
@@ -908,7 +915,9 @@ class ChatPane(Widget, can_focus=True):
                 self.transcript.mount(widget)
             self._answer = AnswerStream(widget, masker, masker.feed("".join(pieces)))
             self._drawn_at = time.monotonic()
-            self._set_status("replying…  esc stops")
+            # at the next tick: in the frame with the first words, a change of the status line at
+            # the pane's foot would have Textual redraw every line between the two
+            self._status_later = "replying…  esc stops"
             return
         self._answer.add(pieces)
         self._lead()
@@ -920,6 +929,8 @@ class ChatPane(Widget, can_focus=True):
             self._flush()
 
     def _flush(self) -> None:
+        if self._status_later is not None:
+            self._set_status(self._status_later)
         drawn = False
         if self._thinking is not None and self._thinking_parts:
             self._thinking.add(self._thinking_parts)
@@ -1003,6 +1014,7 @@ class ChatPane(Widget, can_focus=True):
             return
         self._worker = None
         self._ticker.pause()
+        self._status_later = None
         self._flush()
         self._close_blocks()
         if self._ready is not None:
