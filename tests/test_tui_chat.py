@@ -7,6 +7,7 @@ agent did, from the container (docker exec) and from the requests the server rec
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -289,6 +290,34 @@ async def test_a_always_allows_the_pattern_for_the_rest_of_the_conversation(
 
 
 # --- (3) esc stops the reply; what was said stays; the next message works -----------------------
+
+
+async def test_the_answer_waits_on_a_dim_ellipsis_that_its_first_words_replace(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    """Until the model answers, the answer's line holds "…" (so the first words are a repaint of
+    that line, not a layout); the words take its place, the status says so a tick later, and no
+    "…" is left once the reply ended."""
+    env = await make_env()
+    model_server.script(dataclasses.replace(drip("alpha bravo charlie delta echo", interval=0.15), delay=0.6))
+
+    def rows() -> list[str]:
+        return [row.strip("│ ") for row in pane_text(app).splitlines()]
+
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "spell")
+        await wait_until(pilot, lambda: "…" in rows(), what="the answer's line waiting")
+        assert "alpha" not in pane_text(app)
+        assert "waiting for test…" in rows()
+        answer = pane.transcript.children[-1]
+        assert isinstance(answer, AnswerText) and answer.text == ""
+        await wait_until(pilot, lambda: "alpha" in pane_text(app), what="the first words")
+        assert "…" not in rows()
+        assert pane.transcript.children[-1] is answer and answer.text.startswith("alpha")
+        await wait_until(pilot, lambda: "replying…  esc stops" in rows(), what="the status while replying")
+        await idle(pilot, pane)
+        assert "…" not in rows() and "alpha bravo charlie delta echo" in pane_text(app)
+        assert not any("replying" in row for row in rows())
 
 
 async def test_esc_stops_the_reply_and_keeps_what_was_said(
