@@ -69,3 +69,21 @@ async def test_a_streamed_reply_looks_like_the_whole_reply(text: str) -> None:
             assert shown(streamed) == shown(whole)
             assert "**" not in "\n".join(shown(whole)) and "parse()" in "\n".join(shown(whole))
             streamed.show("")  # the next round starts a new reply in the same widget
+
+
+async def test_a_reply_is_drawn_as_rich_draws_its_markdown() -> None:
+    """AnswerText parses with one markdown-it parser it makes once: what it draws must be what
+    rich's own Markdown (a parser per document) draws."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    app = Two()
+    async with app.run_test(size=(62, 40)) as pilot:
+        widget = app.query(AnswerText).first()
+        widget.show(REPLY)
+        await pilot.pause()
+        console = Console(width=60, color_system=None)
+        expected = ["".join(segment.text for segment in line).rstrip()
+                    for line in console.render_lines(Markdown(REPLY), console.options)]
+        assert [line.rstrip() for line in shown(widget)] == expected
+        assert any(line.startswith("┃ a quote") or "a quote" in line for line in expected)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+from functools import cache
 from typing import Any
 
 from rich.text import Text
@@ -9,6 +11,25 @@ from textual.strip import Strip
 from textual.style import Style
 from textual.visual import Visual, visualize
 from textual.widget import Widget
+
+
+@cache
+def _blank_markdown() -> Any:
+    """An empty rich Markdown and a markdown-it parser set up as rich sets up its own: made once,
+    where rich makes a parser (and its linkify) per Markdown, a quarter of the time of a redraw."""
+    # markdown-it (about 50 ms): imported with the first answer
+    from markdown_it import MarkdownIt
+    from rich.markdown import Markdown
+
+    return Markdown(""), MarkdownIt().enable("strikethrough").enable("table")
+
+
+def markdown(text: str) -> Any:
+    """rich's Markdown of `text`, parsed by the parser made once."""
+    blank, parser = _blank_markdown()
+    document = copy.copy(blank)
+    document.markup, document.parsed = text, parser.parse(text)
+    return document
 
 
 class AnswerText(Widget):
@@ -20,11 +41,7 @@ class AnswerText(Widget):
     DEFAULT_CSS = "AnswerText { height: auto; }"
 
     def __init__(self, text: str = "", *, pending: bool = False) -> None:
-        # markdown-it (about 50 ms): imported with the first answer
-        from rich.markdown import Markdown
-
         super().__init__(classes="chat-answer")
-        self._markdown = Markdown
         # Before its first words, a pending answer holds their line with a dim "…": the first
         # words then take its place in a repaint of that line, not a layout of the screen.
         self.pending = pending
@@ -50,7 +67,7 @@ class AnswerText(Widget):
         if width != self._width or self.visual_style != self._style or not self.text.startswith(self._done):
             self._width, self._style, self._done, self._done_lines = width, self.visual_style, "", []
         tail = self.text[len(self._done):]
-        last = self._markdown(tail)
+        last = markdown(tail)
         starts = [(token.map[0], index) for index, token in enumerate(last.parsed)
                   if token.level == 0 and token.nesting >= 0 and token.map]
         if len(starts) > 1:  # the blocks before the last one are done
@@ -58,10 +75,10 @@ class AnswerText(Widget):
             cut = 0
             for _ in range(line):
                 cut = tail.index("\n", cut) + 1
-            self._done_lines = self._after_done(self._render_markdown(self._markdown(tail[:cut]), width))
+            self._done_lines = self._after_done(self._render_markdown(markdown(tail[:cut]), width))
             self._done += tail[:cut]
             self._rule_last = last.parsed[index - 1].type == "hr"
-            last = self._markdown(tail[cut:])
+            last = markdown(tail[cut:])
         self._lines = self._after_done(self._render_markdown(last, width))
         if not self.text and self.pending:
             self._lines = self._render_markdown(Text("…", style="dim"), width)
@@ -73,8 +90,8 @@ class AnswerText(Widget):
             return [*self._done_lines, Strip([]), *lines]
         return self._done_lines + lines
 
-    def _render_markdown(self, markdown: Any, width: int) -> list[Strip]:
-        return Visual.to_strips(self, visualize(self, markdown), width, None, self.visual_style)
+    def _render_markdown(self, document: Any, width: int) -> list[Strip]:
+        return Visual.to_strips(self, visualize(self, document), width, None, self.visual_style)
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         if width and width != self._width:
