@@ -361,8 +361,8 @@ class Bench:
 
             drawn_length = 0
 
-            def show(self, text: str) -> None:
-                super().show(text)
+            def show(self, text: str, **more: bool) -> None:
+                super().show(text, **more)
                 if text:
                     marks.append((time.perf_counter(), len(text)))
 

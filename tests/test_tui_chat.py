@@ -186,9 +186,9 @@ async def test_a_fast_stream_is_drawn_in_batches_and_whole_at_the_end(
         shown = []  # the answer's text each time it is drawn
         original = AnswerText.show
 
-        def counting(self: AnswerText, text: str) -> None:
+        def counting(self: AnswerText, text: str, **more: bool) -> None:
             shown.append(text)
-            original(self, text)
+            original(self, text, **more)
 
         monkeypatch.setattr(AnswerText, "show", counting)  # counts the redraws, changes nothing
         await send(pilot, app, "talk")

@@ -32,6 +32,9 @@ def markdown(text: str) -> Any:
     return document
 
 
+FIT_AFTER = 0.05  # seconds: the spare line goes this long after the whole text was drawn
+
+
 class AnswerText(Widget):
     """An assistant message, drawn as Markdown by rich: parsed and drawn in the same call, so the
     text given to `show` is on screen at the next frame. The blocks before the last one are done
@@ -52,16 +55,35 @@ class AnswerText(Widget):
         self._lines: list[Strip] = []  # all of it, drawn at self._width, in self._style
         self._width = 0
         self._style: Any = None
+        self._height = 0  # given to the layout: the lines, and a spare one while more text comes
+        self._more = False
         if text:
             self.show(text)
 
-    def show(self, text: str) -> None:
+    def show(self, text: str, *, more: bool = False) -> None:
+        """Draw `text`. `more`: it streams, more is coming: the widget keeps a spare line below the
+        text, so words that start a line are a repaint of it, not a layout (which redraws the whole
+        transcript). Once it is whole, the spare line goes FIT_AFTER later, not in the frame that
+        draws the last words."""
         self.text = text
-        height = len(self._lines)
-        if self._width:
-            self._draw(self._width)
-        # a layout (of the screen, and a frame more) only when the text needs another number of lines
-        self.refresh(layout=not self._width or len(self._lines) != height)
+        self._more = more
+        if not self._width:
+            self.refresh(layout=True)
+            return
+        self._draw(self._width)
+        lines = len(self._lines)
+        if lines > self._height:
+            self._height = lines + more
+            self.refresh(layout=True)
+            return
+        self.refresh()
+        if not more and lines < self._height:
+            self.set_timer(FIT_AFTER, self._fit)
+
+    def _fit(self) -> None:
+        if not self._more and self._height != len(self._lines):
+            self._height = len(self._lines)
+            self.refresh(layout=True)
 
     def _draw(self, width: int) -> None:
         if width != self._width or self.visual_style != self._style or not self.text.startswith(self._done):
@@ -96,7 +118,8 @@ class AnswerText(Widget):
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         if width and width != self._width:
             self._draw(width)
-        return len(self._lines)
+            self._height = len(self._lines) + self._more
+        return self._height
 
     def render_lines(self, crop: Any) -> list[Strip]:
         if self._width and self.visual_style != self._style:

@@ -53,6 +53,12 @@ if TYPE_CHECKING:
     from glmtui.store import Store
 
 FLUSH_SECONDS = 0.05  # a streaming reply is redrawn at most this often
+# An answer's first words are drawn once its stream has been quiet this long: a burst (the client
+# reading many pieces at once) is drawn once after it, not part-way while the client still reads.
+FIRST_WORDS_QUIET = 0.001
+# The title and the status line change this long after a reply's last words, so the frame with
+# those words is not also a repaint of the whole pane (call_after_refresh can run before it).
+AFTER_WORDS = 0.05
 SELECT_DELAY = 0.15  # the environments pane's cursor rests this long before its conversation is shown
 SHORT_OUTPUT_LINES = 6  # tool output up to this many lines is shown open; longer output is collapsed
 SHORT_OUTPUT_CHARS = 600
@@ -193,14 +199,13 @@ class ChatEvents(Message):
 class AnswerStream:
     """An assistant message as it streams: its text shows as it comes, in batches (`add`, then
     `flush`), and whole at the end (`finish`). `masker`: the message's masking stream (a key cut
-    between two pieces is still masked); `text`: the first pieces, through it."""
+    between two pieces is still masked)."""
 
-    def __init__(self, widget: AnswerText, masker: Any, text: str) -> None:
+    def __init__(self, widget: AnswerText, masker: Any) -> None:
         self.widget = widget
-        self.text = text
+        self.text = ""
         self._masker = masker
         self._buffer: list[str] = []
-        widget.show(text)
 
     def add(self, pieces: list[str]) -> None:
         self._buffer.extend(pieces)
@@ -214,7 +219,7 @@ class AnswerStream:
         if not chunk:
             return False
         self.text += chunk
-        self.widget.show(self.text)
+        self.widget.show(self.text, more=True)
         return True
 
     def finish(self) -> None:
@@ -458,6 +463,7 @@ class ChatPane(Widget, can_focus=True):
         self._select_timer: Any = None
         self._status_width = 0  # of the status line's text
         self._status_later: str | None = None  # the status line's next text, at the ticker's next tick
+        self._first_words: asyncio.TimerHandle | None = None  # the answer's first draw, once the stream is quiet
         self.border_title = "Chat"
 
     # -- composition ------------------------------------------------------------------------
@@ -470,11 +476,13 @@ class ChatPane(Widget, can_focus=True):
             yield ChatInput(placeholder="message the agent · enter sends", id="chat-input")
 
     def on_mount(self) -> None:
-        self._ticker = self.set_interval(FLUSH_SECONDS, self._flush, pause=True)
+        self._ticker = self.set_interval(FLUSH_SECONDS, self._tick, pause=True)
         self.transcript.anchor()
         self.call_after_refresh(self._describe_provider)
 
     async def on_unmount(self) -> None:
+        if self._first_words is not None:
+            self._first_words.cancel()
         session, self._session = self._session, None
         if session is not None:
             try:
@@ -891,7 +899,7 @@ class ChatPane(Widget, can_focus=True):
             self._close_blocks()
             self.last_tokens += event.input_tokens + event.output_tokens
             self.total_tokens = event.total_input_tokens + event.total_output_tokens
-            self.call_after_refresh(self._show_title)  # see _show_idle
+            self.set_timer(AFTER_WORDS, self._show_title)
 
     def _add_thinking(self, pieces: list[str]) -> None:
         if self._thinking is None:
@@ -905,22 +913,30 @@ class ChatPane(Widget, can_focus=True):
 
     def _add_answer(self, pieces: list[str]) -> None:
         if self._answer is None:
-            # The first pieces show at once, in the widget made ready when the message was sent;
-            # the next ones wait for the ticker, or for a quiet spell to end.
+            # The first pieces go in the widget made ready when the message was sent, once the
+            # stream is quiet; the next ones wait for the ticker, or for a quiet spell to end.
             self._close_thinking()
-            masker = self.masker.stream()
             widget, self._ready = self._ready, None
             if widget is None:
                 widget = AnswerText()
                 self.transcript.mount(widget)
-            self._answer = AnswerStream(widget, masker, masker.feed("".join(pieces)))
-            self._drawn_at = time.monotonic()
+            self._answer = AnswerStream(widget, self.masker.stream())
+            self._answer.add(pieces)
+            self._draw_when_quiet()
             # at the next tick: in the frame with the first words, a change of the status line at
             # the pane's foot would have Textual redraw every line between the two
             self._status_later = "replying…  esc stops"
             return
         self._answer.add(pieces)
-        self._lead()
+        if self._first_words is not None:
+            self._draw_when_quiet()
+        else:
+            self._lead()
+
+    def _draw_when_quiet(self) -> None:
+        if self._first_words is not None:
+            self._first_words.cancel()
+        self._first_words = asyncio.get_running_loop().call_later(FIRST_WORDS_QUIET, self._flush)
 
     def _lead(self) -> None:
         """The leading edge: a piece after a quiet spell is drawn now, not at the next tick (the
@@ -928,9 +944,15 @@ class ChatPane(Widget, can_focus=True):
         if time.monotonic() - self._drawn_at > FLUSH_SECONDS:
             self._flush()
 
-    def _flush(self) -> None:
+    def _tick(self) -> None:
         if self._status_later is not None:
             self._set_status(self._status_later)
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._first_words is not None:
+            self._first_words.cancel()
+            self._first_words = None
         drawn = False
         if self._thinking is not None and self._thinking_parts:
             self._thinking.add(self._thinking_parts)
@@ -949,6 +971,9 @@ class ChatPane(Widget, can_focus=True):
 
     def _close_answer(self) -> None:
         answer, self._answer = self._answer, None
+        if self._first_words is not None:
+            self._first_words.cancel()
+            self._first_words = None
         if answer is not None:
             answer.finish()
 
@@ -1041,7 +1066,7 @@ class ChatPane(Widget, can_focus=True):
         self.busy = False
         self._cards.clear()
         self.refresh_bindings()
-        self.call_after_refresh(self._show_idle)
+        self.set_timer(AFTER_WORDS, self._show_idle)
         focused = self.screen.focused
         if focused is None or isinstance(focused, ApprovalPrompt) or focused is self:
             self.input.focus()
@@ -1049,8 +1074,8 @@ class ChatPane(Widget, can_focus=True):
             self._show_selected()
 
     def _show_idle(self) -> None:
-        """The title and the status line after a reply, once a frame showed its last words (the
-        title repaints the whole pane, the status line moves the transcript)."""
+        """The title and the status line, AFTER_WORDS after a reply ended (the title repaints the
+        whole pane, the status line moves the transcript)."""
         self._show_title()
         if not self.busy:
             self._set_status(self.guidance, warning=True)
