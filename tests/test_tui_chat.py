@@ -320,6 +320,23 @@ async def test_the_answer_waits_on_a_dim_ellipsis_that_its_first_words_replace(
         assert not any("replying" in row for row in rows())
 
 
+async def test_a_long_reply_ends_right_above_the_message_line(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    """While it streams, an answer keeps a spare line below its text; once the reply ended, the
+    transcript (scrolled to its end) shows the last line right above the message line again."""
+    env = await make_env()
+    body = "\n\n".join(f"paragraph {i}" for i in range(40))
+    # drawn on the way, then a last word on the last line: the text needs no new line at the end
+    model_server.script(drip(body + " end", pieces=[body, " end"], interval=0.3))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "talk")
+        await idle(pilot, pane)
+        rows = [row.strip("│ ") for row in pane_text(app).splitlines()]
+        last = next(i for i, row in enumerate(rows) if row == "paragraph 39 end")
+        assert rows[last + 1].startswith("›"), rows[last - 2:]
+
+
 async def test_esc_stops_the_reply_and_keeps_what_was_said(
     tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
 ) -> None:
