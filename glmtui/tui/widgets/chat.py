@@ -4,17 +4,20 @@ The agent (glmtui.agent) runs in the pane's worker and reports to the pane's sin
 gathers its events in order and posts one ChatEvents message for all those that arrive before
 the pane handles it (a burst of 200 pieces is a few messages, not 200); only the pane's handlers
 change its widgets. A reply streams in as Markdown (AnswerText: rich's Markdown, parsed and drawn
-in the same call, in a widget mounted hidden when the message is sent), batched on the leading
-edge: the first pieces are drawn at once, as is a piece after a quiet spell longer than
-FLUSH_SECONDS, the rest of a fast stream at most about every FLUSH_SECONDS, and always once more
-at the end. (Textual's Markdown widget parses in a thread and mounts a widget per block: it put
-a piece on screen tens of milliseconds after it came.) The model's thinking goes to a collapsed
-section of its own, each tool call to a card. When the approval policy asks, a prompt appears
-inline and takes the focus; the agent waits on a future the prompt's answer resolves.
+in the same call, in a widget mounted when the message is sent, holding a dim "…" on the line
+its first words will take). The first pieces are drawn once the stream has been quiet for
+FIRST_WORDS_QUIET (a burst the client reads at once is drawn once, after it), a piece after a
+quiet spell longer than FLUSH_SECONDS at once, the rest of a fast stream at most about every
+FLUSH_SECONDS, and always once more at the end; the title and the status line change apart from
+the frames that draw words. (Textual's Markdown widget parses in a thread and mounts a widget
+per block: it put a piece on screen tens of milliseconds after it came.) The model's thinking
+goes to a collapsed section of its own, each tool call to a card. When the approval policy
+asks, a prompt appears inline and takes the focus; the agent waits on a future the prompt's
+answer resolves.
 
 The model SDK takes about 0.4 s to import: glmtui.agent.session (and with it the client) is
 imported in the worker, when the first message is sent, never at start-up. rich.markdown (about
-50 ms, markdown-it) is imported when the first answer's widget is made.
+50 ms, markdown-it) is imported when the first answer's widget is drawn.
 
 Conversations are saved by the session as they go; the pane shows the environment's latest one
 (or the one picked with ctrl+o) when the environment is selected, from the stored messages.
