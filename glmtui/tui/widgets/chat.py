@@ -484,8 +484,7 @@ class ChatPane(Widget, can_focus=True):
         self.call_after_refresh(self._describe_provider)
 
     async def on_unmount(self) -> None:
-        if self._first_words is not None:
-            self._first_words.cancel()
+        self._drop_first_words()
         session, self._session = self._session, None
         if session is not None:
             try:
@@ -937,9 +936,14 @@ class ChatPane(Widget, can_focus=True):
             self._lead()
 
     def _draw_when_quiet(self) -> None:
+        self._drop_first_words()
+        self._first_words = asyncio.get_running_loop().call_later(FIRST_WORDS_QUIET, self._flush)
+
+    def _drop_first_words(self) -> None:
+        """No first draw pending: it is being done, or the whole answer is."""
         if self._first_words is not None:
             self._first_words.cancel()
-        self._first_words = asyncio.get_running_loop().call_later(FIRST_WORDS_QUIET, self._flush)
+            self._first_words = None
 
     def _lead(self) -> None:
         """The leading edge: a piece after a quiet spell is drawn now, not at the next tick (the
@@ -953,9 +957,7 @@ class ChatPane(Widget, can_focus=True):
         self._flush()
 
     def _flush(self) -> None:
-        if self._first_words is not None:
-            self._first_words.cancel()
-            self._first_words = None
+        self._drop_first_words()
         drawn = False
         if self._thinking is not None and self._thinking_parts:
             self._thinking.add(self._thinking_parts)
@@ -974,9 +976,7 @@ class ChatPane(Widget, can_focus=True):
 
     def _close_answer(self) -> None:
         answer, self._answer = self._answer, None
-        if self._first_words is not None:
-            self._first_words.cancel()
-            self._first_words = None
+        self._drop_first_words()
         if answer is not None:
             answer.finish()
 
