@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib.metadata
 import json
 import os
@@ -421,6 +422,9 @@ class Bench:
 
             def compose(self) -> Any:
                 yield chat.ChatPane(config=config, store=self.store, id="chat")
+
+            def on_mount(self) -> None:
+                self.call_after_refresh(gc.freeze)  # as GlmtuiApp does: start-up objects out of the collections
 
             def _display(self, screen: Any, renderable: Any) -> None:
                 """A frame: the screen's update, composed, handed to the (headless) driver (which
