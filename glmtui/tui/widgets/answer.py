@@ -88,6 +88,9 @@ class AnswerText(Widget):
     def _draw(self, width: int) -> None:
         if width != self._width or self.visual_style != self._style or not self.text.startswith(self._done):
             self._width, self._style, self._done, self._done_lines = width, self.visual_style, "", []
+        if not self.text and self.pending:
+            self._lines = self._render_markdown(Text("…", style="dim"), width)
+            return
         tail = self.text[len(self._done):]
         last = markdown(tail)
         starts = [(token.map[0], index) for index, token in enumerate(last.parsed)
@@ -102,8 +105,6 @@ class AnswerText(Widget):
             self._rule_last = last.parsed[index - 1].type == "hr"
             last = markdown(tail[cut:])
         self._lines = self._after_done(self._render_markdown(last, width))
-        if not self.text and self.pending:
-            self._lines = self._render_markdown(Text("…", style="dim"), width)
 
     def _after_done(self, lines: list[Strip]) -> list[Strip]:
         """`lines` after those of the blocks that are done, with the blank line rich puts between

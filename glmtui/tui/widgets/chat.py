@@ -206,7 +206,6 @@ class AnswerStream:
 
     def __init__(self, widget: AnswerText, masker: Any) -> None:
         self.widget = widget
-        self.text = ""
         self._masker = masker
         self._buffer: list[str] = []
 
@@ -221,15 +220,14 @@ class AnswerStream:
         self._buffer.clear()
         if not chunk:
             return False
-        self.text += chunk
-        self.widget.show(self.text, more=True)
+        self.widget.show(self.widget.text + chunk, more=True)
         return True
 
     def finish(self) -> None:
         """Everything shown, the held back end of the text too."""
-        self.text += self._masker.feed("".join(self._buffer)) + self._masker.flush()
+        rest = self._masker.feed("".join(self._buffer)) + self._masker.flush()
         self._buffer.clear()
-        self.widget.show(self.text)
+        self.widget.show(self.widget.text + rest)
 
 
 class ToolCard(Vertical):
@@ -456,7 +454,7 @@ class ChatPane(Widget, can_focus=True):
         self._sending: UserMessage | None = None  # the message being sent, until the model has it
         self._sent_text = ""
         self._answer: AnswerStream | None = None
-        self._ready: AnswerText | None = None  # the next answer's widget, hidden, last in the transcript
+        self._ready: AnswerText | None = None  # the next answer's widget, pending, last in the transcript
         self._thinking: ThinkingBlock | None = None
         self._thinking_parts: list[str] = []
         self._events: list[Any] = []  # the agent's events not handled yet (the sink's batch)
