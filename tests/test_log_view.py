@@ -472,3 +472,45 @@ async def test_wrap_follows_the_width_and_works_with_the_filter(app: LogApp) -> 
         await frame(pilot)
         shown = [row for row in rows(view) if row]
         assert "".join(shown[:-1]) == "key " + "k" * 196 and shown[-1] == "key short"
+
+
+async def test_an_idle_view_sleeps_and_new_lines_or_a_resize_wake_it(
+    app: LogApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No frames while nothing changes (an idle TUI costs no wake-ups); a write or a new width
+    is on screen at the next frame as before."""
+    ticks: list[int] = []
+    tick = LogView._tick
+
+    def counted(self: LogView) -> None:
+        ticks.append(1)
+        tick(self)
+
+    monkeypatch.setattr(LogView, "_tick", counted)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(LogView)
+        view.write_lines(numbered(100))
+        await frame(pilot)
+        await frame(pilot)
+        settled = len(ticks)
+        await pilot.pause(10 * FRAME_INTERVAL)
+        assert len(ticks) == settled, "no frames while nothing changes"
+
+        view.write_lines(["one more"])
+        await frame(pilot)
+        assert rows(view)[-1] == "one more"
+        assert len(ticks) > settled
+
+        await pilot.press("w")
+        view.write_lines(["long " + "x" * 195])
+        await frame(pilot)
+        await frame(pilot)
+        settled = len(ticks)
+        await pilot.pause(10 * FRAME_INTERVAL)
+        assert len(ticks) == settled
+        await pilot.resize_terminal(60, 24)
+        await frame(pilot)
+        narrow = view.scrollable_content_region.width
+        shown = [row for row in rows(view) if row]
+        assert "".join(shown[-(-(-200 // narrow)):]) == "long " + "x" * 195
+        assert all(len(row) <= narrow for row in shown)

@@ -137,6 +137,28 @@ def run_ids(app: PaneApp) -> list[str]:
     return [m.run_id for m in app.of(RunStateChanged) if m.running]
 
 
+@pytest.fixture
+def ticks(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When each plan pane's redraw tick ran."""
+    times: list[float] = []
+    tick = PlanPane._tick
+
+    def counted(self: PlanPane) -> None:
+        times.append(time.monotonic())
+        tick(self)
+
+    monkeypatch.setattr(PlanPane, "_tick", counted)
+    return times
+
+
+async def quiet_for(pilot: Pilot, ticks: list[float], seconds: float = 0.6) -> int:
+    """The pane's ticks while nothing happens for `seconds`, after a moment to settle."""
+    await pilot.pause(0.3)
+    before = len(ticks)
+    await pilot.pause(seconds)
+    return len(ticks) - before
+
+
 # --- preview ------------------------------------------------------------------------------------
 
 
@@ -171,6 +193,16 @@ async def test_preview_shows_environment_inputs_layers_and_commands(tmp_path: Pa
         assert pane.check_action("resume", ()) is False
         # every binding has an id and a description
         assert all(binding.id and binding.description for binding in PlanPane.BINDINGS)
+
+
+async def test_an_idle_pane_does_not_tick(tmp_path: Path, ticks: list[float]) -> None:
+    """A preview changes only when the user does something: its ~8 fps redraw sleeps meanwhile."""
+    app = PaneApp(tmp_path, HELLO)
+    async with app.run_test(size=SIZE) as pilot:
+        assert await quiet_for(pilot, ticks) == 0
+        await pilot.press("down")
+        await pilot.pause()
+        assert "count (count the commands of the image)" in screen_text(app)
 
 
 async def test_invalid_plan_shows_its_error_lines(tmp_path: Path) -> None:
@@ -331,7 +363,7 @@ async def test_picker_lists_plans_filters_and_remembers(tmp_path: Path, monkeypa
 
 @pytest.mark.docker
 async def test_run_hello_live_then_select_steps_and_open_the_past_run(
-    tmp_path: Path, engine: Any, busybox_image: str
+    tmp_path: Path, engine: Any, busybox_image: str, ticks: list[float]
 ) -> None:
     app = PaneApp(tmp_path, HELLO, engine=engine)
     try:
@@ -346,10 +378,13 @@ async def test_run_hello_live_then_select_steps_and_open_the_past_run(
             assert started[0].running and started[0].run_id
             assert app.pane.check_action("run", ()) is False
             assert app.pane.check_action("cancel", ()) is True
+            during = len(ticks)
             ended = await run_finished(pilot, app)
+            assert len(ticks) > during, "the pane redraws while the run goes"
             run_id = started[0].run_id
             assert (ended.running, ended.status, ended.run_id) == (False, "success", run_id)
             assert marks(app) == {step: "✔" for step in ["greet", "count", "shout", "report", "show"]}
+            assert await quiet_for(pilot, ticks) == 0, "and not once the run is over"
             assert all(cells[6].endswith("s") for cells in rows(app).values())  # durations
             text = screen_text(app)
             assert f"✔ run {run_id} success in" in text

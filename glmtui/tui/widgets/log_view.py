@@ -58,9 +58,11 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.selection import Selection
 from textual.strip import Strip
+from textual.timer import Timer
 
 FRAME_INTERVAL = 1 / 20
-"""Seconds between two batched updates of the view."""
+"""Seconds between two batched updates of the view. The frame timer sleeps once a frame finds
+nothing to do, and new lines, a sync or a resize wake it: an idle log costs no wake-ups."""
 FLOOD_INTERVAL = 1 / 8
 """Seconds between two updates while lines flood in (more than two screenfuls a frame)."""
 WRAP_MAX_ROWS = 200
@@ -270,6 +272,7 @@ class LogView(ScrollView, can_focus=True):
         self._total = 0  # lines received since clear(); the next line's seq
         self._widest = 0  # longest line received (characters), for the horizontal scroll range
         self._dirty = False
+        self._frames: Timer | None = None
         self._title = ""
         self._log_file: Path | None = None
         # Options.
@@ -328,7 +331,7 @@ class LogView(ScrollView, can_focus=True):
         oldest = self._total - len(self._lines)
         while len(batches) > 1 and batches[1][0] <= oldest:
             batches.popleft()
-        self._dirty = True
+        self._changed()
 
     def clear(self) -> None:
         """Forget every line (the log file, if any, is untouched)."""
@@ -352,7 +355,7 @@ class LogView(ScrollView, can_focus=True):
                 self._set_virtual_size(Size(0, 0))
                 self.scroll_to(0, 0, animate=False)
             self.following = True
-            self._dirty = True
+            self._changed()
 
     def show_source(self, title: str, log_file: Path | None) -> None:
         """Show another step or environment: clears; `ctrl+s` saves `log_file` when set."""
@@ -370,9 +373,12 @@ class LogView(ScrollView, can_focus=True):
     # ----------------------------------------------------------------- lifecycle
 
     def on_mount(self) -> None:
-        self.set_interval(FRAME_INTERVAL, self._tick, name="log-view-frame")
-        self._dirty = True
+        self._frames = self.set_interval(FRAME_INTERVAL, self._tick, name="log-view-frame")
+        self._changed()
         self._update_status()
+
+    def on_resize(self) -> None:
+        self._wake()  # a new width re-wraps, a new height moves the tail
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -396,9 +402,21 @@ class LogView(ScrollView, can_focus=True):
         elif new_value > old_value and not self.following and round(new_value) >= self.max_scroll_y > 0:
             self.following = True
 
+    def _changed(self) -> None:
+        """Something for the next frame to catch up with."""
+        self._dirty = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._frames is not None:
+            self._frames.resume()
+
     def _tick(self) -> None:
         if self._wrap and self._content_width() != self._wrap_width:
             self._rebuild()
+        elif not self._dirty and not (self.following and self.scroll_y != self.max_scroll_y):
+            self._frames.pause()  # nothing to do: no frames until something changes
+            return
         if self._dirty:
             # A flood (the whole view replaced twice since the last frame) is redrawn at a lower
             # rate: nobody reads it at 20 frames a second, and each frame costs the whole screen.
@@ -539,6 +557,7 @@ class LogView(ScrollView, can_focus=True):
     def _sync(self) -> None:
         """Catch up with new lines: indexes, virtual size, scroll position, one repaint."""
         self._dirty = False
+        self._wake()  # the next frame scrolls to the tail if the new size came after this one
         self._synced_at = time.monotonic()
         self._index()
         base = self._row_base()
@@ -653,7 +672,7 @@ class LogView(ScrollView, can_focus=True):
         line = self._line(seq)
         if len(line) > self._widest and len(last_frame(line)) > self._widest:
             self._widest = len(last_frame(line))  # the horizontal range: the widest line drawn so far
-            self._dirty = True
+            self._changed()
         _, arrived, stderr = self._batch(seq)
         prefix = _clock(arrived) if self._timestamps else ""
         needle = self._needle

@@ -23,6 +23,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
@@ -139,6 +140,7 @@ class PlanPane(Widget):
         self._rendered: dict[str, tuple[Any, ...]] = {}
         self._status_shown: str | None = None
         self._ready = False  # composed and mounted: the children can be drawn
+        self._ticker: Timer | None = None
         self.border_title = "Plan"
 
     # -- composition ------------------------------------------------------------------------
@@ -155,7 +157,9 @@ class PlanPane(Widget):
         for label, key in COLUMNS:
             # The status changes while a run goes; a fixed width keeps the other columns still.
             table.add_column(label, key=key, width=STATUS_WIDTH if key == "status" else None)
-        self.set_interval(REFRESH_SECONDS, self._tick)
+        # It runs while a run goes (the elapsed times, the events the sink buffered) and sleeps
+        # after a tick with nothing to do: an idle pane costs no wake-ups.
+        self._ticker = self.set_interval(REFRESH_SECONDS, self._tick, pause=not self.running)
         if self.plan_path is not None and self.description is None and not self.errors:
             self.load(self.plan_path)
         else:
@@ -376,6 +380,12 @@ class PlanPane(Widget):
                         table.update_cell(step_id, key, value, update_width=key != "status")
         self._flush_output()
         self._show_status()
+        if self._ticker is not None and not (self.running or self._dirty or self._rebuild or self._pending):
+            self._ticker.pause()
+
+    def _wake(self) -> None:
+        if self._ticker is not None:
+            self._ticker.resume()
 
     def _show_status(self) -> None:
         text = Text()
@@ -532,6 +542,7 @@ class PlanPane(Widget):
                     self._pending[-1][1].extend(event.lines)
                 else:
                     self._pending.append((event.stream, list(event.lines)))
+                self._wake()
             return
         if isinstance(event, StepStarted):
             state = self._state(event.step)
@@ -552,6 +563,7 @@ class PlanPane(Widget):
             self.run_status, self.run_duration = event.status, event.duration
             self.progress = f"kept environment {event.kept_environment}" if event.kept_environment else ""
         self._dirty = True
+        self._wake()
 
     def _state(self, step_id: str) -> StepState:
         state = self.states.get(step_id)
@@ -650,6 +662,8 @@ class PlanPane(Widget):
         self._run_ended(worker)
 
     def watch_running(self, running: bool) -> None:
+        if running:
+            self._wake()
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
