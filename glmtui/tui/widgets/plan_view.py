@@ -351,7 +351,8 @@ class PlanPane(Widget):
         return Text(status + (f" · {state.reason}" if state.reason else ""), style=style)
 
     def _tick(self) -> None:
-        """The ~8 fps redraw: rows that changed (and running ones, for their elapsed time)."""
+        """The ~8 fps redraw while a run goes: rows that changed (and running ones, for their
+        elapsed time); it sleeps after a tick with nothing left to do."""
         if not self._ready:
             return
         table = self.table
