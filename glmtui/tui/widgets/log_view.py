@@ -4,10 +4,11 @@ Lines go into a `collections.deque` of at most `max_lines` (older lines leave me
 the whole log stays in the run's log file on disk). `write_lines` only appends and
 marks the view dirty; a timer at about 20 frames a second brings the indexes, the
 virtual size and the scroll position up to date and repaints, once per frame however
-many lines came in (the timer sleeps while nothing changes). Drawing is bounded too: a row is cut from its line before any
-processing (a 1 MB line costs what its visible part costs), carriage returns keep
-the last frame a terminal would show, and control characters become visible glyphs
-(U+2400 "control pictures") so nothing the process prints reaches the terminal raw.
+many lines came in (and sleeps while nothing changes). Drawing is bounded too: a row
+is cut from its line before any processing (a 1 MB line costs what its visible part
+costs), carriage returns keep the last frame a terminal would show, and control
+characters become visible glyphs (U+2400 "control pictures") so nothing the process
+prints reaches the terminal raw.
 
 Rows and lines: without wrap or filter row r is line `first + r`; with the filter,
 row r is the r-th matching line; with wrap, a line takes up to `WRAP_MAX_ROWS` rows

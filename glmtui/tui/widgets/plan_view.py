@@ -157,8 +157,8 @@ class PlanPane(Widget):
         for label, key in COLUMNS:
             # The status changes while a run goes; a fixed width keeps the other columns still.
             table.add_column(label, key=key, width=STATUS_WIDTH if key == "status" else None)
-        # It runs while a run goes (the elapsed times, the events the sink buffered) and sleeps
-        # after a tick with nothing to do: an idle pane costs no wake-ups.
+        # It runs while a run goes (the elapsed times, what the sink buffered) and until what the
+        # run left is drawn, then sleeps: an idle pane costs no wake-ups.
         self._ticker = self.set_interval(REFRESH_SECONDS, self._tick, pause=not self.running)
         if self.plan_path is not None and self.description is None and not self.errors:
             self.load(self.plan_path)
@@ -384,10 +384,6 @@ class PlanPane(Widget):
         if self._ticker is not None and not (self.running or self._dirty or self._rebuild or self._pending):
             self._ticker.pause()
 
-    def _wake(self) -> None:
-        if self._ticker is not None:
-            self._ticker.resume()
-
     def _show_status(self) -> None:
         text = Text()
         if self.run_id is not None:
@@ -543,7 +539,6 @@ class PlanPane(Widget):
                     self._pending[-1][1].extend(event.lines)
                 else:
                     self._pending.append((event.stream, list(event.lines)))
-                self._wake()
             return
         if isinstance(event, StepStarted):
             state = self._state(event.step)
@@ -564,7 +559,6 @@ class PlanPane(Widget):
             self.run_status, self.run_duration = event.status, event.duration
             self.progress = f"kept environment {event.kept_environment}" if event.kept_environment else ""
         self._dirty = True
-        self._wake()
 
     def _state(self, step_id: str) -> StepState:
         state = self.states.get(step_id)
@@ -663,8 +657,8 @@ class PlanPane(Widget):
         self._run_ended(worker)
 
     def watch_running(self, running: bool) -> None:
-        if running:
-            self._wake()
+        if running and self._ticker is not None:
+            self._ticker.resume()
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
