@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from glmtui.events import Event, StepFinished, Token, ToolCall, ToolResult, Usage
+from glmtui.units import counted
 
 SUMMARY_LIMIT = 200  # characters of a tool call's arguments in its line
 SHOWN_RESULT_LINES = 3  # lines of a tool's output under its result, on screen
@@ -48,7 +49,7 @@ def result_lines(event: ToolResult, limit: int) -> list[tuple[str, str]]:
         return [("result", f"{head}: {body[0]}")]
     shown = [("output", f"  {line}") for line in body[:limit]]
     if len(body) > limit:
-        shown.append(("output", f"  … {len(body) - limit} more lines"))
+        shown.append(("output", f"  … {counted(len(body) - limit, 'more line')}"))
     return [("result", head), *shown]
 
 

@@ -66,6 +66,11 @@ def parse_duration(value: str | int | float, *, what: str = "duration") -> float
     return seconds
 
 
+def counted(number: int, noun: str) -> str:
+    """`number` and `noun`, plural unless one: "1 line", "2 lines", "12,000 lines"."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def format_bytes(number: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(number) < 1024:

@@ -203,7 +203,7 @@ async def test_parallel_calls_both_run_and_are_answered_in_order(
     answers = tool_answers(sent(model_server, 1))
     assert [call_id for call_id, _ in answers] == ["call_a", "call_b"]
     assert answers[0][1].startswith("made\n") and "exit code 0" in answers[0][1]
-    assert answers[1][1].startswith(f"wrote 5 bytes (1 lines) to {folder}/b/second.txt")
+    assert answers[1][1].startswith(f"wrote 5 bytes (1 line) to {folder}/b/second.txt")
     assert {call_id: status for call_id, (status, _) in results_by_call(events).items()} == {"call_a": "ok",
                                                                                             "call_b": "ok"}
     assert result.turns == 2

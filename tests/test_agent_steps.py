@@ -783,7 +783,7 @@ def test_plain_renderer_shows_agent_events_as_lines():
         "fix      |   1 passed",
         "fix      |   line 2",
         "fix      |   line 3",
-        "fix      |   … 1 more lines",
+        "fix      |   … 1 more line",
         "fix      | → bash: rm -rf /",
         "fix      | ← denied (0.0s): refused: the user said no",
         "fix      | Done, no newline",

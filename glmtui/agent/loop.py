@@ -20,6 +20,7 @@ from glmtui.agent.client import ModelClient, ToolCallRequest, Usage
 from glmtui.events import Sink, Token, ToolCall, ToolResult
 from glmtui.events import Usage as UsageEvent
 from glmtui.masking import Masker
+from glmtui.units import counted
 
 SYSTEM = """\
 You are a coding agent working inside an isolated Docker container (an environment) that \
@@ -129,7 +130,7 @@ class Agent:
                 return AgentResult(last, self.turns, self.usage, finished=True)
             await self._run_calls(reply.tool_calls)
         return AgentResult(last, self.turns, self.usage, finished=False,
-                           reason=f"stopped after {self.max_turns} turns (max_turns)")
+                           reason=f"stopped after {counted(self.max_turns, 'turn')} (max_turns)")
 
     def _token(self, piece: str, channel: str, said: list[str] | None) -> None:
         """A masked piece of the reply (empty while the masker holds back a possible secret)."""

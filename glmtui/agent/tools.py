@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from glmtui.agent.approval import READ_ONLY  # noqa: F401 - the tools that change nothing
 from glmtui.errors import BadInput, EngineUnreachable, GlmtuiError, did_you_mean
+from glmtui.units import counted
 
 if TYPE_CHECKING:
     from glmtui.docker.engine import Engine
@@ -269,7 +270,7 @@ class Toolbox:
         first = int(start_line or 1)
         last = min(int(end_line or len(lines)), len(lines))
         if first > len(lines):
-            raise _Refusal(f"{target} has {len(lines)} lines; start_line {first} is past the end")
+            raise _Refusal(f"{target} has {counted(len(lines), 'line')}; start_line {first} is past the end")
         if last < first:
             raise _Refusal(f"end_line {end_line} is before start_line {first}")
         return ToolResult(True, self._numbered(lines, first, last, target))
@@ -283,7 +284,7 @@ class Toolbox:
             raise _Refusal(f"{target} is a {_kind(info)}, not a file")
         data = _encode(content, "content")
         await self._write(target, data)
-        return ToolResult(True, f"wrote {len(data)} bytes ({_line_count(content)} lines) to {target}")
+        return ToolResult(True, f"wrote {counted(len(data), 'byte')} ({counted(_line_count(content), 'line')}) to {target}")
 
     async def _edit_file(self, path: str, old_text: str, new_text: str) -> ToolResult:
         target = await self._existing_file(path)

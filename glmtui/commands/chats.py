@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from glmtui.commands.common import print_json
+from glmtui.units import counted
 
 if TYPE_CHECKING:
     from glmtui.conversations import Conversations
@@ -90,7 +91,7 @@ def export(conversation_id: str, output: Path | None) -> None:
         target.write_text(text, encoding="utf-8")
     except OSError as err:
         raise BadInput(f"cannot write {target}: {err.strerror or err}") from None
-    click.echo(f"wrote {target} (conversation {conversation.id}, {len(text.splitlines())} lines)")
+    click.echo(f"wrote {target} (conversation {conversation.id}, {counted(len(text.splitlines()), 'line')})")
 
 
 @chats_group.command("remove")

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from glmtui.commands.common import engine, parse_pairs, print_json, run, state
+from glmtui.units import counted
 
 
 def plan_options(function):
@@ -159,7 +160,7 @@ def validate(plan, files, workflow, inputs, input_file, env_files, variables, as
     if as_json:
         print_json({"valid": True, "plan": loaded.plan.name, "workflow": loaded.workflow.name, "steps": steps})
     else:
-        click.echo(f"{loaded.plan.file}: valid (plan {loaded.plan.name}, workflow {loaded.workflow.name}, {steps} steps)")
+        click.echo(f"{loaded.plan.file}: valid (plan {loaded.plan.name}, workflow {loaded.workflow.name}, {counted(steps, 'step')})")
 
 
 @plan_group.command("inspect")

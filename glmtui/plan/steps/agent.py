@@ -23,6 +23,7 @@ from glmtui.plan.expressions import to_text
 from glmtui.plan.model import PlanError, PlanInvalid
 from glmtui.plan.steps.base import TAIL_BYTES, StepContext, StepOutcome, render
 from glmtui.plan.steps.llm import Transcript, _close, masker_of, model_for, model_step_problem
+from glmtui.units import counted
 
 BUILTIN = "builtin"
 
@@ -96,7 +97,7 @@ async def _builtin(ctx: StepContext, spec: Mapping[str, Any]) -> StepOutcome:
     outputs = {"result": masker.mask(result.text)}
     extra = {"turns": result.turns}
     if not result.finished:
-        return StepOutcome("failure", None, result.reason or f"stopped after {max_turns} turns (max_turns)",
+        return StepOutcome("failure", None, result.reason or f"stopped after {counted(max_turns, 'turn')} (max_turns)",
                            outputs, usage=usage, extra=extra)
     return StepOutcome("success", None, None, outputs, usage=usage, extra=extra)
 

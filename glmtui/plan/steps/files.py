@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 from glmtui.errors import BadInput
 from glmtui.plan.expressions import to_text
 from glmtui.plan.steps.base import StepContext, StepOutcome, render
+from glmtui.units import counted
 
 ENV_PREFIX = "env:"
 
@@ -28,7 +29,7 @@ async def write_step(ctx: StepContext) -> StepOutcome:
             raise BadInput(f"step {ctx.step.id}: mode {mode!r} is not an octal number like '0755'") from None
     data = content.encode()
     await ctx.engine.write_file(ctx.environment, path, data, mode=mode)
-    ctx.output.write_text(f"wrote {len(data)} bytes to {path}\n")
+    ctx.output.write_text(f"wrote {counted(len(data), 'byte')} to {path}\n")
     return StepOutcome("success", 0, outputs={"path": path, "bytes": len(data)})
 
 

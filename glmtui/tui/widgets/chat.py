@@ -49,6 +49,7 @@ from glmtui.errors import BadInput, GlmtuiError
 from glmtui.events import Token, ToolCall, ToolResult, Usage
 from glmtui.tui.messages import ApprovalAnswered, ApprovalAsked, ChatEvent
 from glmtui.tui.widgets.answer import AnswerText
+from glmtui.units import counted
 
 if TYPE_CHECKING:
     from glmtui.config import Config
@@ -108,7 +109,7 @@ def subject_of(tool: str, arguments: dict[str, Any]) -> str:
         if tool == "read_file" and ("start_line" in arguments or "end_line" in arguments):
             path += f"  lines {arguments.get('start_line', 1)}-{arguments.get('end_line', 'end')}"
         if tool == "write_file":
-            path += f"  ({len(str(arguments.get('content', '')).splitlines())} lines)"
+            path += f"  ({counted(len(str(arguments.get('content', '')).splitlines()), 'line')})"
         return path
     if tool == "grep":
         where = arguments.get("path", ".")
@@ -353,7 +354,7 @@ class ApprovalPrompt(Static, can_focus=True):
         if preview:
             lines = masker.mask(preview).splitlines()
             if len(lines) > PREVIEW_LINES:
-                lines = lines[:PREVIEW_LINES] + [f"… {len(lines) - PREVIEW_LINES} more lines"]
+                lines = lines[:PREVIEW_LINES] + [f"… {counted(len(lines) - PREVIEW_LINES, 'more line')}"]
             text.append("\n" + "\n".join(lines))
         text.append("\n")
         text.append_text(Text.assemble(

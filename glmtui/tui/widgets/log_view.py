@@ -61,6 +61,8 @@ from textual.selection import Selection
 from textual.strip import Strip
 from textual.timer import Timer
 
+from glmtui.units import counted
+
 FRAME_INTERVAL = 1 / 20
 """Seconds between two batched updates of the view. The frame timer sleeps once a frame finds
 nothing to do, and new lines, a sync or a resize wake it: an idle log costs no wake-ups."""
@@ -764,7 +766,7 @@ class LogView(ScrollView, can_focus=True):
             parts.append("wrap")
         if self._timestamps:
             parts.append("time")
-        parts.append(f"{self._total:,} line{'' if self._total == 1 else 's'}")
+        parts.append(counted(self._total, "line"))
         status = " · ".join(parts)
         if status != self._status:
             self._status = status
@@ -950,7 +952,7 @@ class LogView(ScrollView, can_focus=True):
             text = self._display_line(seq)
         self.app.copy_to_clipboard(text)
         lines = text.count("\n") + 1
-        self.notify(f"Copied {lines:,} line{'' if lines == 1 else 's'}", timeout=2)
+        self.notify(f"Copied {counted(lines, 'line')}", timeout=2)
 
     def action_save(self) -> None:
         """Save the whole log: a copy of the log file when there is one, else the lines in memory."""

@@ -39,6 +39,7 @@ from glmtui.store import Store
 from glmtui.transcript import AGENT_EVENTS, AgentLines
 from glmtui.tui.screens.dialogs import ApproveCall
 from glmtui.tui.messages import RunStateChanged, StepOutput, StepSelected
+from glmtui.units import counted
 
 STEP_LINES = 5_000  # output lines kept per step (the full log is on disk)
 REFRESH_SECONDS = 1 / 8
@@ -453,7 +454,7 @@ class PlanPane(Widget):
             for line in shown:
                 text.append("\n  " + line)
             if len(lines) > len(shown):
-                text.append(f"\n  … {len(lines) - len(shown)} more lines", style="dim")
+                text.append(f"\n  … {counted(len(lines) - len(shown), 'more line')}", style="dim")
         detail.update(text)
 
     # -- the run ----------------------------------------------------------------------------
