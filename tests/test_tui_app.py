@@ -36,6 +36,7 @@ from glmtui.tui.app import GlmtuiApp
 from glmtui.tui.screens.dialogs import Confirm, ConfirmRemove, EnvironmentDetails
 from glmtui.tui.screens.help import HelpScreen
 from glmtui.tui.screens.new_env import NewEnvironment
+from glmtui.tui.screens.plan_picker import PlanPickerScreen
 from glmtui.tui.widgets.environments import EnvironmentsPane
 from glmtui.tui.widgets.log_view import LogView
 from glmtui.tui.widgets.placeholders import AgentsPane, ChatPane
@@ -587,6 +588,27 @@ async def test_palette_finds_environment_new_and_runs_it(tmp_path: Path) -> None
         await pilot.press("ctrl+a", "ctrl+k", *"log wrap")
         await wait_until(pilot, lambda: "Log: Wrap" in screen_text(app), what="Log: Wrap in the palette")
         await pilot.press("escape")
+
+
+async def test_r_from_the_environments_pane_picks_a_plan_that_enter_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DESIGN's footer: `r` runs a plan from the main screen, not only from the plan pane."""
+    project = tmp_path / "project"
+    write_plan(project / "plans", "version: 1\nname: picked\nsteps:\n  - id: a\n    run: echo hi\n", "picked.yaml")
+    monkeypatch.chdir(project)
+    async with tui(tmp_path) as (app, pilot):
+        assert isinstance(app.focused, EnvironmentsPane)
+        assert re.search(r"\br Run plan\b", screen_text(app)), "the footer offers it"
+        await pilot.press("r")
+        picker = await wait_until(pilot, lambda: isinstance(app.screen, PlanPickerScreen) and app.screen)
+        await wait_until(pilot, lambda: "plans/picked.yaml" in screen_text(app), what="the plan in the picker")
+        await pilot.press(*"picked", "enter")  # the plans other tests opened are listed first
+        await wait_until(pilot, lambda: app.screen is not picker)
+        pane = app.query_one(PlanPane)
+        await wait_until(pilot, lambda: pane.plan_path is not None and pane.plan_path.name == "picked.yaml")
+        assert isinstance(app.focused, StepTable)  # enter now runs it
+        assert pane.check_action("run", ()) is True
 
 
 async def test_tab_moves_focus_between_the_panes(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ class GlmtuiApp(App[int]):
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("f1", "help", "Help", show=False, id="app.help_f1"),
         Binding("ctrl+p", "command_palette", "Commands", id="app.commands"),
+        Binding("r", "pick_plan", "Run plan", id="app.plan"),
         Binding("c", "focus_chat", "Chat", id="app.chat"),
         Binding("tab", "focus_next", "Next pane", show=False, id="app.next"),
         Binding("shift+tab", "focus_previous", "Previous pane", show=False, id="app.previous"),
@@ -308,6 +309,12 @@ class GlmtuiApp(App[int]):
     @on(RunStateChanged)
     def on_run_state_changed(self, message: RunStateChanged) -> None:
         self._run_active = message.running
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "pick_plan":
+            return not self._run_active  # while a plan runs, the plan pane's keys are its own
+        return super().check_action(action, parameters)
 
     # -- app actions ------------------------------------------------------------------------
 
@@ -377,6 +384,13 @@ class GlmtuiApp(App[int]):
 
     def action_focus_chat(self) -> None:
         self.query_one(ChatPane).focus_input()
+
+    def action_pick_plan(self) -> None:
+        """`r` from any pane: the plan picker, with the plan pane focused so that `enter` runs
+        the plan picked (in the plan pane its own `r` does the same)."""
+        pane = self.query_one(PlanPane)
+        pane.table.focus()
+        pane.action_pick()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place where background work's failures reach the user: one clear line."""
