@@ -546,7 +546,8 @@ async def test_help_lists_the_focused_pane_bindings_and_the_app_bindings(tmp_pat
         assert "Environments" in text and "Everywhere" in text
         for key, description in [("?", "Help"), ("ctrl+p", "Commands"), ("tab", "Next pane"), ("q", "Quit")]:
             assert re.search(rf"{re.escape(key)}\s+{re.escape(description)}", text), (key, description)
-        assert "Search" not in text  # the log pane's keys are not the focused pane's
+        assert "Next match" not in text  # the log pane's keys are not the focused pane's
+        assert re.search(r"r\s+Run plan", text) and re.search(r"/\s+Search log", text)  # from anywhere
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
         # on the log pane: its keys
@@ -554,7 +555,7 @@ async def test_help_lists_the_focused_pane_bindings_and_the_app_bindings(tmp_pat
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = screen_text(app)
-        for key, description in [("slash", "Search"), ("n", "Next match"), ("t", "Timestamps"), ("w", "Wrap"),
+        for key, description in [("/", "Search"), ("n", "Next match"), ("t", "Timestamps"), ("w", "Wrap"),
                                  ("f,end", "Follow")]:
             assert re.search(rf"{re.escape(key)}\s+{re.escape(description)}", text), (key, description)
         assert "Start/stop" not in text and "Quit" in text
@@ -609,6 +610,18 @@ async def test_r_from_the_environments_pane_picks_a_plan_that_enter_runs(
         await wait_until(pilot, lambda: pane.plan_path is not None and pane.plan_path.name == "picked.yaml")
         assert isinstance(app.focused, StepTable)  # enter now runs it
         assert pane.check_action("run", ()) is True
+
+
+async def test_slash_from_the_environments_pane_searches_the_log(tmp_path: Path) -> None:
+    async with tui(tmp_path) as (app, pilot):
+        log = app.query_one(LogView)
+        log.write_lines([f"line {i} ERROR" if i == 7 else f"line {i}" for i in range(100)])
+        await pilot.pause(0.2)
+        assert isinstance(app.focused, EnvironmentsPane)
+        await pilot.press("slash", *"error", "enter")
+        await wait_until(pilot, lambda: "match 1/1" in log.border_subtitle, what="the match counted")
+        assert app.focused is log  # n and N go on from there
+        assert "line 7 ERROR" in screen_text(app)
 
 
 async def test_tab_moves_focus_between_the_panes(tmp_path: Path) -> None:

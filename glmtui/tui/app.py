@@ -49,6 +49,7 @@ class GlmtuiApp(App[int]):
         Binding("f1", "help", "Help", show=False, id="app.help_f1"),
         Binding("ctrl+p", "command_palette", "Commands", id="app.commands"),
         Binding("r", "pick_plan", "Run plan", id="app.plan"),
+        Binding("slash", "search_log", "Search log", show=False, id="app.search"),
         Binding("c", "focus_chat", "Chat", id="app.chat"),
         Binding("tab", "focus_next", "Next pane", show=False, id="app.next"),
         Binding("shift+tab", "focus_previous", "Previous pane", show=False, id="app.previous"),
@@ -384,6 +385,12 @@ class GlmtuiApp(App[int]):
 
     def action_focus_chat(self) -> None:
         self.query_one(ChatPane).focus_input()
+
+    def action_search_log(self) -> None:
+        """`/` from any pane: the log pane's search prompt (in the log pane its own `/`)."""
+        log = self.query_one(LogView)
+        log.focus()
+        log.action_search()
 
     def action_pick_plan(self) -> None:
         """`r` from any pane: the plan picker, with the plan pane focused so that `enter` runs

@@ -35,5 +35,5 @@ def binding_rows(bindings: list[Binding], details: dict[str, str] | None = None)
             seen.add(binding.description)
             detail = (details or {}).get(binding.action)
             description = f"{binding.description} — {detail}" if detail else binding.description
-            rows.append((binding.key.replace("question_mark", "?"), description))
+            rows.append((binding.key.replace("question_mark", "?").replace("slash", "/"), description))
     return rows
