@@ -511,6 +511,7 @@ async def test_an_idle_view_sleeps_and_new_lines_or_a_resize_wake_it(
         await pilot.resize_terminal(60, 24)
         await frame(pilot)
         narrow = view.scrollable_content_region.width
+        wrapped = -(-200 // narrow)  # rows of the 200-character line at the new width
         shown = [row for row in rows(view) if row]
-        assert "".join(shown[-(-(-200 // narrow)):]) == "long " + "x" * 195
+        assert "".join(shown[-wrapped:]) == "long " + "x" * 195
         assert all(len(row) <= narrow for row in shown)
