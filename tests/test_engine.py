@@ -474,6 +474,18 @@ async def test_images(engine, busybox_image):
         await build_named(engine, "busybx")
 
 
+def test_a_build_context_does_not_send_a_linked_host_file(tmp_path):
+    from glmtui.docker.images import build_context
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY key /\n")
+    (tmp_path / "key").symlink_to("/etc/hostname")
+    with pytest.raises(BadInput, match="holds key, a link to /etc/hostname outside it"):
+        build_context(tmp_path)
+    (tmp_path / "key").unlink()
+    (tmp_path / "key").symlink_to("Dockerfile")
+    build_context(tmp_path)  # a link inside the context is fine
+
+
 # -- bad input --------------------------------------------------------------------------------
 
 
