@@ -1058,6 +1058,7 @@ async def test_copy_in_at_creation_and_mounts(engine, env_name, busybox_image, t
     plan = write_plan(tmp_path, """
         version: 1
         name: copy-mounts
+        permissions: {root: true}         # busybox runs as root, and ./rw is writable
         env:
           name: @NAME@
           image: glmtui/busybox:latest
@@ -1071,7 +1072,7 @@ async def test_copy_in_at_creation_and_mounts(engine, env_name, busybox_image, t
           - id: write-ro
             run: echo nope > /ro/new.txt
         """, NAME=env_name)
-    outcome = await run_plan(engine, plan)
+    outcome = await run_plan(engine, plan, allow=True)
     assert outcome.finished("look").status == "success", outcome.summary()
     assert outcome.lines("look") == ["A", "B", "read me", "read me"]
     assert (tmp_path / "rw" / "out.txt").read_text() == "written\n"

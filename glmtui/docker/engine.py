@@ -478,16 +478,17 @@ class Engine:
             raise NotFound(f"no such file or folder on the host: {source}")
         if destination.endswith("/"):
             destination += source.name
-        uid, gid = await self._owner(name)
+        uid, gid = await self.user_ids(name)
         data = archive.pack_path(source, destination.strip("/") or ".", uid, gid)
         await self._put_archive(name, data)
 
     async def write_file(self, name: str, path: str, content: bytes, *, mode: int = 0o644) -> None:
-        uid, gid = await self._owner(name)
+        uid, gid = await self.user_ids(name)
         await self._put_archive(name, archive.pack_bytes(path.strip("/"), content, mode, uid, gid))
 
-    async def _owner(self, name: str) -> tuple[int, int]:
-        """Who files put into the environment belong to: its configured user."""
+    async def user_ids(self, name: str) -> tuple[int, int]:
+        """The uid and gid of the environment's configured user (the image's, when none is set),
+        as its /etc/passwd and /etc/group say; files put into the environment belong to them."""
         info = await self.inspect_environment(name)
         if info["Id"] in self._owners:  # resolved once per container: write steps come often
             return self._owners[info["Id"]]
