@@ -390,6 +390,9 @@ async def test_a_path_from_an_input_is_checked_when_the_run_knows_it(engine, bus
     assert error == ("error: mount '/etc:/m:ro': /etc is outside the plan's folder and read access to it was not "
                      "granted (it needs permissions: {host_paths: [{path: '/etc'}]})")
     assert containers(f"label=glmtui.run={mounted.run_id}") == []
+    probe = await run_plan(engine, plan, inputs={"to": "./f", "mount": "/no/such/folder"}, allow=True)
+    [error] = [e.message for e in probe.of("progress") if e.message.startswith("error:")]
+    assert "read access to it was not granted" in error, "refused before it is looked at: no probing the host"
 
 
 async def test_a_link_planted_at_run_time_does_not_lead_a_copy_out_of_the_plans_folder(engine, busybox_image, tmp_path):

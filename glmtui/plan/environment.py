@@ -69,10 +69,10 @@ async def prepare(
     )
     mounts = []
     for written in env.mounts:
-        text = f"{render_value(written.host, values)}:{written.container}{':ro' if written.read_only else ''}"
-        mount = Mount.parse(text, base=plan.dir)
-        access.mount(mount.source, write=not mount.read_only, what=f"mount {text!r}")
-        mounts.append(mount)
+        host = render_value(written.host, values)
+        text = f"{host}:{written.container}{':ro' if written.read_only else ''}"
+        access.mount(host, write=not written.read_only, what=f"mount {text!r}")  # before it is looked at
+        mounts.append(Mount.parse(text, base=plan.dir))
     spec = EnvSpec(
         name=name,
         image=image,

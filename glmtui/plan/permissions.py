@@ -319,13 +319,15 @@ class HostAccess:
         )
 
     def mount(self, source: str, *, write: bool, what: str) -> None:
-        """A bind mount of `source` (absolute, resolved): its path, and the Docker socket it may hold."""
-        socket = reached_socket(Path(source), self.sockets)
+        """A bind mount of `source` (relative to the plan's folder): its path, and the Docker socket
+        it may hold."""
+        path = resolve(self.plan_dir, source)
+        socket = reached_socket(path, self.sockets)
         if socket is not None and not self.granted.docker_socket:
             raise HostAccessRefused(f"{what} {_socket_reason(socket)}, which was not granted "
                                     "(it needs permissions: {docker_socket: true})")
-        if socket != Path(source):  # the socket itself needs docker_socket only
-            self.path(source, write=write, what=what)
+        if socket != path:  # the socket itself needs docker_socket only
+            self.path(path, write=write, what=what)
 
     def network(self, network: str | None, what: str) -> None:
         if network == "host" and not self.granted.network_host:
