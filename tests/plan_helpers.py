@@ -114,9 +114,12 @@ async def run_plan(
     resume: str | None = None,
     run_id: str | None = None,
     sink: Any = None,
+    allow: bool = False,
+    grant: Any = None,
 ) -> Outcome:
     """Load and run a plan with the Runner, collecting every event in a list (and giving
-    each to `sink` too, when given)."""
+    each to `sink` too, when given). `allow` grants what the plan declares (as --allow does);
+    `grant` grants exactly that (a server's policy)."""
     from glmtui.config import Config
     from glmtui.errors import GlmtuiError
     from glmtui.plan.runner import Runner
@@ -138,7 +141,7 @@ async def run_plan(
 
     runner = Runner(
         engine, loaded, sink=collect, store=store, config=Config.load(cwd=paths[0].parent),
-        jobs=jobs, keep=keep, resume=resume, run_id=run_id,
+        jobs=jobs, keep=keep, resume=resume, run_id=run_id, grant=loaded.plan.permissions if allow else grant,
     )
     outcome = Outcome(events, store)
     try:

@@ -21,7 +21,7 @@ from helpers import (
 )
 
 from glmtui.docker.engine import STDERR, STDOUT, Engine
-from glmtui.docker.spec import EnvSpec, Mount, Resources
+from glmtui.docker.spec import EnvSpec, Mount, Resources, refuse_docker_socket
 from glmtui.errors import BadInput, Conflict, EngineUnreachable, NotFound
 
 pytestmark = pytest.mark.docker
@@ -474,6 +474,18 @@ async def test_images(engine, busybox_image):
         await build_named(engine, "busybx")
 
 
+def test_a_build_context_does_not_send_a_linked_host_file(tmp_path):
+    from glmtui.docker.images import build_context
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY key /\n")
+    (tmp_path / "key").symlink_to("/etc/hostname")
+    with pytest.raises(BadInput, match="holds key, a link to /etc/hostname outside it"):
+        build_context(tmp_path)
+    (tmp_path / "key").unlink()
+    (tmp_path / "key").symlink_to("Dockerfile")
+    build_context(tmp_path)  # a link inside the context is fine
+
+
 # -- bad input --------------------------------------------------------------------------------
 
 
@@ -494,8 +506,32 @@ def test_bad_values():
         EnvSpec(name="ok", image="x", network="wifi")
     with pytest.raises(BadInput, match="does not exist"):
         Mount.parse("/no/such/host/path:/data")
-    with pytest.raises(BadInput, match="Docker socket"):
-        Mount.parse("/var/run/docker.sock:/var/run/docker.sock")
+
+
+def test_a_mount_that_reaches_the_docker_socket_is_refused(tmp_path):
+    """The socket, any folder holding it, a symlink to either, and the configured engine's socket."""
+    import socket
+
+    (tmp_path / "to-socket").symlink_to("/var/run/docker.sock")
+    (tmp_path / "to-run").symlink_to("/var/run")
+    reaching = ["/var/run/docker.sock:/s", "/run/docker.sock:/s", "/var/run:/r", "/run:/r", "/:/host",
+                f"{tmp_path}/to-socket:/s", f"{tmp_path}/to-run:/r:ro"]
+    for text in reaching:
+        with pytest.raises(BadInput, match="gives the environment the Docker socket") as caught:
+            refuse_docker_socket((Mount.parse(text),), None, hint="say so")
+        assert "/run/docker.sock" in str(caught.value) and "(say so)" in str(caught.value)
+    refuse_docker_socket((Mount.parse(f"{tmp_path}:/data"), Mount.parse("/etc:/etc:ro")), None, hint="-")
+
+    engine_socket = tmp_path / "engines" / "other.sock"
+    engine_socket.parent.mkdir()
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(engine_socket))
+    try:
+        with pytest.raises(BadInput, match=f"{engine_socket} is in {engine_socket.parent}"):
+            refuse_docker_socket((Mount.parse(f"{engine_socket.parent}:/e"),), f"unix://{engine_socket}", hint="-")
+        refuse_docker_socket((Mount.parse(f"{engine_socket.parent}:/e"),), None, hint="-")  # not this engine's
+    finally:
+        listener.close()
 
 
 async def test_taken_name(engine, make_env, busybox_image):

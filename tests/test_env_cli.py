@@ -252,11 +252,17 @@ def test_mount_of_a_missing_host_path(glmtui, env_name, tmp_path):
     leaves_nothing(env_name)
 
 
-def test_mount_of_the_docker_socket_is_refused(glmtui, env_name):
-    result = glmtui("env", "create", env_name, "--image", BUSYBOX, "--mount", "/var/run/docker.sock:/var/run/docker.sock")
-    assert result.returncode == 2
-    assert "Docker socket" in one_error_line(result.stderr)
-    leaves_nothing(env_name)
+def test_mount_of_the_docker_socket_or_a_folder_holding_it_needs_the_flag(glmtui, env_name, tmp_path):
+    (tmp_path / "run").symlink_to("/var/run")
+    for mount in ("/var/run/docker.sock:/var/run/docker.sock", "/var/run:/hostrun", f"{tmp_path}/run:/hostrun:ro"):
+        result = glmtui("env", "create", env_name, "--image", BUSYBOX, "--mount", mount)
+        assert result.returncode == 2, (mount, result.stderr)
+        line = one_error_line(result.stderr)
+        assert "Docker socket" in line and "/run/docker.sock" in line and "--allow-docker-socket" in line, line
+        leaves_nothing(env_name)
+    create(glmtui, env_name, "--mount", "/var/run:/hostrun", "--allow-docker-socket")
+    shown = docker("exec", container_of(env_name), "ls", "-l", "/hostrun/docker.sock").stdout
+    assert shown.startswith("s"), shown  # the person asked for it: the socket is there
 
 
 def test_mount_works(glmtui, busybox_image, env_name, tmp_path):

@@ -276,7 +276,9 @@ def test_plan_validate_prints_an_ok_line(glmtui, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"{plan}: valid (plan inspected, workflow main, 3 steps)"
     as_json = glmtui("plan", "validate", str(plan), "--json", "-e", "INSPECT_TOKEN=x")
-    assert json.loads(as_json.stdout) == {"valid": True, "plan": "inspected", "workflow": "main", "steps": 3}
+    none = {"host_paths": [], "network_host": False, "docker_socket": False, "root": False}
+    assert json.loads(as_json.stdout) == {"valid": True, "plan": "inspected", "workflow": "main", "steps": 3,
+                                          "permissions": none}
     broken = write_plan(tmp_path, INSPECT_PLAN.replace("needs: [first]\n        timeout", "needs: [frist]\n        timeout"),
                         name="broken.yaml")
     bad = glmtui("plan", "validate", str(broken), "-e", "INSPECT_TOKEN=x")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from glmtui.errors import BadInput
 from glmtui.plan.graph import find_cycle, layers
 from glmtui.plan.model import LoadedPlan, Location, PlanError, PlanInvalid, Retry, Step
+from glmtui.plan.permissions import resolve
 from glmtui.plan.validate import load_plan, schema_text
 from glmtui.plan.values import coerce, parse_dotenv
 
@@ -54,7 +55,7 @@ BAD_PLANS = {
     "timeout-soon": "6:14: timeout: 'soon' is not a duration (use e.g. 30s, 10m or 1h)",
     "unknown-key": "7:5: unknown key 'neeeds' (did you mean 'needs'?)",
     "memory-lots": "4:23: memory: 'lots' is not a size (use e.g. 512m or 2g)",
-    "docker-socket": "5:7: mount '/var/run/docker.sock:/var/run/docker.sock' hands the host's Docker socket to the environment; set allow_docker_socket: true in env to allow it",
+    "docker-socket": "5:7: mount '/var/run/docker.sock:/var/run/docker.sock' reaches the Docker socket /run/docker.sock (control of the host) and is writable and env has no user: the image's user, often root, would write there, which can leave files of root, setuid ones too, on the host: declare it at the plan's top level with permissions: {docker_socket: true, root: true} (and run it with --allow)",
 }
 
 
@@ -155,7 +156,7 @@ def test_the_full_example_loads() -> None:
     assert plan.env.name == "fix-tests" and plan.env.image == "glmtui/workspace:latest"
     assert plan.env.resources.memory == 1024**3 and plan.env.resources.cpus == 2 and plan.env.resources.pids == 512
     assert [(c.host, c.container) for c in plan.env.copy] == [("./project", "/workspace")]
-    assert plan.host_path("./project") == PLANS.resolve() / "project"
+    assert resolve(plan.dir, "./project") == PLANS.resolve() / "project"
 
     workflow = loaded.workflow
     assert workflow.name == plan.default_workflow == "main"

@@ -101,6 +101,7 @@ def test_logs_of_a_run_and_of_one_step(glmtui, recorded):
 RESUME_PLAN = """
     version: 1
     name: @NAME@
+    permissions: {root: true}   # busybox runs as root, and ./state is writable
     env:
       image: glmtui/busybox:latest
       mounts: ["./state:/state"]
@@ -125,7 +126,7 @@ RESUME_PLAN = """
 def test_resume_reuses_what_succeeded_and_runs_the_rest(glmtui, busybox_image, tmp_path):
     (tmp_path / "state").mkdir()
     plan = write_plan(tmp_path, RESUME_PLAN, NAME=unique_name())
-    first = glmtui("--run", str(plan), "--json")
+    first = glmtui("--run", str(plan), "--json", "--allow")
     assert first.returncode == 1, first.stderr
     events = json_lines(first.stdout)
     run_id = events[0]["run_id"]
@@ -135,7 +136,7 @@ def test_resume_reuses_what_succeeded_and_runs_the_rest(glmtui, busybox_image, t
     assert (tmp_path / "state" / "count").read_text().strip() == "1"
 
     (tmp_path / "input.txt").write_text("the missing file\n")
-    second = glmtui("--run", str(plan), "--json", "--resume", run_id)
+    second = glmtui("--run", str(plan), "--json", "--resume", run_id, "--allow")
     assert second.returncode == 0, (second.stdout, second.stderr)
     events = json_lines(second.stdout)
     assert events[0]["run_id"] != run_id
@@ -156,7 +157,7 @@ def test_resume_of_another_plans_run_is_refused(glmtui, recorded, busybox_image,
     _, run_id, _, _ = recorded
     (tmp_path / "state").mkdir()
     plan = write_plan(tmp_path, RESUME_PLAN, NAME=unique_name())
-    done = glmtui("--run", str(plan), "--resume", run_id)
+    done = glmtui("--run", str(plan), "--resume", run_id, "--allow")
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert run_id in done.stderr
     assert not (tmp_path / "state" / "count").exists(), "nothing ran"

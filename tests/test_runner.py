@@ -214,6 +214,35 @@ async def test_copy_files_and_folders_both_ways_relative_to_the_plan_file(engine
     assert not (tmp_path / "out").exists()
 
 
+async def test_copy_out_of_a_tree_with_a_link_pointing_outside_is_refused_in_one_line(engine, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: @NAME@
+        env: {image: glmtui/busybox:latest}
+        steps:
+          - id: tree
+            run: |
+              mkdir -p /tmp/t/sub /tmp/u
+              echo a > /tmp/t/a
+              ln -s ../a /tmp/t/sub/fine
+              ln -s @LINK@ /tmp/t/sub/away
+          - {id: out, needs: [tree], copy: {from: "env:/tmp/t", to: ./out}}
+        """, NAME=unique_name(), LINK="/etc/passwd")
+    for link in ("/etc/passwd", "../../u"):
+        plan.write_text(plan.read_text().replace("/etc/passwd", link))
+        outcome = await run_plan(engine, plan)
+        out = outcome.finished("out")
+        assert out.status == "failure"
+        assert out.reason == f"copy of /tmp/t refused: /tmp/t/sub/away is a link to {link}, outside what is copied; nothing was copied"
+        log = outcome.store.log_file(outcome.run_id, "out").read_text()
+        assert "Traceback" not in log and "internal error" not in out.reason
+        assert not (tmp_path / "out").exists()
+    plan.write_text(plan.read_text().replace("../../u", "../fine"))
+    outcome = await run_plan(engine, plan)
+    assert outcome.finished("out").status == "success"
+    assert (tmp_path / "out" / "sub" / "fine").read_text() == "a\n"  # a link inside the tree is copied as it is
+
+
 async def test_copy_of_a_missing_host_file_fails_the_step(engine, shared, tmp_path):
     plan = write_plan(tmp_path, """
         version: 1
@@ -1029,6 +1058,7 @@ async def test_copy_in_at_creation_and_mounts(engine, env_name, busybox_image, t
     plan = write_plan(tmp_path, """
         version: 1
         name: copy-mounts
+        permissions: {root: true}         # busybox runs as root, and ./rw is writable
         env:
           name: @NAME@
           image: glmtui/busybox:latest
@@ -1042,7 +1072,7 @@ async def test_copy_in_at_creation_and_mounts(engine, env_name, busybox_image, t
           - id: write-ro
             run: echo nope > /ro/new.txt
         """, NAME=env_name)
-    outcome = await run_plan(engine, plan)
+    outcome = await run_plan(engine, plan, allow=True)
     assert outcome.finished("look").status == "success", outcome.summary()
     assert outcome.lines("look") == ["A", "B", "read me", "read me"]
     assert (tmp_path / "rw" / "out.txt").read_text() == "written\n"

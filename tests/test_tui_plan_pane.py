@@ -23,6 +23,7 @@ from plan_helpers import make_store, remove_run_leftovers, run_containers, run_v
 
 from glmtui.config import Config
 from glmtui.tui.messages import RunStateChanged, StepOutput, StepSelected
+from glmtui.tui.screens.permissions import AllowHostAccess
 from glmtui.tui.screens.plan_inputs import PlanInputsScreen
 from glmtui.tui.screens.plan_picker import PastRunsScreen, PlanPickerScreen, recent_file, recent_plans
 from glmtui.tui.widgets.plan_view import PlanPane, StepTable, tail_lines
@@ -604,6 +605,47 @@ async def test_a_run_that_cannot_start_says_why(tmp_path: Path, engine: Any) -> 
             assert "is not here and could not be pulled" in status_line(app)
             assert app.pane.check_action("run", ()) is True  # it can be tried again
             assert run_containers(ended.run_id) == []
+    finally:
+        for run_id in run_ids(app):
+            remove_run_leftovers(run_id)
+
+
+async def test_a_plan_that_asks_for_host_access_runs_only_once_the_dialog_allows_it(
+    tmp_path: Path, engine: Any, busybox_image: str
+) -> None:
+    outside = tmp_path / "outside"
+    plan = write_plan(tmp_path / "plan", """
+        version: 1
+        name: asks-first
+        permissions:
+          host_paths: [{path: ../outside, write: true}]
+        env: {image: glmtui/busybox:latest}
+        steps:
+          - {id: make, run: echo allowed > /tmp/f}
+          - {id: save, needs: [make], copy: {from: "env:/tmp/f", to: ../outside/f}}
+        """)
+    app = PaneApp(tmp_path, plan, engine=engine)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.2)
+            assert f"permissions  write {outside}  (asked before it runs)" in screen_text(app)
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, AllowHostAccess), what="the dialog")
+            text = screen_text(app)
+            assert "Plan asks-first asks for access to the host:" in text and f"• write {outside}" in text
+            assert app.screen.focused is not None and app.screen.focused.id == "cancel"
+            await pilot.press("enter")  # on Cancel: nothing runs
+            await wait_until(pilot, lambda: not isinstance(app.screen, AllowHostAccess), what="the dialog to close")
+            await pilot.pause(0.1)
+            assert app.of(RunStateChanged) == [] and app.store.runs(10) == []
+            assert [n.message for n in app._notifications] == ["not run: its host access was not allowed"]
+
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, AllowHostAccess), what="the dialog again")
+            await pilot.click("#allow")
+            ended = await run_finished(pilot, app)
+            assert ended.status == "success", status_line(app)
+            assert (outside / "f").read_text() == "allowed\n"
     finally:
         for run_id in run_ids(app):
             remove_run_leftovers(run_id)

@@ -24,21 +24,27 @@ def env_group() -> None:
 @click.option("--pids", help="Process limit (default: config resources.pids).")
 @click.option("--network", type=click.Choice(["bridge", "none", "host"]), help="Network (default: config).")
 @click.option("--mount", "mounts", multiple=True, metavar="SRC:DST[:ro]", help="Bind mount a host path.")
+@click.option("--allow-docker-socket", is_flag=True,
+              help="Allow a --mount of the Docker socket (or of a folder holding it): control of the host.")
 @click.option("--copy", "copies", multiple=True, metavar="SRC:DST", help="Copy a host path in once, at creation.")
 @click.option("-e", "--env", "variables", multiple=True, metavar="K=V", help="An environment variable.")
 @click.option("--user", help="User inside, uid[:gid] or a name.")
 @click.option("--workdir", default="/workspace", show_default=True, help="Workspace folder (a named volume).")
 @click.option("--json", "as_json", is_flag=True, help="Print the environment as JSON.")
-def create(name, image, memory, cpus, pids, network, mounts, copies, variables, user, workdir, as_json) -> None:
+def create(name, image, memory, cpus, pids, network, mounts, allow_docker_socket, copies, variables, user, workdir,
+           as_json) -> None:
     """Create and start environment NAME."""
-    from glmtui.docker.spec import EnvSpec, Mount, Resources
+    from glmtui.docker.spec import EnvSpec, Mount, Resources, refuse_docker_socket
 
     config = state().config
+    parsed = tuple(Mount.parse(m) for m in mounts)
+    if not allow_docker_socket:
+        refuse_docker_socket(parsed, config.get("docker_host"), hint="add --allow-docker-socket if you mean it")
     spec = EnvSpec(
         name=name,
         image=image or config.get("default_image"),
         workdir=workdir,
-        mounts=tuple(Mount.parse(m) for m in mounts),
+        mounts=parsed,
         environment=parse_pairs(variables, "--env"),
         user=user,
         resources=Resources.parse(

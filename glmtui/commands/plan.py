@@ -46,6 +46,7 @@ def _load(plan, files, workflow, inputs, input_file, env_files, variables, *, ch
         env_files=list(env_files),
         extra_env=parse_pairs(variables, "-e"),
         check_secrets=check_secrets,
+        docker_host=state().config.get("docker_host"),
     )
 
 
@@ -60,21 +61,28 @@ def plan_group() -> None:
 @click.option("--keep", is_flag=True, help="Keep a throw-away environment when a step failed.")
 @click.option("--resume", metavar="RUN_ID", help="Skip the steps that succeeded in RUN_ID, reusing their outputs.")
 @click.option("--yes", "-y", is_flag=True, help="Approve everything agents ask (headless).")
-def run_(plan, files, workflow, inputs, input_file, env_files, variables, as_json, jobs, keep, resume, yes) -> None:
+@click.option("--allow", is_flag=True, help="Agree to the host access the plan declares under permissions:.")
+def run_(plan, files, workflow, inputs, input_file, env_files, variables, as_json, jobs, keep, resume, yes,
+         allow) -> None:
     """Run PLAN headless; exit 0 when every step succeeded or was allowed to fail."""
     loaded = _load(plan, files, workflow, inputs, input_file, env_files, variables)
-    sys.exit(run_loaded(loaded, as_json=as_json, jobs=jobs, keep=keep, resume=resume, yes=yes))
+    sys.exit(run_loaded(loaded, as_json=as_json, jobs=jobs, keep=keep, resume=resume, yes=yes, allow=allow))
 
 
-def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool) -> int:
+def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool, allow: bool) -> int:
     import asyncio
     import signal
 
+    from glmtui.errors import BadInput
     from glmtui.events import Progress
     from glmtui.headless import renderer_for
     from glmtui.plan.runner import Runner
     from glmtui.store import Store
 
+    asked = loaded.plan.permissions
+    if asked and not allow:
+        raise BadInput(f"plan {loaded.plan.name} asks for host access: {', '.join(asked.phrases())}",
+                       hint="run again with --allow to agree")
     render = renderer_for(as_json)
     store = Store()
 
@@ -98,7 +106,7 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool) ->
         async with engine() as docker:
             runner = Runner(
                 docker, loaded, sink=sink, store=store, config=state().config, jobs=jobs, keep=keep,
-                resume=resume, auto_approve=yes,
+                resume=resume, auto_approve=yes, grant=asked if allow else None,
             )
             task = asyncio.create_task(runner.run())
             signals = 0
@@ -157,10 +165,14 @@ def validate(plan, files, workflow, inputs, input_file, env_files, variables, as
             sys.exit(2)
         raise
     steps = len(loaded.workflow.steps)
+    asked = loaded.plan.permissions
     if as_json:
-        print_json({"valid": True, "plan": loaded.plan.name, "workflow": loaded.workflow.name, "steps": steps})
+        print_json({"valid": True, "plan": loaded.plan.name, "workflow": loaded.workflow.name, "steps": steps,
+                    "permissions": asked.as_json()})
     else:
         click.echo(f"{loaded.plan.file}: valid (plan {loaded.plan.name}, workflow {loaded.workflow.name}, {counted(steps, 'step')})")
+        if asked:
+            click.echo(f"it asks for host access (run it with --allow): {', '.join(asked.phrases())}")
 
 
 @plan_group.command("inspect")

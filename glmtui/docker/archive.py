@@ -39,20 +39,57 @@ def pack_bytes(name: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int
     return buffer.getvalue()
 
 
+class UnsafeEntry(Exception):
+    """An entry of an archive that must not be extracted; `name` is as the archive has it."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name} {problem}")
+        self.name, self.problem = name, problem
+
+
 def unpack(data: bytes, destination: Path, *, rename_top: str | None = None) -> list[Path]:
-    """Extract a tar from the engine into `destination`; refuses entries that escape it."""
+    """Extract a tar from the engine into `destination`. Every entry is checked before anything is
+    written: a link must point inside the archive's top folder, and nothing may land outside
+    `destination` (through `..` or a link on the host); UnsafeEntry names the first that would."""
     destination.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:", encoding=_ENCODING, errors=_ERRORS) as tar:
         members = tar.getmembers()
         top = members[0].name.split("/", 1)[0] if members else None
         for member in members:
+            _check_link(member, top)
+            original = member.name
             if rename_top and top is not None:
                 member.name = rename_top + member.name[len(top):]
-            target = destination / member.name
-            written.append(target)
+            try:
+                tarfile.data_filter(member, os.fsdecode(destination))
+            except tarfile.FilterError as err:
+                raise UnsafeEntry(original, _FILTER_PROBLEMS.get(type(err), "cannot be extracted safely")) from None
+            written.append(destination / member.name)
         tar.extractall(os.fsdecode(destination), members=members, filter="data")
     return written
+
+
+_FILTER_PROBLEMS = {
+    tarfile.AbsolutePathError: "has an absolute path",
+    tarfile.OutsideDestinationError: "would land outside the destination (a link on the host is in the way)",
+    tarfile.SpecialFileError: "is a device or another special file",
+    tarfile.AbsoluteLinkError: "is a link to an absolute path",
+    tarfile.LinkOutsideDestinationError: "is a link that points outside the destination",
+}
+
+
+def _check_link(member: tarfile.TarInfo, top: str | None) -> None:
+    """A link (symbolic or hard) must stay inside what is copied: the archive's top entry."""
+    if not (member.issym() or member.islnk()):
+        return
+    link = member.linkname
+    if member.issym():
+        if link.startswith("/"):
+            raise UnsafeEntry(member.name, f"is a link to {link}, outside what is copied")
+        link = os.path.normpath(os.path.join(os.path.dirname(member.name), link))
+    if top is None or not (link == top or link.startswith(top + "/")):
+        raise UnsafeEntry(member.name, f"is a link to {member.linkname}, outside what is copied")
 
 
 def read_single_file(data: bytes) -> bytes:

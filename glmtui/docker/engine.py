@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from glmtui.docker import archive
@@ -37,7 +37,7 @@ from glmtui.docker.spec import (
     volume_name,
 )
 from glmtui.docker.wire import EngineHTTPError, Wire
-from glmtui.errors import BadInput, Conflict, EngineUnreachable, GlmtuiError, NotFound
+from glmtui.errors import BadInput, Conflict, EngineUnreachable, GlmtuiError, NotFound, WorkFailed
 from glmtui.units import parse_duration
 
 CREATING_GRACE = 60  # seconds a container may stay "created" before `clean` takes it
@@ -478,16 +478,17 @@ class Engine:
             raise NotFound(f"no such file or folder on the host: {source}")
         if destination.endswith("/"):
             destination += source.name
-        uid, gid = await self._owner(name)
+        uid, gid = await self.user_ids(name)
         data = archive.pack_path(source, destination.strip("/") or ".", uid, gid)
         await self._put_archive(name, data)
 
     async def write_file(self, name: str, path: str, content: bytes, *, mode: int = 0o644) -> None:
-        uid, gid = await self._owner(name)
+        uid, gid = await self.user_ids(name)
         await self._put_archive(name, archive.pack_bytes(path.strip("/"), content, mode, uid, gid))
 
-    async def _owner(self, name: str) -> tuple[int, int]:
-        """Who files put into the environment belong to: its configured user."""
+    async def user_ids(self, name: str) -> tuple[int, int]:
+        """The uid and gid of the environment's configured user (the image's, when none is set),
+        as its /etc/passwd and /etc/group say; files put into the environment belong to them."""
         info = await self.inspect_environment(name)
         if info["Id"] in self._owners:  # resolved once per container: write steps come often
             return self._owners[info["Id"]]
@@ -503,11 +504,17 @@ class Engine:
         return owner
 
     async def copy_out(self, name: str, source: str, destination: Path) -> list[Path]:
-        """Get a file or folder from the environment to `destination` on the host."""
+        """Get a file or folder from the environment to `destination` on the host. A tree holding a
+        link that points outside it (or anything else unsafe) is refused and nothing is written."""
         data = await self._get_archive(name, source)
         if destination.is_dir():
             destination = destination / archive.split_container_path(source)[1]
-        return archive.unpack(data, destination.parent, rename_top=destination.name)
+        try:
+            return archive.unpack(data, destination.parent, rename_top=destination.name)
+        except archive.UnsafeEntry as unsafe:
+            parent = archive.split_container_path(source)[0]
+            inside = str(PurePosixPath(parent) / unsafe.name)
+            raise WorkFailed(f"copy of {source} refused: {inside} {unsafe.problem}; nothing was copied") from None
 
     async def read_file(self, name: str, path: str) -> bytes:
         return archive.read_single_file(await self._get_archive(name, path))

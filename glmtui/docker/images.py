@@ -70,10 +70,17 @@ def definitions(folder: Path | None = None) -> dict[str, ImageDefinition]:
 def build_context(
     folder: Path, *, extra_files: Mapping[str, Path] | None = None, salt: str = ""
 ) -> tuple[bytes, str]:
-    """A tar of `folder` (plus extra files) and a hash of everything that shapes the image."""
+    """A tar of `folder` (plus extra files) and a hash of everything that shapes the image.
+    A link in `folder` to a file outside it is refused: it would send that host file to the engine."""
     digest = hashlib.sha256(salt.encode())
     buffer = io.BytesIO()
     entries = [(p.relative_to(folder).as_posix(), p) for p in sorted(folder.rglob("*")) if p.is_file()]
+    inside = folder.resolve()
+    for name, source in entries:
+        target = source.resolve()
+        if target != inside and inside not in target.parents:
+            raise BadInput(f"the build context {folder} holds {name}, a link to {target} outside it",
+                           hint="copy the file into the context instead of linking to it")
     entries += sorted((name, Path(source)) for name, source in (extra_files or {}).items())
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for name, source in entries:

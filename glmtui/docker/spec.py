@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from glmtui.docker.address import engine_sockets, reached_socket, resolve_host
 from glmtui.errors import BadInput
 from glmtui.units import parse_cpus, parse_memory, parse_positive_int
 
@@ -19,7 +20,6 @@ MANAGED_FILTER = {"label": [f"{LABEL_MANAGED}=true"]}
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 NETWORKS = ("bridge", "none", "host")
-DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 # The capabilities a package install needs (apt, pip, chown of the workspace); all others are dropped.
 KEPT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "KILL")
 KEEP_ALIVE = ["tail", "-f", "/dev/null"]
@@ -49,7 +49,9 @@ class Mount:
     read_only: bool = False
 
     @classmethod
-    def parse(cls, text: str, *, base: Path | None = None, allow_docker_socket: bool = False) -> Mount:
+    def parse(cls, text: str, *, base: Path | None = None) -> Mount:
+        """HOST:CONTAINER[:ro] with the host path made absolute (relative to `base`), symlinks resolved.
+        Whether the mount may reach that host path is for the caller to decide."""
         parts = text.split(":")
         read_only = False
         if len(parts) == 3 and parts[2] in ("ro", "rw"):
@@ -65,12 +67,18 @@ class Mount:
             raise BadInput(f"mount {text!r}: the container path must be absolute")
         if not host.exists():
             raise BadInput(f"mount {text!r}: host path {host} does not exist")
-        if not allow_docker_socket and (str(host) in DOCKER_SOCKETS or host.is_socket()):
-            raise BadInput(
-                f"mount {text!r} would give the environment the Docker socket",
-                hint="set allow_docker_socket: true if you really mean it",
-            )
         return cls(str(host), parts[1], read_only)
+
+
+def refuse_docker_socket(mounts: tuple[Mount, ...], docker_host: str | None, *, hint: str) -> None:
+    """BadInput when a mount gives the environment the engine's socket (or a folder holding it)."""
+    sockets = engine_sockets(resolve_host(docker_host))
+    for mount in mounts:
+        socket = reached_socket(Path(mount.source), sockets)
+        if socket is not None:
+            shown = "" if str(socket) == mount.source else f" ({socket} is in {mount.source})"
+            raise BadInput(f"mount {mount.source}:{mount.target} gives the environment the Docker socket{shown}, "
+                           "which controls the host", hint=hint)
 
 
 @dataclass(frozen=True)

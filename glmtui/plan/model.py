@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from glmtui.errors import BadInput
+from glmtui.plan.permissions import Permissions
 
 KINDS = ("run", "write", "copy", "http", "use", "workflow", "llm", "agent")
 DEFAULT_WORKFLOW = "main"  # the name of a plan's single workflow (`steps:`)
@@ -170,7 +171,6 @@ class EnvConfig:
     environment: dict[str, Any] = field(default_factory=dict)
     resources: Resources = Resources()
     network: Literal["bridge", "none", "host"] = "bridge"
-    allow_docker_socket: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,10 +187,7 @@ class Plan:
     secrets: list[str] = field(default_factory=list)
     env: EnvConfig = EnvConfig()
     components: dict[str, Component] = field(default_factory=dict)
-
-    def host_path(self, text: str) -> Path:
-        """A host path of the plan (mount, copy, build context) made absolute."""
-        return (self.dir / Path(text).expanduser()).resolve()
+    permissions: Permissions = Permissions()  # the host access it declares (`permissions:`)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ def describe_plan(loaded: LoadedPlan, config: Config) -> dict[str, Any]:
                 }
             )
     return {
+        "permissions": {**plan.permissions.as_json(), "asks": plan.permissions.phrases()},
         "plan": plan.name,
         "file": str(plan.file),
         "description": plan.description,
@@ -141,6 +142,14 @@ def step_facts(step: dict[str, Any]) -> list[str]:
 
 def print_description(description: dict[str, Any]) -> None:
     env = description["environment"]
+    asks = description["permissions"]["asks"]
+    if asks:
+        print("permissions (host access; run it with --allow to agree):")
+        for phrase in asks:
+            print(f"  {phrase}")
+        print()
+    else:
+        print("permissions: none (nothing on the host beyond the plan's folder)\n")
     print(f"plan {description['plan']} ({description['file']}), workflow {description['workflow']}")
     if description["description"]:
         print(f"  {description['description'].strip()}")

@@ -24,6 +24,7 @@ from glmtui.masking import Masker
 from glmtui.plan import environment as run_env
 from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse_condition
 from glmtui.plan.model import LoadedPlan, Step, Workflow
+from glmtui.plan.permissions import HostAccess, Permissions, grant_covers
 from glmtui.plan.steps import KINDS
 from glmtui.plan.steps.agent import preflight
 from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome, add_secret, render
@@ -64,10 +65,16 @@ class Runner:
         auto_approve: bool = False,
         approver: Any = None,
         run_id: str | None = None,
+        grant: Permissions | None = None,
     ) -> None:
         """`auto_approve` (--yes) says yes to every tool call an agent step asks about;
         `approver` (an async function of a glmtui.agent.approval.ApprovalRequest answering
-        yes, no or always) asks a person. With neither, a plan whose agent may ask is refused."""
+        yes, no or always) asks a person. With neither, a plan whose agent may ask is refused.
+
+        `grant` is the host access whoever runs the plan agreed to: what the plan declares
+        (`--allow`, the TUI's dialog) or a server's own policy. A run starts only when it
+        covers everything the plan declares; then the run reaches on the host no more than
+        the plan's folder and what the plan declares (None: nothing beyond the folder)."""
         self.engine = engine
         self.loaded = loaded
         self.sink = sink
@@ -77,6 +84,8 @@ class Runner:
         self.auto_approve = auto_approve
         self.approver = approver
         self.run_id = run_id or new_run_id()
+        self.grant = grant
+        self.access = HostAccess.of(loaded.plan.dir, loaded.plan.permissions, engine.host)
         self.masker = Masker(loaded.secrets.values())
         self._slots = asyncio.Semaphore(jobs or os.cpu_count() or 2)
         self._cancelled = False
@@ -90,6 +99,7 @@ class Runner:
 
     async def run(self) -> RunResult:
         plan, workflow = self.loaded.plan, self.loaded.workflow
+        grant_covers(self.grant, plan.permissions, plan.name)
         for key in preflight(self.loaded, self.config, auto_approve=self.auto_approve, approver=self.approver):
             add_secret(self.masker, key)  # API keys are hidden like secrets, everywhere
         throwaway = plan.env.name is None
@@ -104,7 +114,7 @@ class Runner:
         try:
             self.env = await run_env.prepare(
                 self.engine, self.loaded, self.config, self.run_id, self._values(self.loaded.inputs, {}),
-                lambda message: self.sink(Progress(self.masker.mask(message))),
+                lambda message: self.sink(Progress(self.masker.mask(message))), self.access,
             )
             await self._run_workflow(workflow, self.loaded.inputs, prefix="")
             status = "failure" if self._failed else "success"
@@ -259,7 +269,7 @@ class Runner:
                     engine=self.engine, loaded=self.loaded, step=step, environment=self.env.name,
                     workdir=step.workdir or self.env.workdir, user=self.env.user, env_vars=env_vars,
                     values=values, output=capture, run_id=self.run_id, attempt=attempt, timeout=step.timeout,
-                    sink=self.sink, host_path=self.loaded.plan.host_path, run_workflow=self._workflow_step,
+                    sink=self.sink, host_path=self.access.path, run_workflow=self._workflow_step,
                     auto_approve=self.auto_approve, leftovers=self._leftovers, config=self.config,
                     masker=self.masker, approver=self.approver,
                 )

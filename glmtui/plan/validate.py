@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from glmtui.errors import BadInput, did_you_mean
-from glmtui.plan import expressions, schema_cache
+from glmtui.plan import expressions, permissions, schema_cache
 from glmtui.plan.graph import find_cycle
 from glmtui.plan.loader import Document, Path_, load_documents
 from glmtui.plan.model import (
@@ -55,7 +55,6 @@ PLAN_FIELDS = frozenset({"name", "dir", "run_id"})
 COMMON_KEYS = ("name", "timeout", "retry", "continue_on_error", "environment", "workdir", "outputs", "shell")
 COMPONENT_KINDS = ("run", "write", "copy", "http", "llm", "agent")
 MERGED_KEYS = ("environment", "outputs")  # a step using a component merges these per key
-DOCKER_SOCKET = "docker.sock"
 
 _ANYWHERE = frozenset({"inputs", "secrets", "steps", "env", "plan"})
 _PLACES = {
@@ -81,18 +80,20 @@ def load_plan(
     extra_env: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     check_secrets: bool = True,
+    docker_host: str | None = None,
 ) -> LoadedPlan:
     """Load, merge and validate plan files and the values given from outside.
 
     A secret's (and ${env.X}'s) value comes from, first found: `extra_env`
     (-e K=V), `environ`, the `env_files` (a later file wins), the `.env` beside
-    the first plan file.
+    the first plan file. `docker_host` (the config's) names the engine whose socket
+    a mount must not reach undeclared.
     """
     document = load_documents(list(paths))
     report = _Report(document)
     _check_version(document)
     _check_schema(document, report)
-    plan = _Builder(document, report).plan()
+    plan = _with_permissions(document, _Builder(document, report).plan(), docker_host, report)
     env = _env_view(plan, env_files, extra_env or {}, os.environ if environ is None else environ, report)
     secrets = _secrets(document, plan, env, check_secrets, report)
     chosen = _choose_workflow(document, plan, workflow, report)
@@ -151,6 +152,13 @@ def _check_version(document: Document) -> None:
     else:
         message = f"version must be the number {SUPPORTED_VERSION}, not {version!r}"
     raise PlanInvalid([PlanError.at(where, message)])
+
+
+def _with_permissions(document: Document, plan: Plan, docker_host: str | None, report: _Report) -> Plan:
+    """The plan's declared permissions, and an error at each host access it does not declare."""
+    declared = permissions.declared(document.data.get("permissions"), plan.dir, report.add)
+    permissions.check_uses(document.data, plan.dir, declared, docker_host, report.add)
+    return dataclasses.replace(plan, permissions=declared)
 
 
 # --- the schema ----------------------------------------------------------------------------
@@ -222,6 +230,10 @@ _PATTERN_MESSAGES = {
     "mount": "{what}: {value!r} is not host:container or host:container:ro",
     "bind": "{what}: {value!r} is not host:container",
 }
+_REPLACED_KEYS = {
+    ("env", "allow_docker_socket"): "allow_docker_socket is replaced by permissions: remove it and declare, at the "
+    "plan's top level, permissions: {docker_socket: true} (then run the plan with --allow)",
+}
 
 
 def _schema_error(error: Any, data: Any, report: _Report, rejected: set[Path_]) -> None:
@@ -232,7 +244,8 @@ def _schema_error(error: Any, data: Any, report: _Report, rejected: set[Path_]) 
         allowed = schema.get("properties", {})
         for key in instance:
             if key not in allowed:
-                report.add((*path, key), f"unknown key {key!r}{did_you_mean(key, allowed)}", key=True)
+                message = _REPLACED_KEYS.get((*path, key)) or f"unknown key {key!r}{did_you_mean(key, allowed)}"
+                report.add((*path, key), message, key=True)
                 rejected.add((*path, key))
         return
     if "propertyNames" in error.relative_schema_path:
@@ -425,10 +438,9 @@ class _Builder:
     def env(self, raw: dict, path: Path_) -> EnvConfig:
         scope = _Scope(frozenset({"inputs", "secrets", "env", "plan"}), inputs=self.inputs, secrets=self.secrets)
         self.check_strings(raw, path, scope)
-        allow_socket = raw.get("allow_docker_socket") is True
         mounts = []
         for index, text in enumerate(_list(raw.get("mounts"))):
-            mount = self.mount(text, (*path, "mounts", index), allow_socket)
+            mount = self.mount(text, (*path, "mounts", index))
             if mount is not None:
                 mounts.append(mount)
         copies = []
@@ -458,10 +470,9 @@ class _Builder:
             environment=_dict(raw.get("environment")),
             resources=self.resources(_dict(raw.get("resources")), (*path, "resources")),
             network=network if network in ("bridge", "none", "host") else "bridge",
-            allow_docker_socket=allow_socket,
         )
 
-    def mount(self, text: Any, path: Path_, allow_socket: bool) -> Mount | None:
+    def mount(self, text: Any, path: Path_) -> Mount | None:
         if not isinstance(text, str):
             return None
         parts = text.split(":")
@@ -471,13 +482,6 @@ class _Builder:
         read_only = len(parts) == 3 and parts[2] == "ro"
         if not container.startswith(("/", "${")):
             self.add(path, f"mount {text!r}: the container path must be absolute")
-        touches_socket = any(side.rstrip("/").endswith(DOCKER_SOCKET) for side in (host, container))
-        if touches_socket and not allow_socket:
-            self.add(
-                path,
-                f"mount {text!r} hands the host's Docker socket to the environment; "
-                "set allow_docker_socket: true in env to allow it",
-            )
         return Mount(host, container, read_only)
 
     def resources(self, raw: dict, path: Path_) -> Resources:

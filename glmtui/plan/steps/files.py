@@ -6,10 +6,9 @@ from pathlib import PurePosixPath
 
 from glmtui.errors import BadInput
 from glmtui.plan.expressions import to_text
+from glmtui.plan.permissions import ENV_PREFIX
 from glmtui.plan.steps.base import StepContext, StepOutcome, render
 from glmtui.units import counted
-
-ENV_PREFIX = "env:"
 
 
 def _container_path(ctx: StepContext, path: str) -> str:
@@ -42,7 +41,7 @@ async def copy_step(ctx: StepContext) -> StepOutcome:
             f"step {ctx.step.id}: copy needs one side in the environment (env:/path) and one on the host"
         )
     if to_env:
-        host = ctx.host_path(source)
+        host = ctx.host_path(source, write=False, what=f"copy from {source!r}")
         destination = _container_path(ctx, target[len(ENV_PREFIX):])
         if target.endswith("/"):
             destination += "/"
@@ -50,7 +49,7 @@ async def copy_step(ctx: StepContext) -> StepOutcome:
         ctx.output.write_text(f"copied {host} to env:{destination}\n")
     else:
         origin = _container_path(ctx, source[len(ENV_PREFIX):])
-        host = ctx.host_path(target)
+        host = ctx.host_path(target, write=True, what=f"copy to {target!r}")
         if target.endswith("/"):
             host.mkdir(parents=True, exist_ok=True)
         host.parent.mkdir(parents=True, exist_ok=True)

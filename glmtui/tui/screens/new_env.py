@@ -9,7 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select
 
 from glmtui.config import Config
-from glmtui.docker.spec import NETWORKS, EnvSpec, Mount, Resources
+from glmtui.docker.spec import NETWORKS, EnvSpec, Mount, Resources, refuse_docker_socket
 from glmtui.errors import BadInput
 
 
@@ -69,6 +69,8 @@ class NewEnvironment(ModalScreen[EnvSpec | None]):
             return str(self.query_one(f"#{widget_id}").value or "").strip()
 
         mounts = tuple(Mount.parse(m.strip()) for m in value("mounts").split(",") if m.strip())
+        refuse_docker_socket(mounts, self.config.get("docker_host"),
+                             hint="glmtui env create --allow-docker-socket gives it, if you mean it")
         return EnvSpec(
             name=value("name"),
             image=value("image"),

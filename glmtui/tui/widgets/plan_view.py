@@ -34,10 +34,12 @@ from glmtui.events import Event, Output, Progress, RunFinished, RunStarted, Step
 from glmtui.headless import COLORS, SYMBOLS
 from glmtui.masking import MASK
 from glmtui.plan.model import LoadedPlan, PlanInvalid
+from glmtui.plan.permissions import Permissions
 from glmtui.plan.preview import step_facts
 from glmtui.store import Store
 from glmtui.transcript import AGENT_EVENTS, AgentLines
 from glmtui.tui.screens.dialogs import ApproveCall
+from glmtui.tui.screens.permissions import AllowHostAccess
 from glmtui.tui.messages import RunStateChanged, StepOutput, StepSelected
 from glmtui.units import counted
 
@@ -192,7 +194,8 @@ class PlanPane(Widget):
         from glmtui.plan.validate import load_plan
 
         assert self.plan_path is not None
-        return load_plan([self.plan_path], inputs=dict(self.input_texts), check_secrets=check_secrets)
+        return load_plan([self.plan_path], inputs=dict(self.input_texts), check_secrets=check_secrets,
+                         docker_host=self.config.get("docker_host"))
 
     def _preview(self) -> bool:
         """(Re)load the plan for its preview; False when it is invalid (its errors are shown)."""
@@ -262,6 +265,10 @@ class PlanPane(Widget):
         text.append(f"  {_shown_path(self.plan_path or Path(d['file']))} · workflow {d['workflow']}\n", style="dim")
         if d["description"]:
             text.append(d["description"].strip().splitlines()[0] + "\n", style="italic")
+        if d["permissions"]["asks"]:
+            text.append("permissions  ", style="bold")
+            text.append(" · ".join(d["permissions"]["asks"]), style="bold yellow")
+            text.append("  (asked before it runs)\n", style="dim")
         env = d["environment"]
         where = "throw-away" if env["throwaway"] else f"environment {env['name']}"
         image = env["image"] or f"built from {env['build']}"
@@ -469,8 +476,8 @@ class PlanPane(Widget):
         self._start(resume=self.resumable)
 
     def _start(self, *, resume: str | None) -> None:
+        """Load the plan afresh; when it declares host access, ask the person first (a dialog)."""
         from glmtui.plan.preview import describe_plan
-        from glmtui.plan.runner import new_run_id
 
         if self.running:
             return
@@ -491,6 +498,22 @@ class PlanPane(Widget):
             self._set_plan(self.loaded, self.description, [str(err)])
             self.notify(str(err), severity="error")
             return
+        asked = loaded.plan.permissions
+        if not asked:
+            self._begin(loaded, description, resume, grant=None)
+            return
+
+        def answered(allowed: bool | None) -> None:
+            if allowed:
+                self._begin(loaded, description, resume, grant=asked)
+            else:
+                self.notify("not run: its host access was not allowed", severity="warning")
+
+        self.app.push_screen(AllowHostAccess(loaded.plan.name, asked.phrases()), answered)
+
+    def _begin(self, loaded: LoadedPlan, description: dict[str, Any], resume: str | None, grant: Permissions | None) -> None:
+        from glmtui.plan.runner import new_run_id
+
         run_id = new_run_id()
         self._reset_run()
         self._set_plan(loaded, description, [])
@@ -502,16 +525,16 @@ class PlanPane(Widget):
         self.post_message(RunStateChanged(True, run_id=run_id))
         if self._table_focused():
             self._select(force=True)
-        self._worker = self._run_plan(loaded, run_id, resume)
+        self._worker = self._run_plan(loaded, run_id, resume, grant)
         self._show_all()
 
     @work(exclusive=True, group="plan-run", exit_on_error=False, description="plan run")
-    async def _run_plan(self, loaded: LoadedPlan, run_id: str, resume: str | None) -> Any:
+    async def _run_plan(self, loaded: LoadedPlan, run_id: str, resume: str | None, grant: Permissions | None) -> Any:
         from glmtui.plan.runner import Runner
 
         runner = Runner(
             self.engine, loaded, sink=self.sink, store=self.store, config=self.config, resume=resume, run_id=run_id,
-            approver=self._approve,
+            approver=self._approve, grant=grant,
         )
         return await runner.run()
 
