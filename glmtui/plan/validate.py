@@ -901,7 +901,7 @@ def _env_view(
 ) -> dict[str, str]:
     view: dict[str, str] = {}
     beside = plan.dir / ".env"
-    for path in [beside] if beside.is_file() else []:
+    for path in [beside] if beside.exists() and not beside.is_dir() else []:  # a folder: a virtualenv
         view.update(_read_env_file(path, report))
     for path in env_files:
         view.update(_read_env_file(Path(path), report))
