@@ -397,3 +397,11 @@ def test_only_regular_files_of_a_bounded_size_are_read(tmp_path, special, given_
     assert what in line
     assert peak_mib < 300, f"{peak_mib:.0f} MiB to refuse a file"
 
+
+@pytest.mark.parametrize("target", ["[a]", "{}", "[[a], {b: 1}]"])
+def test_a_workflow_step_naming_a_list_or_a_mapping_is_a_located_error(glmtui, tmp_path, target):
+    plan = write_plan(tmp_path, f"version: 1\nname: calls\nsteps:\n  - id: x\n    workflow: {target}\n")
+    done = glmtui("plan", "validate", str(plan))
+    assert done.returncode == 2, done.stderr
+    line = helpers.one_error_line(done.stderr)
+    assert line.startswith(f"glmtui: error: {plan}:5:15: workflow must be a string, not "), line

@@ -487,7 +487,7 @@ class _Builder:
         return Resources(memory, cpus, pids)
 
     def parsed(self, raw: dict, key: str, path: Path_, parse: Any) -> Any:
-        if raw.get(key) is None:
+        if raw.get(key) is None or self.report.covered((*path, key)):
             return None
         try:
             return parse(raw[key])
@@ -618,6 +618,8 @@ class _Builder:
             self.report.add(where, _kinds_message(f"step {step_id!r}", kinds, KINDS), key=len(kinds) > 1, reject=True)
             return None
         kind = kinds[0]
+        if self.report.covered((*path, kind)):
+            return None  # the schema refused the kind's value (e.g. `workflow: [a]`): reported there
         if "shell" in raw and kind not in ("run", "use"):
             self.add((*path, "shell"), "shell is only for run steps", key=True)
         if "with" in raw and kind not in ("use", "workflow"):
