@@ -405,3 +405,24 @@ def test_a_workflow_step_naming_a_list_or_a_mapping_is_a_located_error(glmtui, t
     assert done.returncode == 2, done.stderr
     line = helpers.one_error_line(done.stderr)
     assert line.startswith(f"glmtui: error: {plan}:5:15: workflow must be a string, not "), line
+
+
+@pytest.mark.parametrize(("command", "flag", "pair"), [
+    (["plan", "validate", "PLAN"], "-e", "A-B=1"),
+    (["plan", "run", "PLAN"], "--env", "1A=x"),
+    (["env", "create", "NAME"], "--env", "A B=1"),
+    (["env", "exec", "FLAG", "NAME", "true"], "-e", "A.B=1"),
+])
+def test_variables_from_the_command_line_have_variable_names(glmtui, tmp_path, command, flag, pair):
+    plan = write_plan(tmp_path, PLAIN_PLAN)
+    name = unique_name()
+    args = [str(plan) if arg == "PLAN" else name if arg == "NAME" else arg for arg in command if arg != "FLAG"]
+    at = command.index("FLAG") if "FLAG" in command else len(args)
+    args[at:at] = [flag, pair]
+    done = glmtui(*args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    key = pair.split("=")[0]
+    named = "-e" if command[0] == "plan" else "--env"
+    expected = f"glmtui: error: {named} {key}=...: {key!r} is not a variable name (letters, digits and _, not starting with a digit)"
+    assert helpers.one_error_line(done.stderr) == expected
+    assert containers(f"name=^/glmtui-{name}$") == []

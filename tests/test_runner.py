@@ -344,6 +344,24 @@ async def test_https_with_an_untrusted_certificate_fails_in_one_line(engine, sha
     assert "\n" not in fetch.reason
 
 
+async def test_an_http_url_from_an_expression_is_only_http_or_https(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: http-scheme
+        env: @ENV@
+        inputs: {url: {default: "http://localhost:9/"}}
+        steps:
+          - id: fetch
+            http: {url: "${inputs.url}"}
+        """, ENV=shared)
+    for url in ("file:///etc/passwd", "localhost:9/x", "http:///etc/passwd"):
+        outcome = await run_plan(engine, plan, inputs={"url": url})
+        fetch = outcome.finished("fetch")
+        assert fetch.status == "failure", outcome.summary()
+        assert fetch.reason == f"url {url!r} is not an http:// or https:// URL with a host; an http step sends nothing else"
+        assert "root:" not in outcome.summary()
+
+
 ECHO_SERVER_PORT = 18081
 
 
