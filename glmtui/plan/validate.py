@@ -377,7 +377,7 @@ def _literal_head(text: str) -> tuple[str, bool] | None:
     return head, all(isinstance(part, str) for part in parts)
 
 
-def plan_duration(value: Any, *, what: str) -> float:
+def _duration(value: Any, *, what: str) -> float:
     """A duration a plan sets, in seconds: a finite number of at most MAX_DURATION."""
     seconds = parse_duration(value, what=what)
     if not math.isfinite(seconds):
@@ -553,6 +553,8 @@ class _Builder:
             return None
         if "shell" in raw and kinds != ["run"]:
             self.add((*path, "shell"), "shell is only for run steps", key=True)
+        if isinstance(raw.get("http"), dict):
+            self.check_http_spec(raw["http"], (*path, "http"))
         self.check_workdir(raw.get("workdir"), (*path, "workdir"))
         params = {}
         for param, spec in _dict(raw.get("with")).items():
@@ -758,7 +760,7 @@ class _Builder:
                 self.add((*path, "url"), f"url {url!r} is not an http:// or https:// URL with a host")
         if spec.get("timeout") is not None and not self.report.covered((*path, "timeout")):
             try:
-                plan_duration(spec["timeout"], what="timeout")
+                _duration(spec["timeout"], what="timeout")
             except BadInput as exc:
                 self.add((*path, "timeout"), str(exc))
 
@@ -830,7 +832,7 @@ class _Builder:
         if value is None:
             return None
         try:
-            seconds = plan_duration(value, what="timeout")
+            seconds = _duration(value, what="timeout")
         except BadInput as exc:
             self.add(path, str(exc))
             return None
@@ -848,7 +850,7 @@ class _Builder:
         delay = Retry().delay
         if value.get("delay") is not None:
             try:
-                delay = plan_duration(value["delay"], what="delay")
+                delay = _duration(value["delay"], what="delay")
             except BadInput as exc:
                 self.add((*path, "delay"), str(exc))
         backoff = value.get("backoff")
