@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from glmtui.plan.model import LoadedPlan, PlanInvalid
@@ -189,8 +189,17 @@ def wrong_plans(draw: st.DrawFn) -> Any:
     return data
 
 
+def mutated(base: dict, path: tuple, value: Any) -> dict:
+    data = copy.deepcopy(base)
+    put(data, path, value)
+    return data
+
+
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=wrong_plans())
+@example(data=mutated(WORKFLOWS, ("workflows", "release", "steps", 0, "workflow"), ["a"]))  # found: a TypeError
+@example(data=mutated(WORKFLOWS, ("workflows", "release", "steps", 0, "workflow"), {}))
+@example(data=mutated(SINGLE, ("env", "resources", "pids"), math.inf))  # found: an OverflowError
 def test_a_wrong_value_under_any_key_is_a_plan_or_plan_invalid(tmp_path: Path, data: Any) -> None:
     try:
         result = load(tmp_path, data)
