@@ -72,6 +72,13 @@ async def test_bash_runs_in_the_container_and_not_on_the_host(engine, box):
     assert await engine.read_file(box, marker) == b"inside\n"
 
 
+async def test_bash_in_a_working_directory_that_is_gone_says_so(engine, box, folder):
+    tools = Toolbox(engine, box, workdir=f"{folder}/gone")
+    result = await tools.call("bash", {"command": "true"})
+    assert not result.ok
+    assert result.output.endswith(f"(the working directory '{folder}/gone' does not exist in the environment)")
+
+
 async def test_bash_reports_exit_code_and_stderr(tools):
     result = await tools.call("bash", {"command": "echo out; echo oops >&2; exit 3"})
     assert not result.ok and result.exit_code == 3

@@ -209,6 +209,15 @@ async def test_command_not_found(engine, make_env):
     assert b"OCI runtime" not in result.stdout + result.stderr
 
 
+async def test_a_missing_working_directory_is_named_as_such(engine, make_env):
+    env = await make_env()
+    for argv in (["sh", "-c", "true"], ["no-such-command-xyz"]):
+        result = await engine.exec(env.name, argv, workdir="/workspace/nope")
+        assert result.exit_code != 0 and result.exit_code != 127
+        assert result.reason == "the working directory '/workspace/nope' does not exist in the environment"
+        assert b"OCI runtime" not in result.stdout + result.stderr
+
+
 async def test_container_killed_while_exec_streams(engine, make_env):
     env = await make_env()
     started = asyncio.Event()

@@ -306,6 +306,13 @@ def test_exec_of_a_command_that_does_not_exist(glmtui, busybox_image, env_name):
     assert len(lines) <= 2
 
 
+def test_exec_in_a_missing_working_directory_says_so(glmtui, busybox_image, env_name):
+    create(glmtui, env_name)
+    result = glmtui("env", "exec", "--workdir", "/workspace/nope", env_name, "true")
+    assert result.returncode not in (0, 127) and result.stdout == ""
+    assert one_error_line(result.stderr) == "glmtui: the working directory '/workspace/nope' does not exist in the environment"
+
+
 def test_exec_without_a_terminal_asks_for_a_command(glmtui, busybox_image, env_name):
     create(glmtui, env_name)
     result = glmtui("env", "exec", env_name)

@@ -329,3 +329,102 @@ def test_plan_schema_is_a_json_schema_the_example_plans_satisfy(glmtui):
     document = yaml.safe_load(FULL_EXAMPLE.read_text())
     document["steps"][0]["tiemout"] = "5m"
     assert not validator.is_valid(document), "an unknown step key must not satisfy the schema"
+
+
+# --- what glmtui reads: regular files only, of a bounded size ---------------------------------
+
+MEMORY_CAP = 2 * 1024**3  # the child's address space: a regression dies of MemoryError, not the host
+
+
+def glmtui_bounded(*args: str, cwd: Path, timeout: float = 30) -> tuple[int, str, float]:
+    """The CLI with capped memory and a deadline: (exit status, stderr, peak memory in MiB).
+    A command that hangs is killed at the deadline and the test fails on its status."""
+    import os
+    import resource
+    import subprocess
+    import time
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+
+    with open(cwd / "stderr.txt", "w+") as err:
+        process = subprocess.Popen(
+            helpers.glmtui_argv(*args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            env=helpers.child_env(), cwd=cwd, preexec_fn=cap,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.05)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        return process.returncode, err.read(), usage.ru_maxrss / 1024
+
+
+PLAIN_PLAN = "version: 1\nname: plain\nsteps:\n  - {id: a, run: echo}\n"
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo", "sparse"])
+@pytest.mark.parametrize("given_as", ["plan", "--input-file", "--env-file", ".env"])
+def test_only_regular_files_of_a_bounded_size_are_read(tmp_path, special, given_as):
+    import os
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAIN_PLAN)
+    target = tmp_path / (".env" if given_as == ".env" else "given")
+    if special == "/dev/zero":
+        target.symlink_to("/dev/zero")
+    elif special == "fifo":
+        os.mkfifo(target)  # nobody writes to it: opening it for reading would wait for ever
+    else:
+        with target.open("wb") as sparse:
+            sparse.truncate(8 * 1024**3)
+    args = {
+        "plan": [str(target)],
+        "--input-file": [str(plan), "--input-file", str(target)],
+        "--env-file": [str(plan), "--env-file", str(target)],
+        ".env": [str(plan)],
+    }[given_as]
+    status, stderr, peak_mib = glmtui_bounded("plan", "validate", *args, cwd=tmp_path)
+    assert status == 2, stderr
+    line = helpers.one_error_line(stderr)
+    assert line.startswith(f"glmtui: error: {target}:1:1: "), line
+    what = {"/dev/zero": "is a device;", "fifo": "is a FIFO (a named pipe);", "sparse": "over the size limit"}[special]
+    assert what in line
+    assert peak_mib < 300, f"{peak_mib:.0f} MiB to refuse a file"
+
+
+@pytest.mark.parametrize("target", ["[a]", "{}", "[[a], {b: 1}]"])
+def test_a_workflow_step_naming_a_list_or_a_mapping_is_a_located_error(glmtui, tmp_path, target):
+    plan = write_plan(tmp_path, f"version: 1\nname: calls\nsteps:\n  - id: x\n    workflow: {target}\n")
+    done = glmtui("plan", "validate", str(plan))
+    assert done.returncode == 2, done.stderr
+    line = helpers.one_error_line(done.stderr)
+    assert line.startswith(f"glmtui: error: {plan}:5:15: workflow must be a string, not "), line
+
+
+@pytest.mark.parametrize(("command", "flag", "pair"), [
+    (["plan", "validate", "PLAN"], "-e", "A-B=1"),
+    (["plan", "run", "PLAN"], "--env", "1A=x"),
+    (["env", "create", "NAME"], "--env", "A B=1"),
+    (["env", "exec", "FLAG", "NAME", "true"], "-e", "A.B=1"),
+])
+def test_variables_from_the_command_line_have_variable_names(glmtui, tmp_path, command, flag, pair):
+    plan = write_plan(tmp_path, PLAIN_PLAN)
+    name = unique_name()
+    args = [str(plan) if arg == "PLAN" else name if arg == "NAME" else arg for arg in command if arg != "FLAG"]
+    at = command.index("FLAG") if "FLAG" in command else len(args)
+    args[at:at] = [flag, pair]
+    done = glmtui(*args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    key = pair.split("=")[0]
+    named = "-e" if command[0] == "plan" else "--env"
+    expected = f"glmtui: error: {named} {key}=...: {key!r} is not a variable name (letters, digits and _, not starting with a digit)"
+    assert helpers.one_error_line(done.stderr) == expected
+    assert containers(f"name=^/glmtui-{name}$") == []

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from glmtui.plan import loader
 from glmtui.plan.loader import MAX_FILE_BYTES, MAX_NODES, load_documents, parse_yaml
 from glmtui.plan.model import Location, PlanInvalid
 
@@ -89,10 +90,10 @@ def test_missing_and_unreadable_files(tmp_path: Path, monkeypatch: pytest.Monkey
     locked.chmod(0)
     if os.access(locked, os.R_OK):  # root reads anything: refuse the read another way
 
-        def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        def refuse(path: str, flags: int) -> int:
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(Path, "open", refuse)
+        monkeypatch.setattr(loader, "_open_nonblocking", refuse)
     assert one_error([locked]) == f"{locked}:1:1: cannot read the file: Permission denied"
 
 

@@ -552,3 +552,82 @@ def test_random_text_is_a_plan_or_plan_invalid(tmp_path: Path, text: str) -> Non
 @given(data=yaml_values | plan_like | st.fixed_dictionaries({"version": st.just(1), "name": st.just("p"), "steps": st.lists(plan_like, max_size=3)}))
 def test_random_data_is_a_plan_or_plan_invalid(tmp_path: Path, data: Any) -> None:
     only_plan_or_invalid(tmp_path, yaml.safe_dump(data))
+
+
+# --- values that only look plausible ---------------------------------------------------------
+
+WRONG_VALUES = [
+    ("timeout: .nan", "timeout: nan is not a duration (use e.g. 30s, 10m or 1h)"),
+    ("timeout: .inf", "timeout: inf is not a duration (use e.g. 30s, 10m or 1h)"),
+    ("timeout: 99999999999999999999d", "timeout: '99999999999999999999d' is longer than a plan may set (at most 7d, a week)"),
+    ("timeout: 1.0e+30", "timeout: 1e+30 is longer than a plan may set (at most 7d, a week)"),
+    ("retry: {attempts: 1, delay: 8d}", "delay: '8d' is longer than a plan may set (at most 7d, a week)"),
+    ("workdir: rel/dir", "workdir 'rel/dir' is not an absolute path: start it with /"),
+    ("workdir: ./${inputs.sub}", "workdir './${inputs.sub}' is not an absolute path: start it with /"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), WRONG_VALUES, ids=[line for line, _ in WRONG_VALUES])
+def test_a_step_key_with_a_value_out_of_bounds_is_located(tmp_path: Path, line: str, message: str) -> None:
+    plan = write(tmp_path, f"version: 1\nname: p\ninputs: {{sub: {{default: x}}}}\nsteps:\n  - id: a\n    run: echo\n    {line}\n")
+    column = line.index(":") + 7 if not line.startswith("retry") else line.index("delay") + 12
+    assert errors_of([plan]) == [f"{plan}:7:{column}: {message}"]
+
+
+def test_durations_up_to_a_week_are_taken(tmp_path: Path) -> None:
+    plan = write(tmp_path, "version: 1\nname: p\nsteps:\n  - {id: a, run: echo, timeout: 7d, retry: {attempts: 1, delay: 604800}}\n")
+    step = load_plan([plan], environ={}).workflow.steps[0]
+    assert (step.timeout, step.retry.delay) == (604800, 604800)
+
+
+def test_http_steps_send_only_http_and_https(tmp_path: Path) -> None:
+    plan = write(tmp_path, """version: 1
+name: p
+inputs: {host: {default: example.com}, url: {default: "http://example.com"}}
+components:
+  peek: {http: {url: "file:///etc/shadow"}}
+steps:
+  - {id: a, http: {url: "file:///etc/passwd"}}
+  - {id: b, http: {url: "ftp://${inputs.host}/x"}}
+  - {id: c, http: {url: "example.com/x"}}
+  - {id: d, http: {url: "http://"}}
+  - {id: e, http: {url: "https://${inputs.host}/x", timeout: .inf}}
+  - {id: f, use: peek}
+  - {id: ok1, http: {url: "${inputs.url}"}}
+  - {id: ok2, http: {url: "HTTPS://example.com:8443/a?b=c"}}
+  - {id: ok3, http: {url: "http://${inputs.host}/x"}}
+""")
+    assert errors_of([plan]) == [
+        f"{plan}:5:22: url 'file:///etc/shadow': an http step sends only http:// and https:// requests, not file:",
+        f"{plan}:7:25: url 'file:///etc/passwd': an http step sends only http:// and https:// requests, not file:",
+        f"{plan}:8:25: url 'ftp://${{inputs.host}}/x': an http step sends only http:// and https:// requests, not ftp:",
+        f"{plan}:9:25: url 'example.com/x' is not an http:// or https:// URL with a host",
+        f"{plan}:10:25: url 'http://' is not an http:// or https:// URL with a host",
+        f"{plan}:11:62: timeout: inf is not a duration (use e.g. 30s, 10m or 1h)",
+    ]
+
+
+def test_working_directories_are_absolute(tmp_path: Path) -> None:
+    plan = write(tmp_path, """version: 1
+name: p
+inputs: {pkg: {default: x}}
+env: {workdir: work}
+components:
+  c: {run: echo, workdir: "src"}
+steps:
+  - {id: a, run: echo, workdir: "/workspace/${inputs.pkg}"}
+  - {id: b, run: echo, workdir: "${inputs.pkg}"}
+  - {id: c, use: c}
+""")
+    assert errors_of([plan]) == [
+        f"{plan}:4:16: workdir 'work' is not an absolute path: start it with /",
+        f"{plan}:6:27: workdir 'src' is not an absolute path: start it with /",
+    ]
+
+
+def test_the_user_is_written_not_computed(tmp_path: Path) -> None:
+    plan = write(tmp_path, "version: 1\nname: p\ninputs: {u: {default: '0'}}\nenv: {user: '${inputs.u}'}\nsteps:\n  - {id: a, run: echo}\n")
+    assert errors_of([plan]) == [
+        f"{plan}:4:13: user '${{inputs.u}}': write the user itself, not an expression "
+        "(whether the environment runs as root must be known before anything runs)"
+    ]

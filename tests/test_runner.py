@@ -373,6 +373,24 @@ async def test_https_with_an_untrusted_certificate_fails_in_one_line(engine, sha
     assert "\n" not in fetch.reason
 
 
+async def test_an_http_url_from_an_expression_is_only_http_or_https(engine, shared, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: http-scheme
+        env: @ENV@
+        inputs: {url: {default: "http://localhost:9/"}}
+        steps:
+          - id: fetch
+            http: {url: "${inputs.url}"}
+        """, ENV=shared)
+    for url in ("file:///etc/passwd", "localhost:9/x", "http:///etc/passwd"):
+        outcome = await run_plan(engine, plan, inputs={"url": url})
+        fetch = outcome.finished("fetch")
+        assert fetch.status == "failure", outcome.summary()
+        assert fetch.reason == f"url {url!r} is not an http:// or https:// URL with a host; an http step sends nothing else"
+        assert "root:" not in outcome.summary()
+
+
 ECHO_SERVER_PORT = 18081
 
 
@@ -826,6 +844,77 @@ async def test_workdir_of_the_env_and_of_a_step(engine, busybox_image, env_name,
     ok(outcome, "default", "own", "relative-write", "check")
     assert outcome.lines("default") == ["/work/area"]
     assert outcome.lines("own") == ["/tmp"]
+
+
+async def test_expressions_in_workdirs_and_the_image_are_evaluated(engine, busybox_image, env_name, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: workdir-expressions
+        inputs:
+          area: {default: area}
+          pkg: {default: pkg-a}
+          image: {default: glmtui/nothing}
+        env:
+          name: @NAME@
+          image: ${inputs.image}
+          workdir: /work/${inputs.area}
+        steps:
+          - id: make
+            run: mkdir -p /workspace/${inputs.pkg}
+          - id: default
+            run: pwd
+          - id: own
+            needs: [make]
+            workdir: /workspace/${inputs.pkg}
+            run: pwd
+          - id: from-a-step
+            workdir: /workspace/${steps.make.status}
+            run: pwd
+        """, NAME=env_name)
+    outcome = await run_plan(engine, plan, inputs={"area": "x", "image": busybox_image})
+    assert outcome.statuses() == {"make": "success", "default": "success", "own": "success", "from-a-step": "failure"}
+    assert outcome.lines("default") == ["/work/x"]
+    assert outcome.lines("own") == ["/workspace/pkg-a"]
+    late = outcome.finished("from-a-step")
+    assert late.status == "failure" and late.reason == "the working directory '/workspace/success' does not exist in the environment"
+    assert helpers.docker_inspect(env_name)["Config"]["Image"] == busybox_image
+
+
+BUSYBOX_ENV = "{image: glmtui/busybox:latest}"
+
+
+@pytest.mark.parametrize(("env", "step", "inputs", "message"), [
+    ("{image: glmtui/busybox:latest, workdir: '${inputs.v}'}", "", {"v": "rel"},
+     "env.workdir: '${inputs.v}' gives 'rel', which is not an absolute path (start it with /)"),
+    ("{image: '${inputs.v}'}", "", {"v": " "}, "env.image: '${inputs.v}' gives an empty image name"),
+    ("{image: glmtui/busybox:latest, environment: {N: '${inputs.v | int}'}}", "", {"v": "many"},
+     "env.environment.N: expression '${inputs.v | int}' failed: int cannot convert 'many'"),
+    ("{image: glmtui/busybox:latest, mounts: ['/tmp/${inputs.v | int}:/x']}", "", {"v": "many"},
+     "env.mounts: expression '${inputs.v | int}' failed: int cannot convert 'many'"),
+    (BUSYBOX_ENV, "workdir: ${inputs.v}/sub", {"v": "rel"},
+     "plan.yaml:7:5: step 'a': workdir: '${inputs.v}/sub' gives 'rel/sub', which is not an absolute path (start it with /)"),
+    (BUSYBOX_ENV, "workdir: /x/${secrets.TOKEN | int}", {},
+     "plan.yaml:7:5: step 'a': workdir: expression '${secrets.TOKEN | int}' failed: int cannot convert '***'"),
+])
+async def test_a_bad_value_in_the_env_or_a_workdir_stops_the_run_before_it_is_recorded(
+    engine, tmp_path, env, step, inputs, message
+):
+    plan = write_plan(tmp_path, f"""
+        version: 1
+        name: bad-values
+        inputs: {{v: {{default: x}}}}
+        secrets: [TOKEN]
+        env: {env}
+        steps:
+          - id: a
+            run: echo never
+            {step}
+        """)
+    store = make_store(tmp_path / "data")
+    outcome = await run_plan(engine, plan, inputs=inputs, store=store, extra_env={"TOKEN": "hunter2"})
+    assert outcome.exit_code == 2
+    assert str(outcome.error).replace(str(tmp_path) + "/", "") == message
+    assert outcome.events == [] and store.runs() == []
 
 
 async def test_outputs_from_the_output_file_and_the_outputs_mapping(engine, shared, tmp_path):

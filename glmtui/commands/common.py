@@ -103,3 +103,16 @@ def parse_pairs(pairs: tuple[str, ...], what: str) -> dict[str, str]:
             raise BadInput(f"{what} {pair!r} is not KEY=VALUE")
         result[key] = value
     return result
+
+
+def parse_variables(pairs: tuple[str, ...], what: str) -> dict[str, str]:
+    """NAME=VALUE pairs of environment variables (-e, --env): each NAME a variable name."""
+    import re
+
+    from glmtui.errors import BadInput
+
+    variables = parse_pairs(pairs, what)
+    for name in variables:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise BadInput(f"{what} {name}=...: {name!r} is not a variable name", hint="letters, digits and _, not starting with a digit")
+    return variables

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from glmtui.commands.common import engine, parse_pairs, print_json, progress_printer, run, state
+from glmtui.commands.common import engine, parse_variables, print_json, progress_printer, run, state
 from glmtui.errors import BadInput
 
 
@@ -45,7 +45,7 @@ def create(name, image, memory, cpus, pids, network, mounts, allow_docker_socket
         image=image or config.get("default_image"),
         workdir=workdir,
         mounts=parsed,
-        environment=parse_pairs(variables, "--env"),
+        environment=parse_variables(variables, "--env"),
         user=user,
         resources=Resources.parse(
             memory or config.get("resources.memory"),
@@ -157,7 +157,7 @@ def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout
     """Run COMMAND in environment NAME, or open a shell (bash, else sh) without one."""
     from glmtui.units import parse_duration
 
-    environment = parse_pairs(variables, "--env")
+    environment = parse_variables(variables, "--env")
     seconds = parse_duration(timeout, what="--timeout") if timeout else None
     if command[:1] == ("--",):
         command = command[1:]

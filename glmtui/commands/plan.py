@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from glmtui.commands.common import engine, parse_pairs, print_json, run, state
+from glmtui.commands.common import engine, parse_pairs, parse_variables, print_json, run, state
 from glmtui.units import counted
 
 
@@ -44,7 +44,7 @@ def _load(plan, files, workflow, inputs, input_file, env_files, variables, *, ch
         inputs=parse_pairs(inputs, "--input"),
         input_file=input_file,
         env_files=list(env_files),
-        extra_env=parse_pairs(variables, "-e"),
+        extra_env=parse_variables(variables, "-e"),
         check_secrets=check_secrets,
         docker_host=state().config.get("docker_host"),
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -60,6 +61,7 @@ for round in 1 2 3 4 5; do
 done
 """
 _START_FAILURE = b"OCI runtime exec failed"
+_WORKDIR_FAILURE = re.compile(r'chdir to cwd \("(.*?)"\) set in config\.json failed: ([^:]+)')
 # A pause after each read of a stream lets the next frames gather: a busy stream arrives in a
 # few large pieces instead of thousands of 4 KiB frames, each costing the loop a wake-up.
 COALESCE_SECONDS = 0.001
@@ -760,6 +762,12 @@ def _is_utf8(text: str) -> bool:
 
 
 def _start_failure_reason(text: bytes, program: str) -> str:
+    workdir = _WORKDIR_FAILURE.search(text.decode(errors="replace"))  # runc: before it looks for the program
+    if workdir:
+        folder, problem = workdir.groups()
+        if problem == "no such file or directory":
+            return f"the working directory {folder!r} does not exist in the environment"
+        return f"cannot enter the working directory {folder!r}: {problem}"
     if b"executable file not found" in text or b"no such file or directory" in text:
         return f"command not found: {program!r} is not in the environment's PATH"
     detail = text.decode(errors="replace").strip().rsplit(": ", 2)[-2:]

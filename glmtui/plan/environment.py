@@ -10,8 +10,8 @@ from glmtui.config import Config
 from glmtui.docker.engine import Engine
 from glmtui.docker.images import build_folder
 from glmtui.docker.spec import EnvSpec, Mount, Resources
-from glmtui.errors import GlmtuiError, NotFound
-from glmtui.plan.expressions import to_text
+from glmtui.errors import BadInput, GlmtuiError, NotFound
+from glmtui.plan.expressions import ExpressionError, to_text
 from glmtui.plan.model import LoadedPlan
 from glmtui.plan.permissions import HostAccess
 from glmtui.plan.steps.base import render
@@ -19,11 +19,16 @@ from glmtui.plan.steps.base import render
 
 @dataclass
 class RunEnvironment:
+    """The plan's env with its expressions evaluated (`resolve`), then made (`prepare`)."""
+
     name: str
     workdir: str
     user: str | None
     variables: dict[str, str]
     throwaway: bool
+    image: str | None = None  # None: env.build, or the configured default image
+    mounts: tuple[tuple[str, str, bool], ...] = ()  # (host, container, read-only)
+    copies: tuple[tuple[str, str], ...] = ()  # (host, container)
 
 
 def throwaway_name(run_id: str) -> str:
@@ -34,21 +39,58 @@ def render_value(value: Any, values: dict[str, Any]) -> str:
     return to_text(render(value, values))
 
 
+def resolve(loaded: LoadedPlan, run_id: str, values: dict[str, Any]) -> RunEnvironment:
+    """The plan's env with its expressions evaluated: a value that fails or does not fit is
+    BadInput here, before the run is recorded or anything is made."""
+    env = loaded.plan.env
+    image = None
+    if env.image is not None:
+        image = _evaluated("env.image", env.image, values).strip()
+        if not image:
+            raise BadInput(f"env.image: {env.image!r} gives an empty image name")
+    return RunEnvironment(
+        name=env.name or throwaway_name(run_id),
+        workdir=absolute_workdir("env.workdir", env.workdir, values),
+        user=env.user,
+        variables={k: _evaluated(f"env.environment.{k}", v, values) for k, v in env.environment.items()},
+        throwaway=env.name is None,
+        image=image,
+        mounts=tuple(
+            (_evaluated("env.mounts", m.host, values), _evaluated("env.mounts", m.container, values), m.read_only)
+            for m in env.mounts
+        ),
+        copies=tuple((_evaluated("env.copy", c.host, values), _evaluated("env.copy", c.container, values)) for c in env.copy),
+    )
+
+
+def absolute_workdir(what: str, text: str, values: dict[str, Any]) -> str:
+    """A working directory with its expressions evaluated; BadInput unless it is absolute."""
+    path = _evaluated(what, text, values)
+    if not path.startswith("/"):
+        raise BadInput(f"{what}: {text!r} gives {path!r}, which is not an absolute path", hint="start it with /")
+    return path
+
+
+def _evaluated(what: str, text: Any, values: dict[str, Any]) -> str:
+    try:
+        return render_value(text, values)
+    except ExpressionError as err:
+        raise BadInput(f"{what}: {err}") from None
+
+
 async def prepare(
     engine: Engine,
     loaded: LoadedPlan,
     config: Config,
     run_id: str,
-    values: dict[str, Any],
+    prepared: RunEnvironment,
     progress: Callable[[str], None],
     access: HostAccess,
 ) -> RunEnvironment:
-    """Get the run's environment running: reuse, start, build, create, copy in; reaching on the
-    host only the plan's folder and what `access` grants (HostAccessRefused otherwise)."""
+    """Get the run's environment (from `resolve`) running: reuse, start, build, create, copy in;
+    reaching on the host only the plan's folder and what `access` grants (HostAccessRefused otherwise)."""
     plan, env = loaded.plan, loaded.plan.env
-    variables = {k: render_value(v, values) for k, v in env.environment.items()}
-    name = env.name or throwaway_name(run_id)
-    prepared = RunEnvironment(name, env.workdir, env.user, variables, throwaway=env.name is None)
+    name = prepared.name
     access.network(env.network, "env.network")
     if env.name:
         try:
@@ -61,34 +103,30 @@ async def prepare(
                 progress(f"starting environment {env.name}")
                 await engine.start_environment(env.name)
             return prepared
-    image = await _image(engine, loaded, config, progress, access)
+    image = prepared.image or await _image(engine, loaded, config, progress, access)
     resources = Resources.parse(
         env.resources.memory or config.get("resources.memory"),
         env.resources.cpus or config.get("resources.cpus"),
         env.resources.pids or config.get("resources.pids"),
     )
     mounts = []
-    for written in env.mounts:
-        host = render_value(written.host, values)
-        text = f"{host}:{written.container}{':ro' if written.read_only else ''}"
-        access.mount(host, write=not written.read_only, what=f"mount {text!r}")  # before it is looked at
+    for host, container, read_only in prepared.mounts:
+        text = f"{host}:{container}{':ro' if read_only else ''}"
+        access.mount(host, write=not read_only, what=f"mount {text!r}")  # before it is looked at
         mounts.append(Mount.parse(text, base=plan.dir))
     spec = EnvSpec(
         name=name,
         image=image,
-        workdir=env.workdir,
+        workdir=prepared.workdir,
         mounts=tuple(mounts),
-        environment=variables,
+        environment=prepared.variables,
         user=env.user,
         resources=resources,
         network=env.network,
         run_id=run_id if prepared.throwaway else None,
         labels={"glmtui.plan": plan.name},
     )
-    copy_in = []
-    for written in env.copy:
-        host = render_value(written.host, values)
-        copy_in.append((access.path(host, write=False, what=f"env.copy {host!r}"), written.container))
+    copy_in = [(access.path(host, write=False, what=f"env.copy {host!r}"), container) for host, container in prepared.copies]
     for host, _ in copy_in:
         if not host.exists():
             raise NotFound(f"env.copy: host path {host} does not exist")
@@ -125,7 +163,7 @@ async def _image(
 ) -> str:
     env, plan = loaded.plan.env, loaded.plan
     if env.build is None:
-        return env.image or config.get("default_image")
+        return config.get("default_image")
     build = env.build
     access.network(build.network, "env.build.network")
     context = access.path(build.context, write=False, what=f"env.build.context {build.context!r}")

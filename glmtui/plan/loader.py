@@ -10,6 +10,9 @@ overflow), duplicate keys and unsafe tags.
 from __future__ import annotations
 
 import copy
+import errno
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,23 +88,47 @@ def load_documents(paths: Sequence[Path]) -> Document:
     return merged
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, what: str = "plan file") -> str:
+    """A file glmtui reads (plan, input file, env file) as text: a regular file of at most
+    MAX_FILE_BYTES, so that no FIFO, device or huge sparse file can block or fill memory."""
     start = Location(path, 1, 1)
     try:
-        with path.open("rb") as stream:
+        with open(path, "rb", opener=_open_nonblocking) as stream:
+            mode = os.fstat(stream.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise _invalid(start, f"is {_special_kind(mode)}; {_a(what)} must be a regular file")
             data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise _invalid(start, "no such file") from None
     except IsADirectoryError:
-        raise _invalid(start, "is a folder, not a plan file") from None
+        raise _invalid(start, f"is a folder, not a {what}") from None
     except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a socket cannot be opened
+            raise _invalid(start, f"is a socket; {_a(what)} must be a regular file") from None
         raise _invalid(start, f"cannot read the file: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:
-        raise _invalid(start, f"the file is over the size limit of plan files ({MAX_FILE_BYTES // 1024**2} MiB)")
+        raise _invalid(start, f"the file is over the size limit of {what}s ({MAX_FILE_BYTES // 1024**2} MiB)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _invalid(_byte_location(path, data, exc.start), "the file is not UTF-8 text") from None
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    """Opening a FIFO for reading waits for a writer; without blocking it does not."""
+    return os.open(path, flags | os.O_NONBLOCK)
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (a named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "a special file"
 
 
 def parse_yaml(text: str, path: Path) -> Document:

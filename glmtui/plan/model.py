@@ -18,6 +18,7 @@ KINDS = ("run", "write", "copy", "http", "use", "workflow", "llm", "agent")
 DEFAULT_WORKFLOW = "main"  # the name of a plan's single workflow (`steps:`)
 DEFAULT_WORKDIR = "/workspace"
 DEFAULT_RETRY_DELAY = 1.0
+HTTP_SCHEMES = ("http", "https")  # what an http step may send: never file:// or another scheme
 
 
 class Location(NamedTuple):  # a tuple: one is made for every node of a plan, quickly

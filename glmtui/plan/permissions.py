@@ -115,7 +115,8 @@ def declared(raw: Any, base: Path, add: Add) -> Permissions:
     if not isinstance(raw, dict):
         return Permissions()
     paths = []
-    for index, item in enumerate(raw.get("host_paths") or []):
+    host_paths = raw.get("host_paths")
+    for index, item in enumerate(host_paths if isinstance(host_paths, list) else []):
         text = item.get("path") if isinstance(item, dict) else None
         if not isinstance(text, str):
             continue

@@ -22,7 +22,7 @@ from glmtui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Glmt
 from glmtui.events import Progress, RunFinished, RunStarted, Sink, StepFinished, StepStarted
 from glmtui.masking import Masker
 from glmtui.plan import environment as run_env
-from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse_condition
+from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse, parse_condition
 from glmtui.plan.model import LoadedPlan, Step, Workflow
 from glmtui.plan.permissions import HostAccess, Permissions, grant_covers
 from glmtui.plan.steps import KINDS
@@ -33,6 +33,7 @@ from glmtui.store import StepRecord, Store
 T = TypeVar("T")
 SELF_TIMED_KINDS = {"run"}  # kinds that enforce the timeout inside the container themselves
 UNSLOTTED_KINDS = {"workflow"}  # its own steps take the --jobs slots
+PRE_RUN_ROOTS = frozenset({"inputs", "secrets", "env", "plan"})  # what expressions know before any step
 
 
 def new_run_id() -> str:
@@ -102,6 +103,7 @@ class Runner:
         grant_covers(self.grant, plan.permissions, plan.name)
         for key in preflight(self.loaded, self.config, auto_approve=self.auto_approve, approver=self.approver):
             add_secret(self.masker, key)  # API keys are hidden like secrets, everywhere
+        resolved = self._resolve_before_start(workflow)
         throwaway = plan.env.name is None
         env_name = plan.env.name or run_env.throwaway_name(self.run_id)
         self.store.start_run(
@@ -113,7 +115,7 @@ class Runner:
         status, error = "failure", None
         try:
             self.env = await run_env.prepare(
-                self.engine, self.loaded, self.config, self.run_id, self._values(self.loaded.inputs, {}),
+                self.engine, self.loaded, self.config, self.run_id, resolved,
                 lambda message: self.sink(Progress(self.masker.mask(message))), self.access,
             )
             await self._run_workflow(workflow, self.loaded.inputs, prefix="")
@@ -131,6 +133,20 @@ class Runner:
         if error is not None:
             raise error
         return RunResult(self.run_id, status, kept)
+
+    def _resolve_before_start(self, workflow: Workflow) -> run_env.RunEnvironment:
+        """Evaluate what needs no step's result (the env, the workdirs that use only inputs,
+        secrets, env and plan) before the run is recorded: a mistake there is BadInput, with
+        no run record behind it."""
+        values = self._values(self.loaded.inputs, {})
+        try:
+            resolved = run_env.resolve(self.loaded, self.run_id, values)
+            for step in workflow.steps:
+                if step.workdir and _known_before_start(step.workdir):
+                    run_env.absolute_workdir(f"{step.location}: step {step.id!r}: workdir", step.workdir, values)
+        except BadInput as err:
+            raise BadInput(self.masker.mask(str(err))) from None
+        return resolved
 
     async def _finish(self, status: str) -> str | None:
         """Remove a throw-away environment (kept by --keep after a failure); tidy a named one."""
@@ -267,7 +283,8 @@ class Runner:
                 env_vars = {**self.env.variables, **{k: run_env.render_value(v, values) for k, v in step.environment.items()}}
                 ctx = StepContext(
                     engine=self.engine, loaded=self.loaded, step=step, environment=self.env.name,
-                    workdir=step.workdir or self.env.workdir, user=self.env.user, env_vars=env_vars,
+                    workdir=run_env.absolute_workdir("workdir", step.workdir, values) if step.workdir else self.env.workdir,
+                    user=self.env.user, env_vars=env_vars,
                     values=values, output=capture, run_id=self.run_id, attempt=attempt, timeout=step.timeout,
                     sink=self.sink, host_path=self.access.path, run_workflow=self._workflow_step,
                     auto_approve=self.auto_approve, leftovers=self._leftovers, config=self.config,
@@ -395,6 +412,11 @@ async def _to_the_end(work: Awaitable[T]) -> T:
         except asyncio.CancelledError:
             if task.done():
                 return task.result()
+
+
+def _known_before_start(text: str) -> bool:
+    """Whether a template refers to nothing a run makes (no step results, no component parameters)."""
+    return all(ref.path[0] in PRE_RUN_ROOTS for ref in parse(text).references())
 
 
 def _result(status: str, **fields: Any) -> dict[str, Any]:

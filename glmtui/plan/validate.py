@@ -13,11 +13,13 @@ import copy
 import dataclasses
 import functools
 import json
+import math
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from glmtui.errors import BadInput, did_you_mean
 from glmtui.plan import expressions, permissions, schema_cache
@@ -26,6 +28,7 @@ from glmtui.plan.loader import Document, Path_, load_documents
 from glmtui.plan.model import (
     DEFAULT_WORKFLOW,
     DEFAULT_WORKDIR,
+    HTTP_SCHEMES,
     KINDS,
     Build,
     Component,
@@ -55,6 +58,7 @@ PLAN_FIELDS = frozenset({"name", "dir", "run_id"})
 COMMON_KEYS = ("name", "timeout", "retry", "continue_on_error", "environment", "workdir", "outputs", "shell")
 COMPONENT_KINDS = ("run", "write", "copy", "http", "llm", "agent")
 MERGED_KEYS = ("environment", "outputs")  # a step using a component merges these per key
+MAX_DURATION = 7 * 86400.0  # seconds: the longest timeout or retry delay a plan may set, a week
 
 _ANYWHERE = frozenset({"inputs", "secrets", "steps", "env", "plan"})
 _PLACES = {
@@ -375,6 +379,27 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _literal_head(text: str) -> tuple[str, bool] | None:
+    """The text before its first ${...} (as it will read) and whether it has no ${...} at all;
+    None when an expression does not parse (check_strings reports that)."""
+    try:
+        parts = _parse(text, False).parts
+    except expressions.ExpressionError:
+        return None
+    head = parts[0] if parts and isinstance(parts[0], str) else ""
+    return head, all(isinstance(part, str) for part in parts)
+
+
+def _duration(value: Any, *, what: str) -> float:
+    """A duration a plan sets, in seconds: a finite number of at most MAX_DURATION."""
+    seconds = parse_duration(value, what=what)
+    if not math.isfinite(seconds):
+        raise BadInput(f"{what}: {value!r} is not a duration", hint="use e.g. 30s, 10m or 1h")
+    if seconds > MAX_DURATION:
+        raise BadInput(f"{what}: {value!r} is longer than a plan may set", hint="at most 7d, a week")
+    return seconds
+
+
 class _Builder:
     def __init__(self, document: Document, report: _Report) -> None:
         self.document = document
@@ -438,6 +463,8 @@ class _Builder:
     def env(self, raw: dict, path: Path_) -> EnvConfig:
         scope = _Scope(frozenset({"inputs", "secrets", "env", "plan"}), inputs=self.inputs, secrets=self.secrets)
         self.check_strings(raw, path, scope)
+        self.check_workdir(raw.get("workdir"), (*path, "workdir"))
+        self.check_user(raw.get("user"), (*path, "user"))
         mounts = []
         for index, text in enumerate(_list(raw.get("mounts"))):
             mount = self.mount(text, (*path, "mounts", index))
@@ -491,7 +518,7 @@ class _Builder:
         return Resources(memory, cpus, pids)
 
     def parsed(self, raw: dict, key: str, path: Path_, parse: Any) -> Any:
-        if raw.get(key) is None:
+        if raw.get(key) is None or self.report.covered((*path, key)):
             return None
         try:
             return parse(raw[key])
@@ -530,6 +557,9 @@ class _Builder:
             return None
         if "shell" in raw and kinds != ["run"]:
             self.add((*path, "shell"), "shell is only for run steps", key=True)
+        if isinstance(raw.get("http"), dict):
+            self.check_http_spec(raw["http"], (*path, "http"))
+        self.check_workdir(raw.get("workdir"), (*path, "workdir"))
         params = {}
         for param, spec in _dict(raw.get("with")).items():
             spec = _dict(spec)
@@ -622,6 +652,8 @@ class _Builder:
             self.report.add(where, _kinds_message(f"step {step_id!r}", kinds, KINDS), key=len(kinds) > 1, reject=True)
             return None
         kind = kinds[0]
+        if self.report.covered((*path, kind)):
+            return None  # the schema refused the kind's value (e.g. `workflow: [a]`): reported there
         if "shell" in raw and kind not in ("run", "use"):
             self.add((*path, "shell"), "shell is only for run steps", key=True)
         if "with" in raw and kind not in ("use", "workflow"):
@@ -657,6 +689,9 @@ class _Builder:
             found += self.check_strings(spec, (*path, kind), _replace_roots(scope, _ANYWHERE))
         if kind in ("llm", "agent") and isinstance(spec, dict):
             self.check_model_spec(kind, spec, ("components", component.name, kind) if component else (*path, kind))
+        if kind == "http" and isinstance(spec, dict):
+            self.check_http_spec(spec, ("components", component.name, kind) if component else (*path, kind))
+        self.check_workdir(raw.get("workdir"), (*path, "workdir"))
         for key in ("name", "environment", "workdir", "outputs", "shell", "with"):
             if key in raw:
                 found += self.check_strings(raw[key], (*path, key), _replace_roots(scope, _ANYWHERE | _output_roots(key, kind)))
@@ -716,6 +751,39 @@ class _Builder:
             if key in spec:
                 self.add((*path, key), f"{key} is for the builtin driver; driver {driver!r} runs its own agent program", key=True)
 
+    def check_http_spec(self, spec: dict, path: Path_) -> None:
+        """An http step sends only http:// and https:// requests (a file:// URL would read the host)."""
+        url = spec.get("url")
+        written = _literal_head(url) if isinstance(url, str) and not self.report.covered((*path, "url")) else None
+        if written:
+            head, literal = written
+            scheme, colon, _ = head.partition(":")
+            if colon and scheme.lower() not in HTTP_SCHEMES:
+                self.add((*path, "url"), f"url {url!r}: an http step sends only http:// and https:// requests, not {scheme}:")
+            elif literal and not (colon and urlsplit(head).hostname):
+                self.add((*path, "url"), f"url {url!r} is not an http:// or https:// URL with a host")
+        if spec.get("timeout") is not None and not self.report.covered((*path, "timeout")):
+            try:
+                _duration(spec["timeout"], what="timeout")
+            except BadInput as exc:
+                self.add((*path, "timeout"), str(exc))
+
+    def check_workdir(self, value: Any, path: Path_) -> None:
+        """A working directory is absolute: refused here when the text before any ${...} says it is not."""
+        written = _literal_head(value) if isinstance(value, str) and not self.report.covered(path) else None
+        if written is None:
+            return
+        head, literal = written
+        if head.startswith("/") or not (head or literal):
+            return  # absolute, or it starts with an expression: checked when that is evaluated
+        self.add(path, f"workdir {value!r} is not an absolute path: start it with /")
+
+    def check_user(self, value: Any, path: Path_) -> None:
+        written = _literal_head(value) if isinstance(value, str) else None
+        if written and not written[1]:
+            message = f"user {value!r}: write the user itself, not an expression (whether the environment runs as root must be known before anything runs)"
+            self.add(path, message)
+
     def explicit_needs(self, raw: Any, path: Path_, step_id: str, context: _WorkflowContext) -> list[str]:
         items = [(raw, path)] if isinstance(raw, str) else [(need, (*path, i)) for i, need in enumerate(_list(raw))]
         needs = []
@@ -768,7 +836,7 @@ class _Builder:
         if value is None:
             return None
         try:
-            seconds = parse_duration(value, what="timeout")
+            seconds = _duration(value, what="timeout")
         except BadInput as exc:
             self.add(path, str(exc))
             return None
@@ -786,7 +854,7 @@ class _Builder:
         delay = Retry().delay
         if value.get("delay") is not None:
             try:
-                delay = parse_duration(value["delay"], what="delay")
+                delay = _duration(value["delay"], what="delay")
             except BadInput as exc:
                 self.add((*path, "delay"), str(exc))
         backoff = value.get("backoff")
@@ -905,7 +973,7 @@ def _env_view(
 ) -> dict[str, str]:
     view: dict[str, str] = {}
     beside = plan.dir / ".env"
-    for path in [beside] if beside.is_file() else []:
+    for path in [beside] if beside.exists() and not beside.is_dir() else []:  # a folder: a virtualenv
         view.update(_read_env_file(path, report))
     for path in env_files:
         view.update(_read_env_file(Path(path), report))

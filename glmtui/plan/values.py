@@ -95,19 +95,12 @@ def _quoted(text: str, start: int, quote: str) -> tuple[str, int]:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise PlanInvalid([PlanError(path, 1, 1, "no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise PlanInvalid([PlanError(path, 1, 1, f"cannot read the env file: {reason}")]) from None
-    return parse_dotenv(text, path)
+    return parse_dotenv(read_text(path, "env file"), path)
 
 
 def read_input_file(path: Path) -> Document:
     """An --input-file: a YAML (or JSON) mapping of input name to value."""
-    document = parse_yaml(read_text(path), path)
+    document = parse_yaml(read_text(path, "input file"), path)
     if document.data is None:
         document.data = {}
     if not isinstance(document.data, dict):

@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from glmtui.errors import BadInput
 from glmtui.plan.expressions import to_text
+from glmtui.plan.model import HTTP_SCHEMES
 from glmtui.plan.steps.base import StepContext, StepOutcome, render
 from glmtui.units import parse_duration
+
+if TYPE_CHECKING:
+    from yarl import URL
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 DEFAULT_TIMEOUT = 30.0
@@ -37,13 +41,11 @@ async def _environment_address(ctx: StepContext) -> str | None:
 
 
 async def http_step(ctx: StepContext) -> StepOutcome:
-    from yarl import URL  # aiohttp and yarl only for plans with http steps: 80 ms of a start
-
-    from glmtui.docker.client import aiohttp
+    from glmtui.docker.client import aiohttp  # aiohttp and yarl only for plans with http steps: 80 ms of a start
 
     spec = render(ctx.step.spec, ctx.values)
     method = str(spec.get("method", "GET")).upper()
-    url = URL(to_text(spec["url"]))
+    url = _url(to_text(spec["url"]))
     headers = {str(k): to_text(v) for k, v in (spec.get("headers") or {}).items()}
     if url.host in LOCAL_HOSTS:
         address = await _environment_address(ctx)
@@ -84,6 +86,19 @@ async def http_step(ctx: StepContext) -> StepOutcome:
     if result["status"] >= 400:
         return StepOutcome("failure", None, f"HTTP {result['status']}", response=result)
     return StepOutcome("success", None, response=result)
+
+
+def _url(text: str) -> URL:
+    """The URL to send to: only http:// or https:// with a host (file:// would read the host)."""
+    from yarl import URL
+
+    try:
+        url = URL(text)
+    except ValueError as err:
+        raise BadInput(f"url {text!r} is not a URL: {err}") from None
+    if url.scheme not in HTTP_SCHEMES or not url.host:
+        raise BadInput(f"url {text!r} is not an http:// or https:// URL with a host; an http step sends nothing else")
+    return url
 
 
 def _json_or_none(text: str) -> Any:
