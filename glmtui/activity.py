@@ -22,7 +22,6 @@ from glmtui.conversations import Conversations
 from glmtui.steplog import LogReader
 from glmtui.store import ExecRecord, Store
 
-FINISHED_STEP = {"success", "failure", "skipped", "cancelled", "interrupted"}
 SETTLE = 10.0  # seconds: a record that ended this long before the last look was read whole by it
 
 
@@ -119,7 +118,7 @@ class Activity:
                 continue
             started = step.started or run.started
             reader = self._steps.setdefault(key, LogReader(self.store.log_file(run.id, step.step), started))
-            final = ended or step.status in FINISHED_STEP
+            final = ended or step.status != "running"
             sources.append(Source(reader.next_time(), _lines(f"{run.id}/{step.step}", reader, final)))
             if final:
                 self._steps_done.add(key)
