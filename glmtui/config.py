@@ -17,10 +17,11 @@ import yaml
 
 from glmtui import paths
 from glmtui.errors import BadInput, did_you_mean
-from glmtui.units import parse_cpus, parse_duration, parse_memory, parse_positive_int
+from glmtui.units import parse_cpus, parse_duration, parse_memory, parse_positive_int, parse_size
 
 ENV_PREFIX = "GLMTUI_"
 NETWORKS = ("bridge", "none", "host")
+MIN_STEP_LOG = 1024
 
 
 def _network(value: Any) -> str:
@@ -31,6 +32,12 @@ def _network(value: Any) -> str:
 
 def _memory(value: Any) -> str:
     parse_memory(value)
+    return str(value)
+
+
+def _step_log_max(value: Any) -> str:
+    if parse_size(value, what="step_log_max") < MIN_STEP_LOG:
+        raise BadInput(f"step_log_max: {value!r} is too small", hint="use at least 1k")
     return str(value)
 
 
@@ -78,7 +85,8 @@ KEYS: dict[str, Key] = {
     "resources.pids": Key(1024, lambda v: parse_positive_int(v, what="resources.pids"), "process limit"),
     "network": Key("bridge", _network, "network of new environments: bridge, none or host"),
     "stop_timeout": Key(10.0, lambda v: parse_duration(v, what="stop_timeout"), "seconds before a stop kills"),
-    "keep_runs_days": Key(30, lambda v: parse_positive_int(v, what="keep_runs_days"), "`clean` forgets older runs"),
+    "keep_runs_days": Key(30, lambda v: parse_positive_int(v, what="keep_runs_days"), "`clean` forgets older records"),
+    "step_log_max": Key("100m", _step_log_max, "cap of a step's or an exec's log on disk: head and tail kept"),
     "theme": Key("textual-dark", _text, "the TUI's theme"),
     "default_provider": Key(None, _optional_text, "model provider used when none is named"),
     "approval": Key("ask", _approval, "agent tool calls that change things: auto, ask or deny"),

@@ -125,6 +125,14 @@ class Conversations:
         ).fetchall()
         return [json.loads(row[0]) for row in rows]
 
+    def timed_messages(self, conversation_id: str, after: int = 0) -> list[tuple[int, float, dict[str, Any]]]:
+        """(number, time said, message) of the messages after number `after`, in order."""
+        rows = self._db.execute(
+            "SELECT seq, created, message FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq",
+            (conversation_id, after),
+        ).fetchall()
+        return [(seq, created, json.loads(message)) for seq, created, message in rows]
+
     def remove(self, conversation_id: str) -> None:
         self._db.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
         self._db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))

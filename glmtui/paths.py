@@ -48,6 +48,11 @@ def runs_dir() -> Path:
     return data_dir() / "runs"
 
 
+def execs_dir() -> Path:
+    """One log per command `glmtui env exec` ran, named by its record's id."""
+    return data_dir() / "execs"
+
+
 def images_dir() -> Path:
     """The image definitions shipped in the source tree beside the package."""
     return Path(__file__).resolve().parent.parent / "images"

@@ -1,4 +1,5 @@
-"""Run records in SQLite (user data dir) and each step's full log in a file beside it.
+"""Run records in SQLite (user data dir) and each step's full log in a file beside it; the
+commands `glmtui env exec` ran, each with its log.
 
 Every change is committed at once, so a record survives the glmtui process being
 killed: a run still marked running whose process is gone shows as `interrupted`.
@@ -12,12 +13,14 @@ import shutil
 import socket
 import sqlite3
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from glmtui import paths
 from glmtui.errors import NotFound
+from glmtui.steplog import times_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -51,9 +54,25 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (run_id, step)
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
+CREATE INDEX IF NOT EXISTS runs_environment ON runs(environment, started);
+CREATE TABLE IF NOT EXISTS execs (
+    id TEXT PRIMARY KEY,
+    environment TEXT NOT NULL,
+    command TEXT NOT NULL,
+    shell INTEGER NOT NULL DEFAULT 0,
+    started REAL NOT NULL,
+    finished REAL,
+    exit_code INTEGER,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS execs_environment ON execs(environment, started);
 """
-# Columns added since the first release, for databases made before them: (version, statement).
-_MIGRATIONS = [(1, "ALTER TABLE steps ADD COLUMN turns INTEGER")]
+# What came since the first release, for databases made before it: (version, statement). The
+# schema above runs too whenever a database is behind, and makes the new tables and indexes.
+_MIGRATIONS = [
+    (1, "ALTER TABLE steps ADD COLUMN turns INTEGER"),
+    (2, "CREATE INDEX IF NOT EXISTS runs_environment ON runs(environment, started)"),
+]
 
 
 @dataclass
@@ -74,6 +93,20 @@ class StepRecord:
     @property
     def duration(self) -> float | None:
         return None if self.started is None or self.finished is None else self.finished - self.started
+
+
+@dataclass
+class ExecRecord:
+    """A command `glmtui env exec` ran (or a shell it opened), masked."""
+
+    id: str
+    environment: str
+    command: list[str]  # empty for a shell
+    shell: bool
+    started: float
+    finished: float | None = None
+    exit_code: int | None = None
+    reason: str | None = None
 
 
 @dataclass
@@ -120,9 +153,10 @@ class RunRecord:
 
 
 class Store:
-    def __init__(self, database: Path | None = None, logs: Path | None = None) -> None:
+    def __init__(self, database: Path | None = None, logs: Path | None = None, exec_logs: Path | None = None) -> None:
         self.database = database or paths.database_file()
         self.logs = logs or paths.runs_dir()
+        self.exec_logs = exec_logs or paths.execs_dir()
         self.database.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.database, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -180,6 +214,29 @@ class Store:
              json.dumps(record.usage) if record.usage else None, record.turns),
         )
 
+    def start_exec(self, environment: str, command: list[str], *, shell: bool = False) -> ExecRecord:
+        record = ExecRecord(uuid.uuid4().hex[:12], environment, command, shell, time.time())
+        self._db.execute(
+            "INSERT INTO execs (id, environment, command, shell, started) VALUES (?, ?, ?, ?, ?)",
+            (record.id, environment, json.dumps(command), int(shell), record.started),
+        )
+        self.exec_logs.mkdir(parents=True, exist_ok=True)
+        return record
+
+    def finish_exec(self, exec_id: str, exit_code: int | None, reason: str | None = None) -> None:
+        self._db.execute(
+            "UPDATE execs SET finished = ?, exit_code = ?, reason = ? WHERE id = ?",
+            (time.time(), exit_code, reason, exec_id),
+        )
+
+    def forget_exec(self, exec_id: str) -> None:
+        self._db.execute("DELETE FROM execs WHERE id = ?", (exec_id,))
+        for path in (self.exec_log(exec_id), times_file(self.exec_log(exec_id))):
+            path.unlink(missing_ok=True)
+
+    def exec_log(self, exec_id: str) -> Path:
+        return self.exec_logs / f"{exec_id}.log"
+
     def run_dir(self, run_id: str) -> Path:
         return self.logs / run_id
 
@@ -193,6 +250,25 @@ class Store:
             "SELECT id FROM runs ORDER BY started DESC LIMIT ?", (limit,)
         ).fetchall()
         return [self.run(row[0], with_steps=False) for row in rows]
+
+    def run_ids_in(self, environment: str, *, ended_since: float = 0) -> list[str]:
+        """The runs recorded with this environment (those that ended before `ended_since` left
+        out), oldest first."""
+        rows = self._db.execute(
+            "SELECT id FROM runs WHERE environment = ? AND (finished IS NULL OR finished >= ?) ORDER BY started",
+            (environment, ended_since),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def execs(self, environment: str, *, ended_since: float = 0) -> list[ExecRecord]:
+        """The commands `env exec` ran in this environment (those that ended before `ended_since`
+        left out), oldest first."""
+        rows = self._db.execute(
+            "SELECT id, environment, command, shell, started, finished, exit_code, reason FROM execs"
+            " WHERE environment = ? AND (finished IS NULL OR finished >= ?) ORDER BY started",
+            (environment, ended_since),
+        ).fetchall()
+        return [ExecRecord(r[0], r[1], json.loads(r[2]), bool(r[3]), *r[4:]) for r in rows]
 
     def run(self, run_id: str, *, with_steps: bool = True) -> RunRecord:
         row = self._db.execute(
@@ -231,16 +307,24 @@ class Store:
             for r in rows
         ]
 
-    def prune(self, older_than_days: float) -> list[str]:
-        """Forget finished runs older than the limit, with their logs."""
+    def prune(self, older_than_days: float, *, dry_run: bool = False) -> list[str]:
+        """Forget finished runs older than the limit, with their logs (dry_run: only name them)."""
         cutoff = time.time() - older_than_days * 86400
         rows = self._db.execute(
             "SELECT id FROM runs WHERE started < ? AND status != 'running'", (cutoff,)
         ).fetchall()
-        for (run_id,) in rows:
+        for (run_id,) in [] if dry_run else rows:
             self._db.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
             self._db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
             shutil.rmtree(self.run_dir(run_id), ignore_errors=True)
+        return [row[0] for row in rows]
+
+    def prune_execs(self, older_than_days: float, *, dry_run: bool = False) -> list[str]:
+        """Forget `env exec` commands that ended before the limit, with their logs."""
+        cutoff = time.time() - older_than_days * 86400
+        rows = self._db.execute("SELECT id FROM execs WHERE COALESCE(finished, started) < ?", (cutoff,)).fetchall()
+        for (exec_id,) in [] if dry_run else rows:
+            self.forget_exec(exec_id)
         return [row[0] for row in rows]
 
 

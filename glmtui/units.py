@@ -14,19 +14,23 @@ MIN_MEMORY = 6 * 1024**2  # Docker refuses less than 6 MiB
 
 
 def parse_memory(value: str | int, *, what: str = "memory") -> int:
-    """'512m', '1g', '1.5G', 1048576 -> bytes."""
-    if isinstance(value, bool):
-        raise BadInput(f"{what}: {value!r} is not a size", hint="use e.g. 512m or 2g")
-    if isinstance(value, int):
-        number = value
-    else:
-        match = _MEMORY.match(str(value))
-        if not match:
-            raise BadInput(f"{what}: {value!r} is not a size", hint="use e.g. 512m or 2g")
-        number = int(float(match.group(1)) * _MEMORY_FACTORS[match.group(2).lower()])
+    """'512m', '1g', '1.5G', 1048576 -> bytes, at least what Docker takes."""
+    number = parse_size(value, what=what)
     if number < MIN_MEMORY:
         raise BadInput(f"{what}: {value!r} is too small", hint="Docker needs at least 6m")
     return number
+
+
+def parse_size(value: str | int, *, what: str) -> int:
+    """'100m', '64k', '1.5G', 1048576 -> bytes."""
+    if isinstance(value, bool):
+        raise BadInput(f"{what}: {value!r} is not a size", hint="use e.g. 512m or 2g")
+    if isinstance(value, int):
+        return value
+    match = _MEMORY.match(str(value))
+    if not match:
+        raise BadInput(f"{what}: {value!r} is not a size", hint="use e.g. 512m or 2g")
+    return int(float(match.group(1)) * _MEMORY_FACTORS[match.group(2).lower()])
 
 
 def parse_cpus(value: str | float, *, what: str = "cpus") -> float:

@@ -141,18 +141,3 @@ def test_a_killed_glmtui_shows_as_interrupted_with_its_log_kept(glmtui, busybox_
         assert logs.stdout == "started\n", "the output a step printed before glmtui died is in its log"
     finally:
         remove_run_leftovers(run_id)
-
-
-def test_clean_after_a_killed_glmtui(glmtui, busybox_image):
-    run = kill_mid_step()
-    run_id = run.run_id
-    try:
-        assert len(run_containers(run_id)) == 1, "the environment of a killed glmtui is still there"
-        assert json.loads(glmtui("runs", "show", run_id, "--json").stdout)["status"] == "interrupted"
-        cleaned = glmtui("clean")
-        assert cleaned.returncode == 0, cleaned.stderr
-        assert "environments of interrupted runs" in cleaned.stdout
-        assert not run_containers(run_id), "clean removes the environment of a run whose glmtui died"
-        assert not run_volume_exists(run_id)
-    finally:
-        remove_run_leftovers(run_id)

@@ -1,4 +1,4 @@
-"""`glmtui env ...`, `logs` and `clean` through the CLI, in subprocesses, against the real engine."""
+"""`glmtui env ...` and `logs --container` through the CLI, in subprocesses, against the real engine."""
 
 from __future__ import annotations
 
@@ -375,34 +375,34 @@ def chatty_env(busybox_image, env_name):
 
 
 def test_logs_show_the_container_output(glmtui, chatty_env):
-    result = glmtui("logs", chatty_env)
+    result = glmtui("logs", "--container", chatty_env)
     assert (result.returncode, result.stdout, result.stderr) == (0, "one\n", "two\n")
     theirs = docker("logs", container_of(chatty_env))
     assert (result.stdout, result.stderr) == (theirs.stdout, theirs.stderr)
 
 
 def test_logs_timestamps_tail_since(glmtui, chatty_env):
-    stamped = glmtui("logs", "--timestamps", chatty_env)
+    stamped = glmtui("logs", "--container", "--timestamps", chatty_env)
     assert stamped.returncode == 0
     stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z ")
     assert re.match(stamp.pattern + "one$", stamped.stdout.strip()) and re.match(stamp.pattern + "two$", stamped.stderr.strip())
     theirs = docker("logs", "--timestamps", container_of(chatty_env))
     assert (stamped.stdout, stamped.stderr) == (theirs.stdout, theirs.stderr)
 
-    tail = glmtui("logs", "--tail", "1", chatty_env)
+    tail = glmtui("logs", "--container", "--tail", "1", chatty_env)
     assert tail.returncode == 0 and len((tail.stdout + tail.stderr).splitlines()) == 1
     theirs = docker("logs", "--tail", "1", container_of(chatty_env))
     assert (tail.stdout, tail.stderr) == (theirs.stdout, theirs.stderr)
 
-    recent = glmtui("logs", "--since", "10m", chatty_env)
+    recent = glmtui("logs", "--container", "--since", "10m", chatty_env)
     assert (recent.returncode, recent.stdout, recent.stderr) == (0, "one\n", "two\n")
-    bad = glmtui("logs", "--since", "soon", chatty_env)
+    bad = glmtui("logs", "--container", "--since", "soon", chatty_env)
     assert bad.returncode == 2 and "soon" in one_error_line(bad.stderr)
 
 
 def test_logs_follow_keeps_going(chatty_env):
     process = subprocess.Popen(
-        glmtui_argv("logs", "-f", chatty_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        glmtui_argv("logs", "--container", "-f", chatty_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=child_env(),
     )
     try:
@@ -417,29 +417,11 @@ def test_logs_follow_keeps_going(chatty_env):
 
 def test_logs_of_a_quiet_environment(glmtui, busybox_image, env_name):
     create(glmtui, env_name)
-    result = glmtui("logs", "--tail", "5", env_name)
-    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    for options in (("--container",), ()):
+        result = glmtui("logs", *options, "--tail", "5", env_name)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), options
 
 
 def test_logs_without_an_environment(glmtui):
     result = glmtui("logs")
     assert result.returncode == 2 and "name an environment or a run" in one_error_line(result.stderr)
-
-
-# -- clean ----------------------------------------------------------------------------------
-
-
-async def test_clean_removes_stopped_environments_only(glmtui, make_env):
-    running = await make_env()
-    stopped = await make_env()
-    docker("stop", "-t", "0", container_of(stopped.name))
-    result = glmtui("clean")
-    assert result.returncode == 0, result.stderr
-    assert stopped.name in result.stdout and result.stdout.startswith("removed ")
-    assert running.name not in result.stdout
-    managed = docker("ps", "-a", "--filter", "label=glmtui.managed=true", "--format", "{{.Names}}").stdout.split()
-    assert container_of(stopped.name) not in managed
-    assert container_of(running.name) in managed and container_status(running.name) == "running"
-    assert volume_exists(stopped.name), "clean without --all keeps workspaces"
-    again = glmtui("clean")
-    assert again.returncode == 0 and stopped.name not in again.stdout

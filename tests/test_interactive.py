@@ -13,7 +13,7 @@ import termios
 import time
 
 import pytest
-from helpers import child_env, glmtui_argv, processes, ps_has, wait_for
+from helpers import child_env, glmtui_argv, processes, ps_has, run_glmtui, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -121,6 +121,8 @@ def test_busybox_shell(busybox_env, terminal):
     term.expect(rb"tty:2\r\n")
     term.type("exit 3\r")
     assert term.wait() == 3
+    shown = run_glmtui("logs", busybox_env.name).stdout.splitlines()  # the shell is on the record
+    assert [line.split(" ", 2)[2] for line in shown] == ["| shell opened", "| shell closed with 3"], shown
 
 
 def test_workspace_shell_is_bash(workspace_env, terminal):
@@ -185,5 +187,6 @@ def test_environment_variables_and_workdir(busybox_env, terminal):
 def test_shell_of_an_unknown_environment(terminal, env_name):
     term = terminal("env", "exec", env_name)
     assert term.wait() == 2
-    assert f"no environment '{env_name}'".encode() in term.screen
+    assert re.search(f"no environment (named )?'{env_name}'".encode(), term.screen), term.screen
     assert b"Traceback" not in term.screen
+    assert run_glmtui("logs", env_name).returncode == 2, "a shell that never opened leaves no record"

@@ -889,7 +889,7 @@ BUSYBOX_ENV = "{image: glmtui/busybox:latest}"
     ("{image: '${inputs.v}'}", "", {"v": " "}, "env.image: '${inputs.v}' gives an empty image name"),
     ("{image: glmtui/busybox:latest, environment: {N: '${inputs.v | int}'}}", "", {"v": "many"},
      "env.environment.N: expression '${inputs.v | int}' failed: int cannot convert 'many'"),
-    ("{image: glmtui/busybox:latest, mounts: ['/tmp/${inputs.v | int}:/x']}", "", {"v": "many"},
+    ("{image: glmtui/busybox:latest, mounts: ['/tmp/${inputs.v | int}:/x:ro']}", "", {"v": "many"},
      "env.mounts: expression '${inputs.v | int}' failed: int cannot convert 'many'"),
     (BUSYBOX_ENV, "workdir: ${inputs.v}/sub", {"v": "rel"},
      "plan.yaml:7:5: step 'a': workdir: '${inputs.v}/sub' gives 'rel/sub', which is not an absolute path (start it with /)"),

@@ -58,6 +58,16 @@ def known(config_providers: Mapping[str, Any]) -> list[str]:
     return sorted({*PRESETS, *config_providers})
 
 
+def api_keys(config: Any, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The API keys on the host: the values of every known provider's `api_key_env` that are set."""
+    environ = os.environ if environ is None else environ
+    configured: dict[str, Any] = config.providers()
+    variables = {
+        {**PRESETS.get(name, {}), **(configured.get(name) or {})}.get("api_key_env") for name in known(configured)
+    }
+    return [environ[variable] for variable in sorted(filter(None, variables)) if environ.get(variable)]
+
+
 def resolve(config: Any, name: str | None = None, model: str | None = None) -> Provider:
     """The provider `name` (else the config's default_provider): its preset, overridden by
     `providers.NAME.*` in the config; `model` overrides the provider's model."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -164,18 +165,32 @@ def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout
     if not command:
         sys.exit(_shell(name, environment, workdir, user))
 
-    out, err = sys.stdout.buffer, sys.stderr.buffer
+    from glmtui.steplog import StepLog, configured_cap
 
-    def show(stream: int, data: bytes) -> None:
-        target = err if stream == 2 else out
-        target.write(data)
-        target.flush()
+    out, err = sys.stdout.buffer, sys.stderr.buffer
 
     async def work():
         async with engine() as docker:
-            return await docker.exec(
-                name, command, environment=environment, workdir=workdir, user=user, timeout=seconds, on_output=show
-            )
+            await docker.get_environment(name)  # a name that is no environment leaves no record
+            with _recorded(name, list(command)) as (store, record, masker):
+                with StepLog.open(store.exec_log(record.id), configured_cap(state().config)) as log:
+                    logged = _MaskedOutput(log, masker)
+
+                    def show(stream: int, data: bytes) -> None:
+                        target = err if stream == 2 else out
+                        target.write(data)
+                        target.flush()
+                        logged.feed(stream, data)
+
+                    try:
+                        result = await docker.exec(
+                            name, command, environment=environment, workdir=workdir, user=user, timeout=seconds,
+                            on_output=show,
+                        )
+                    finally:
+                        logged.close()
+                store.finish_exec(record.id, result.exit_code, result.reason)
+                return result
 
     result = run(work)
     if result.reason:
@@ -196,29 +211,89 @@ def _shell(name: str, environment: dict[str, str], workdir: str | None, user: st
 
     async def work() -> int:
         async with engine() as docker:
-            session = await docker.open_interactive(
-                name, rows=size.lines, columns=size.columns, environment=environment, workdir=workdir, user=user
-            )
-            return await attach(session)
+            await docker.get_environment(name)  # a name that is no environment leaves no record
+            with _recorded(name, [], shell=True) as (store, record, _):
+                session = await docker.open_interactive(
+                    name, rows=size.lines, columns=size.columns, environment=environment, workdir=workdir, user=user
+                )
+                code = await attach(session)
+                store.finish_exec(record.id, code)
+                return code
 
     return run(work)
 
 
+@contextmanager
+def _recorded(name: str, command: list[str], *, shell: bool = False):
+    """A record of a command (or a shell) in environment NAME, for `glmtui logs NAME`, masked;
+    it ends with the reason when the command does not end by itself, and is forgotten when the
+    command could not start (bad input: nothing ran)."""
+    import asyncio
+
+    from glmtui.agent.providers import api_keys
+    from glmtui.errors import GlmtuiError
+    from glmtui.masking import Masker
+    from glmtui.store import Store
+
+    masker = Masker(api_keys(state().config))
+    store = Store()
+    record = store.start_exec(name, masker.mask_value(command), shell=shell)
+    try:
+        yield store, record, masker
+    except BadInput:
+        store.forget_exec(record.id)
+        raise
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        store.finish_exec(record.id, None, "interrupted")
+        raise
+    except GlmtuiError as err:
+        store.finish_exec(record.id, None, masker.mask(str(err)))
+        raise
+    finally:
+        store.close()
+
+
+class _MaskedOutput:
+    """A command's stdout and stderr, decoded and masked, into its log."""
+
+    def __init__(self, log, masker) -> None:
+        import codecs
+
+        self._log = log
+        decoder = codecs.getincrementaldecoder("utf-8")
+        self._streams = {fd: (decoder(errors="replace"), masker.stream()) for fd in (1, 2)}
+
+    def feed(self, fd: int, data: bytes) -> None:
+        decoder, masking = self._streams[2 if fd == 2 else 1]
+        self._log.write(masking.feed(decoder.decode(data)).encode())
+
+    def close(self) -> None:
+        for decoder, masking in self._streams.values():
+            self._log.write((masking.feed(decoder.decode(b"", final=True)) + masking.flush()).encode())
+
+
 @click.command("logs")
 @click.argument("env", required=False)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
-@click.option("--tail", type=int, help="Only the last N lines.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output (Ctrl-C stops).")
+@click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines.")
 @click.option("--since", help="Only output newer than this, e.g. 10m.")
 @click.option("--timestamps", "-t", is_flag=True, help="Prefix each line with its time.")
+@click.option("--container", is_flag=True, help="The container's own output (its main process) instead.")
 @click.option("--run", "run_id", metavar="RUN_ID", help="A plan run's logs instead of an environment's.")
 @click.option("--step", help="With --run: only this step's log.")
-def logs(env, follow, tail, since, timestamps, run_id, step) -> None:
-    """Show an environment's container log, or a plan run's step logs."""
+def logs(env, follow, tail, since, timestamps, container, run_id, step) -> None:
+    """Show what ran in environment ENV: the output of plan steps, of the chat agent's tool calls
+    and of `glmtui env exec` commands, from the records, by time, each line labelled
+    (RUN/STEP, chat CONVERSATION TOOL, exec ID). Or a plan run's step logs (--run), or the
+    container's own output (--container)."""
     if run_id:
         _run_logs(run_id, step)
         return
     if not env:
         raise BadInput("name an environment or a run", hint="glmtui logs ENV, or glmtui logs --run RUN_ID")
+    if not container:
+        _activity(env, follow=follow, tail=tail, since=since, timestamps=timestamps)
+        return
     out, err = sys.stdout.buffer, sys.stderr.buffer
 
     async def work():
@@ -231,6 +306,52 @@ def logs(env, follow, tail, since, timestamps, run_id, step) -> None:
                 target.flush()
 
     run(work)
+
+
+FOLLOW_INTERVAL = 0.25  # seconds between two looks at the records when following
+
+
+def _activity(env: str, *, follow: bool, tail: int | None, since: str | None, timestamps: bool) -> None:
+    import collections
+    import time
+
+    from glmtui.activity import Activity, merged
+    from glmtui.store import Store
+    from glmtui.units import parse_duration
+
+    cutoff = time.time() - parse_duration(since, what="since") if since else None
+    store = Store()
+    activity = Activity(store, env)
+    if not activity.recorded():  # nothing ran here yet: is there such an environment at all?
+        async def exists():
+            async with engine() as docker:
+                await docker.get_environment(env)
+
+        run(exists)
+    out = sys.stdout.buffer
+
+    def recent(lines):
+        return (line for line in lines if cutoff is None or line.time >= cutoff)
+
+    def show(lines) -> None:
+        for line in lines:
+            stamp = _timestamp(line.time) + " " if timestamps else ""
+            out.write(f"{stamp}{line.label} | ".encode() + line.text + b"\n")
+        out.flush()
+
+    history = recent(merged(activity.collect()))
+    show(collections.deque(history, maxlen=tail) if tail is not None else history)
+    while follow:
+        time.sleep(FOLLOW_INTERVAL)
+        show(recent(merged(activity.collect())))
+    store.close()
+
+
+def _timestamp(seconds: float) -> str:
+    """RFC 3339 in UTC, to the millisecond, as `docker logs --timestamps` has it (to the nanosecond)."""
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{int(seconds % 1 * 1000):03d}Z"
 
 
 def _run_logs(run_id: str, step: str | None) -> None:

@@ -38,47 +38,84 @@ def version(as_json: bool) -> None:
 
 
 @click.command("clean")
-@click.option("--all", "everything", is_flag=True, help="Also glmtui volumes no environment uses.")
-def clean(everything: bool) -> None:
-    """Remove stopped glmtui containers, dangling glmtui images, environments of dead runs, old run logs."""
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--all", "everything", is_flag=True,
+              help="Also every stopped named environment, and every glmtui volume no container uses "
+                   "(the workspaces of removed environments among them).")
+@click.option("--dry-run", "-n", is_flag=True, help="Only list what would be removed.")
+def clean(names: tuple[str, ...], everything: bool, dry_run: bool) -> None:
+    """Remove what is left over: the throw-away environments of runs that ended (never one whose
+    run still goes), dangling glmtui images, and run and `env exec` records older than
+    keep_runs_days with their logs. Named environments go only when named (NAME, if stopped;
+    their workspaces stay) or with --all."""
+    from glmtui.docker.spec import check_name
     from glmtui.store import Store
+    from glmtui.units import counted
 
+    for name in names:
+        check_name(name)
     store = Store()
 
     async def work():
         async with engine() as docker:
-            runs = {env.run_id for env in await docker.list_environments() if env.run_id}
-            dead = {run_id for run_id in runs if _interrupted(store, run_id)}
-            orphans = await docker.remove_run_environments(dead)
-            return orphans, await docker.clean(volumes=everything)
+            envs = {env.name: env for env in await docker.list_environments()}
+            _check_named(names, envs)
+            runs = {env.run_id: _run_status(store, env.run_id) for env in envs.values() if env.run_id}
+            return await docker.clean(
+                going_runs={run_id for run_id, status in runs.items() if status == "running"},
+                interrupted_runs={run_id for run_id, status in runs.items() if status == "interrupted"},
+                names=set(names), every_stopped=everything, volumes=everything, dry_run=dry_run,
+            )
 
     try:
-        orphans, report = run(work)
-        pruned = store.prune(state().config.get("keep_runs_days"))
+        report = run(work)
+        days = state().config.get("keep_runs_days")
+        runs_pruned = store.prune(days, dry_run=dry_run)
+        execs_pruned = store.prune_execs(days, dry_run=dry_run)
     finally:
         store.close()
     removed = (
-        ("environments of interrupted runs", orphans),
-        ("containers", report.containers),
-        ("images", report.images),
-        ("volumes", report.volumes),
-        ("run records and logs", pruned),
+        ("throw-away environment", report.run_environments, ""),
+        ("environment", report.environments, ""),
+        ("image", report.images, ""),
+        ("volume", report.volumes, ""),
+        ("run record", runs_pruned, " (with logs)"),
+        ("exec record", execs_pruned, " (with logs)"),
     )
-    for kind, names in removed:
-        if names:
-            click.echo(f"removed {len(names)} {kind}: {', '.join(names)}")
-    if not any(names for _, names in removed):
+    verb = "would remove" if dry_run else "removed"
+    for noun, gone, also in removed:
+        if gone:
+            click.echo(f"{verb} {counted(len(gone), noun)}{also}: {', '.join(gone)}")
+    if not any(gone for _, gone, _ in removed):
         click.echo("nothing to clean")
+    if report.kept:
+        click.echo(f"kept {counted(len(report.kept), 'stopped environment')}: {', '.join(report.kept)} "
+                   "(glmtui clean NAME, or --all, removes them)")
 
 
-def _interrupted(store, run_id: str) -> bool:
-    """A run whose glmtui process is gone (a record we do not have: another machine's, left alone)."""
+def _check_named(names: tuple[str, ...], envs: dict) -> None:
+    """Every NAME is an environment, and stopped: nothing is removed otherwise."""
+    from glmtui.errors import BadInput, NotFound, did_you_mean
+
+    for name in names:
+        env = envs.get(name)
+        if env is None:
+            raise NotFound(f"no environment named {name!r}{did_you_mean(name, envs)}",
+                           hint="`glmtui env list` shows them")
+        if env.status not in ("exited", "dead", "created"):
+            raise BadInput(f"environment {name!r} is {env.status}: clean removes stopped ones",
+                           hint=f"stop it first (glmtui env stop {name}), or remove it: glmtui env remove {name}")
+
+
+def _run_status(store, run_id: str) -> str | None:
+    """The recorded status of a run (`interrupted`: its glmtui is gone); None when we have no
+    record of it (another user's, another machine's)."""
     from glmtui.errors import NotFound
 
     try:
-        return store.run(run_id, with_steps=False).status == "interrupted"
+        return store.run(run_id, with_steps=False).status
     except NotFound:
-        return False
+        return None
 
 
 @click.command("completion")

@@ -19,7 +19,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -225,15 +225,6 @@ class Engine:
                 raise
         if volume:
             await self._remove_volume_quietly(volume_name(name))
-
-    async def remove_run_environments(self, run_ids: set[str]) -> list[str]:
-        """Throw-away environments of the given runs, running or not, with their volumes."""
-        removed = []
-        for env in await self.list_environments():
-            if env.run_id in run_ids:
-                await self.remove_environment(env.name, volume=True)
-                removed.append(env.name)
-        return removed
 
     async def _wait_gone(self, name: str, seconds: float = 10) -> None:
         deadline = time.monotonic() + seconds
@@ -658,27 +649,60 @@ class Engine:
 
     # -- clean ------------------------------------------------------------------------------
 
-    async def clean(self, *, volumes: bool = False) -> CleanReport:
-        """Stopped glmtui containers, dangling glmtui images, and (volumes=True) unused glmtui volumes."""
+    async def clean(
+        self,
+        *,
+        going_runs: Collection[str] = (),
+        interrupted_runs: Collection[str] = (),
+        names: Collection[str] = (),
+        every_stopped: bool = False,
+        volumes: bool = False,
+        dry_run: bool = False,
+    ) -> CleanReport:
+        """Remove what is left over (with dry_run: only say what would go).
+
+        - Throw-away environments of runs, with their workspaces: every one of `interrupted_runs`
+          (their glmtui died), and every stopped one, but never one of `going_runs`.
+        - Stopped named environments in `names`, or every one (every_stopped); their workspaces stay.
+          The other stopped ones are reported as kept.
+        - Dangling glmtui images; with `volumes`, every glmtui volume no container uses.
+        A running environment stays, unless its run was interrupted.
+        """
         report = CleanReport()
         settled = datetime.now(timezone.utc) - timedelta(seconds=CREATING_GRACE)
-        for env in map(Environment.from_list_entry, await self._list_containers(MANAGED_FILTER)):
+        for env in await self.list_environments():
             # "created" and young: another glmtui may be about to start it.
-            if env.status in ("exited", "dead") or (env.status == "created" and env.created < settled):
-                if await self._remove_quietly(f"/containers/{env.id}", force="1"):
-                    report.containers.append(env.name)
+            stopped = env.status in ("exited", "dead") or (env.status == "created" and env.created < settled)
+            if env.run_id:
+                if env.run_id in going_runs or not (stopped or env.run_id in interrupted_runs):
+                    continue
+                if dry_run or await self._remove_quietly(f"/containers/{env.id}", force="1"):
+                    if not dry_run:
+                        await self._remove_volume_quietly(volume_name(env.name))
+                    report.run_environments.append(env.name)
+            elif stopped and (every_stopped or env.name in names):
+                # No force: an environment that a run has just started again stays.
+                if dry_run or await self._remove_quietly(f"/containers/{env.id}"):
+                    report.environments.append(env.name)
+            elif stopped:
+                report.kept.append(env.name)
         filters = {"dangling": ["true"], "label": [f"{LABEL_MANAGED}=true"]}
         async with self._translate("images"):
             dangling = await self._wire.json("GET", "/images/json", params={"filters": json.dumps(filters)})
         for image in dangling:
-            if await self._remove_quietly(f"/images/{image['Id']}"):
+            if dry_run or await self._remove_quietly(f"/images/{image['Id']}"):
                 report.images.append(image["Id"].removeprefix("sha256:")[:12])
         if volumes:
             async with self._translate("volumes"):
-                listing = await self._wire.json("GET", "/volumes", params={"filters": json.dumps(MANAGED_FILTER)})
-            for volume in listing.get("Volumes") or []:
-                if await self._remove_quietly(f"/volumes/{volume['Name']}"):  # in use: stays
-                    report.volumes.append(volume["Name"])
+                listing = await self._wire.json("GET", "/volumes", params={"filters": json.dumps(filters)})
+            unused = [volume["Name"] for volume in listing.get("Volumes") or []]
+            if dry_run:  # the workspaces of the environments that would go would be unused too
+                every = await self._wire.json("GET", "/volumes", params={"filters": json.dumps(MANAGED_FILTER)})
+                existing = {volume["Name"] for volume in every.get("Volumes") or []}
+                unused += [volume_name(name) for name in report.environments if volume_name(name) in existing]
+            for name in sorted(set(unused)):
+                if dry_run or await self._remove_quietly(f"/volumes/{name}"):  # in use by now: stays
+                    report.volumes.append(name)
         return report
 
     # -- helpers ----------------------------------------------------------------------------

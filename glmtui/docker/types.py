@@ -111,6 +111,10 @@ class Stats:
 
 @dataclass
 class CleanReport:
-    containers: list[str] = field(default_factory=list)
+    """What `clean` removed (or would remove), and the stopped named environments it kept."""
+
+    run_environments: list[str] = field(default_factory=list)
+    environments: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)

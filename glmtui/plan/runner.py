@@ -28,6 +28,7 @@ from glmtui.plan.permissions import HostAccess, Permissions, grant_covers
 from glmtui.plan.steps import KINDS
 from glmtui.plan.steps.agent import preflight
 from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome, add_secret, render
+from glmtui.steplog import StepLog, configured_cap
 from glmtui.store import StepRecord, Store
 
 T = TypeVar("T")
@@ -275,7 +276,7 @@ class Runner:
     ) -> tuple[StepOutcome, OutputCapture]:
         assert self.env is not None
         log_path = self.store.log_file(self.run_id, full_id)
-        with log_path.open("ab", buffering=0) as log:
+        with StepLog.open(log_path, configured_cap(self.config)) as log:
             if attempt > 1:
                 log.write(f"--- attempt {attempt} ---\n".encode())
             capture = OutputCapture(full_id, self.sink, self.masker, log)

@@ -6,13 +6,14 @@ import codecs
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from glmtui.docker.engine import STDERR, Engine
 from glmtui.events import Output, Sink
 from glmtui.masking import Masker
 from glmtui.plan.expressions import parse
 from glmtui.plan.model import LoadedPlan, Step
+from glmtui.steplog import StepLog
 
 TAIL_BYTES = 1024 * 1024  # ${steps.X.stdout} and .stderr keep the last 1 MiB
 
@@ -40,11 +41,10 @@ class StepOutcome:
 
 
 class OutputCapture:
-    """A step's output: masked, written to its log file, sent as line events, tails kept.
+    """A step's output: masked, written to its log file (capped, timed, on disk as it comes, so
+    `logs --run` sees it during the run and after a kill), sent as line events, tails kept."""
 
-    `log` should be unbuffered, so `logs --run` sees the output during the run and after a kill."""
-
-    def __init__(self, step: str, sink: Sink, masker: Masker, log: IO[bytes]) -> None:
+    def __init__(self, step: str, sink: Sink, masker: Masker, log: StepLog) -> None:
         self.step = step
         self._sink = sink
         self._log = log
@@ -97,7 +97,6 @@ class OutputCapture:
             stream.partial = ""
             if last:
                 self._sink(Output(self.step, name, last))
-        self._log.flush()
 
     def tail(self, name: str) -> bytes:
         return bytes(self._streams[name].tail[-TAIL_BYTES:])
