@@ -471,6 +471,7 @@ class PlanPane(Widget):
     def _start(self, *, resume: str | None) -> None:
         from glmtui.plan.preview import describe_plan
         from glmtui.plan.runner import new_run_id
+        from glmtui.plan.validate import secret_warnings
 
         if self.running:
             return
@@ -491,6 +492,8 @@ class PlanPane(Widget):
             self._set_plan(self.loaded, self.description, [str(err)])
             self.notify(str(err), severity="error")
             return
+        for warning in secret_warnings(loaded.secrets):
+            self.notify(warning, severity="warning", timeout=10)
         run_id = new_run_id()
         self._reset_run()
         self._set_plan(loaded, description, [])
