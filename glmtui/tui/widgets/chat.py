@@ -46,7 +46,8 @@ from textual.widgets._collapsible import CollapsibleTitle
 from textual.worker import Worker, WorkerState
 
 from glmtui.errors import BadInput, GlmtuiError
-from glmtui.events import Token, ToolCall, ToolResult, Usage
+from glmtui.events import ModelRetry, Token, ToolCall, ToolResult, Usage
+from glmtui.transcript import retry_line
 from glmtui.tui.messages import ApprovalAnswered, ApprovalAsked, ChatEvent
 from glmtui.tui.widgets.answer import AnswerText
 from glmtui.units import counted
@@ -192,8 +193,8 @@ class ThinkingBlock(Collapsible):
 
 
 class ChatEvents(Message):
-    """The agent's events (glmtui.events Token, ToolCall, ToolResult, Usage) in the order the sink
-    got them: `events` is the sink's list, which keeps growing until the pane handles it."""
+    """The agent's events (glmtui.events Token, ToolCall, ToolResult, Usage, ModelRetry) in the order
+    the sink got them: `events` is the sink's list, which keeps growing until the pane handles it."""
 
     def __init__(self, events: list[Any]) -> None:
         super().__init__()
@@ -896,6 +897,8 @@ class ChatPane(Widget, can_focus=True):
                 card.finish(event.status, event.output, event.exit_code, event.duration)
             if not any(c.status in ("running", "waiting") for c in self._cards.values()):
                 self._set_status(f"waiting for {self.model_name or 'the model'}…")
+        elif isinstance(event, ModelRetry):
+            self._set_status(retry_line(event), warning=True)
         elif isinstance(event, Usage):
             self._close_blocks()
             self.last_tokens += event.input_tokens + event.output_tokens
