@@ -13,7 +13,9 @@ reply that has begun. Each retry is announced (`on_retry`) before its pause.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
 import random
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +32,7 @@ AUTH_CODES = {"1000", "1001", "1002", "1003", "1004"}
 RATE_CODES = {"1302", "1303"}
 QUOTA_CODES = {"1113", "1308", "1309", "1310"}
 RETRIED = {"rate_limit", "server", "dropped"}
+DROPPED_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}  # the endpoint hung up on a request
 
 
 @dataclass
@@ -258,35 +261,43 @@ class ModelClient:
         connect to host … ssl:default [Connect call failed …]")."""
         import ssl
 
-        from aiohttp import ClientConnectorError, ConnectionTimeoutError
+        from aiohttp import ClientConnectorError, ClientPayloadError, ConnectionTimeoutError, ServerDisconnectedError
 
         name, url = self.provider.name, self.provider.base_url
         check = f"`glmtui models check {name}` tries it"
         chain = _chain(err)
+
+        def found(*types: type[BaseException]) -> bool:
+            return any(isinstance(e, types) for e in chain)
+
         tls = next((e for e in reversed(chain) if isinstance(e, ssl.SSLError)), None)  # the ssl module's own
         if tls is not None:
             why = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or "handshake failed"
             why = str(why).replace("_", " ").lower()
             return ModelError("unreachable", f"{name}: cannot connect to {url}: TLS failed ({why})",
                               hint=f"check http:// or https:// in its base_url and the server's certificate; {check}")
-        if any(isinstance(e, socket.gaierror) for e in chain):
+        if found(socket.gaierror):
             host = urlsplit(url).hostname or url
             return ModelError("unreachable", f"{name}: cannot connect to {url}: unknown host {host}",
                               hint=f"check the host in its base_url and the network's name service; {check}")
-        if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        if found(ConnectionRefusedError):
             return ModelError("unreachable", f"{name}: cannot connect to {url}: connection refused",
                               hint=f"check that the server runs and its base_url; {check}")
-        connecting = next((e for e in chain if isinstance(e, (ClientConnectorError, ConnectionTimeoutError))), None)
-        if connecting is not None:
-            cause = next((e for e in chain if isinstance(e, OSError) and e.strerror), None)
-            why = cause.strerror.lower() if cause is not None else "timed out"
+        if found(ClientConnectorError, ConnectionTimeoutError):
+            code = next((e.errno for e in reversed(chain) if isinstance(e, OSError) and e.errno), None)
+            why = (os.strerror(code).lower() if code else "connection reset" if found(ConnectionResetError)
+                   else "timed out" if found(TimeoutError) else "no connection")
             return ModelError("unreachable", f"{name}: cannot connect to {url}: {why}",
                               hint=f"check its base_url and the network; {check}")
-        if any(isinstance(e, TimeoutError) for e in chain):
+        if found(TimeoutError):
             return ModelError("timeout", f"{name}: no answer from {url} within {self.timeout:g} s",
                               hint=f"try again; {check}")
-        return ModelError("dropped", f"{name}: {url} closed the connection before answering",
-                          hint=f"send the message again; {check}")
+        if found(ServerDisconnectedError, ClientPayloadError, ConnectionError) or any(
+                isinstance(e, OSError) and e.errno in DROPPED_ERRNOS for e in chain):
+            return ModelError("dropped", f"{name}: {url} closed the connection before answering",
+                              hint=f"send the message again; {check}")
+        return ModelError("unreachable", f"{name}: the connection to {url} failed ({_cause(err)})",
+                          hint=f"check its base_url and the network; {check}")
 
     def _scrub(self, text: str) -> str:
         """One line, and never the key, whatever an endpoint echoes back."""
