@@ -1127,11 +1127,10 @@ class ChatPane(Widget, can_focus=True):
 
     def _refuse_without_environment(self, *, removed_too: bool = False) -> bool:
         """No environment picked (or, with `removed_too`, the one picked was removed): say so."""
-        problem = self._environment_problem()
-        if self.environment is None or (removed_too and self.environment not in self.listed):
-            self.notify(problem or "", severity="warning")
-            return True
-        return False
+        if self.environment is not None and (not removed_too or self.environment in self.listed):
+            return False
+        self.notify(self._environment_problem() or "", severity="warning")
+        return True
 
     def action_new(self) -> None:
         if self._refuse_while_busy():
