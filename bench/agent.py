@@ -461,8 +461,9 @@ class Bench:
                 async with app.run_test(size=SCREEN_SIZE) as pilot:
                     pane = app.query_one(chat.ChatPane)
                     pane.engine = Engine()
-                    pane.environment = "bench"
-                    await settle(pilot, lambda: pane.shown_environment == "bench", "showing the environment")
+                    pane.environments_listed({"bench": "running"})  # what the app's listing tells it
+                    pane.chat_in("bench")
+                    await settle(pilot, lambda: pane.environment == "bench", "showing the environment")
                     pane.input.focus()
 
                     async def on_pane() -> dict[str, float]:

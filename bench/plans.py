@@ -19,7 +19,9 @@ What is measured (glmtui side = the `.venv/bin/glmtui` command, headless, stdout
             renderer (stdout /dev/null; the step's log file is written and checked byte for
             byte) vs `docker exec glmtui-ENV seq 2000000 > /dev/null` (goal: ratio <= 1.5);
             peak RSS of the glmtui process (GNU time's max RSS; goal < 150 MB). The same with
-            --json. With overhead measured too, also the wall time less the 1-step plan's.
+            --json, and plain again with a plan that declares a secret (every chunk of output is
+            masked: searched for it). With overhead measured too, also the wall time less the
+            1-step plan's.
   validate  a generated 2,000-step plan, a chain (each step uses the previous step's stdout):
             `load_plan` in a fresh process after its imports, first call (goal < 0.5 s) and the
             median of warm calls; `glmtui plan validate` wall time for reference.
@@ -66,6 +68,7 @@ PYTHON = Path(sys.executable)
 CHAIN_STEPS = 50
 PARALLEL_STEPS = 8
 OUTPUT_LINES = 2_000_000
+BENCH_SECRET = "bench-4f9c2a7e1d-secret"  # an API key's length; every chunk of output is searched for it
 VALIDATE_STEPS = 2_000
 MB = 1024 * 1024
 
@@ -221,10 +224,10 @@ def parallel_plan(steps: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def output_plan(env: str, lines_out: int) -> str:
+def output_plan(env: str, lines_out: int, *, secret: bool = False) -> str:
     return "\n".join([
-        "version: 1", "name: output", f"env: {{name: {env}}}", "steps:",
-        "  - id: out", f"    run: seq {lines_out}",
+        "version: 1", "name: output", f"env: {{name: {env}}}", *(["secrets: [BENCH_SECRET]"] if secret else []),
+        "steps:", "  - id: out", f"    run: seq {lines_out}",
     ]) + "\n"
 
 
@@ -344,17 +347,19 @@ class Bench:
 
     def output(self) -> None:
         plan = self.write("output.yaml", output_plan(self.env, OUTPUT_LINES))
+        with_secret = self.write("output-secret.yaml", output_plan(self.env, OUTPUT_LINES, secret=True))
         plan1 = self.write("chain1.yaml", chain_plan(self.env, 1))
         expected = seq_bytes(OUTPUT_LINES)
         baseline = ["sh", "-c", f"docker exec {container_name(self.env)} seq {OUTPUT_LINES} > /dev/null"]
-        self.r.say(f"output: {self.runs} rounds of `seq {OUTPUT_LINES}` plain, --json, docker exec and a 1-step plan")
-        samples: dict[str, list[float]] = {"plain": [], "json": [], "docker": [], "fixed": []}
-        peaks: dict[str, list[float]] = {"plain": [], "json": []}
+        self.r.say(f"output: {self.runs} rounds of `seq {OUTPUT_LINES}` plain, --json, plain with a secret, "
+                   "docker exec and a 1-step plan")
+        samples: dict[str, list[float]] = {"plain": [], "json": [], "secret": [], "docker": [], "fixed": []}
+        peaks: dict[str, list[float]] = {"plain": [], "json": [], "secret": []}
         for _ in range(self.runs):
             samples["docker"].append(self.r.run(baseline)[0])
-            for mode in ("plain", "json"):
-                extra = ["--json"] if mode == "json" else []
-                wall, _, peak = self.r.glmtui("--run", str(plan), *extra, rss=True)
+            for mode in ("plain", "json", "secret"):
+                extra = {"plain": [], "json": ["--json"], "secret": ["-e", f"BENCH_SECRET={BENCH_SECRET}"]}[mode]
+                wall, _, peak = self.r.glmtui("--run", str(with_secret if mode == "secret" else plan), *extra, rss=True)
                 log = self.r.newest_run() / "out.log"
                 size = log.stat().st_size if log.exists() else -1
                 if size != expected:
@@ -364,7 +369,7 @@ class Bench:
             samples["fixed"].append(self.r.glmtui("--run", str(plan1))[0])
         docker = statistics.median(samples["docker"])
         how = "GNU time -f %M, the max RSS of -v" if self.r.gnu_time else "getrusage(RUSAGE_CHILDREN) in a wrapper"
-        for mode, flag in (("plain", ""), ("json", " --json")):
+        for mode, flag in (("plain", ""), ("json", " --json"), ("secret", ", a secret")):
             wall = statistics.median(samples[mode])
             ratio = paired(samples[mode], samples["docker"])
             stream = [w - f for w, f in zip(samples[mode], samples["fixed"])]

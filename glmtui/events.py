@@ -134,6 +134,19 @@ class ToolResult(Event):
 
 
 @dataclass(frozen=True)
+class ModelRetry(Event):
+    """A model call failed in a way that passes (a rate limit, a server error, a dropped
+    connection) and is tried again after `delay` seconds: `message` says all that in one line."""
+
+    kind: ClassVar[str] = "model_retry"
+    step: str
+    message: str
+    delay: float
+    attempt: int  # the attempt about to be made: 2 for the first retry
+    attempts: int  # at most
+
+
+@dataclass(frozen=True)
 class Usage(Event):
     """Tokens of one model turn, and of the whole step or conversation so far."""
 

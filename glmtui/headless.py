@@ -218,7 +218,8 @@ class LiveRenderer:
         self.live.stop()
 
 
-_AGENT_STYLES = {"reasoning": "dim italic", "call": "bold", "result": "bold", "output": "dim", "usage": "dim"}
+_AGENT_STYLES = {"reasoning": "dim italic", "call": "bold", "result": "bold", "output": "dim", "usage": "dim",
+                 "retry": "yellow"}
 _PALETTE = ["cyan", "magenta", "green", "yellow", "blue", "bright_cyan", "bright_magenta", "bright_green"]
 
 

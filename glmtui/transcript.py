@@ -7,13 +7,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from glmtui.events import Event, StepFinished, Token, ToolCall, ToolResult, Usage
+from glmtui.events import Event, ModelRetry, StepFinished, Token, ToolCall, ToolResult, Usage
 from glmtui.units import counted
 
 SUMMARY_LIMIT = 200  # characters of a tool call's arguments in its line
 SHOWN_RESULT_LINES = 3  # lines of a tool's output under its result, on screen
 LOG_RESULT_LINES = 20  # the same in the step's log file
-AGENT_EVENTS = (Token, ToolCall, ToolResult, Usage)
+AGENT_EVENTS = (Token, ToolCall, ToolResult, Usage, ModelRetry)
 
 
 def summarize_call(tool: str, arguments: Mapping[str, Any]) -> str:
@@ -53,11 +53,15 @@ def result_lines(event: ToolResult, limit: int) -> list[tuple[str, str]]:
     return [("result", head), *shown]
 
 
+def retry_line(event: ModelRetry) -> str:
+    return f"↻ {event.message}"
+
+
 class AgentLines:
     """An llm or agent step's events as whole lines: the model's text as its lines complete, its
     thinking apart, one line per tool call and per result (with the first lines of its output),
-    and the step's tokens at its end. Each line is (step, kind, text), kind one of text,
-    reasoning, call, result, output, usage."""
+    one per retry of a model call, and the step's tokens at its end. Each line is (step, kind,
+    text), kind one of text, reasoning, call, result, output, retry, usage."""
 
     def __init__(self) -> None:
         self._partial: dict[tuple[str, str], str] = {}  # (step, channel) -> text after the last newline
@@ -80,6 +84,9 @@ class AgentLines:
         elif isinstance(event, ToolResult):
             lines += self.flush(event.step)
             lines += [(event.step, kind, text) for kind, text in result_lines(event, SHOWN_RESULT_LINES)]
+        elif isinstance(event, ModelRetry):
+            lines += self.flush(event.step)
+            lines.append((event.step, "retry", retry_line(event)))
         elif isinstance(event, Usage):
             lines += self.flush(event.step)
             self._usage[event.step] = (event.total_input_tokens, event.total_output_tokens)

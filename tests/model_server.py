@@ -15,7 +15,7 @@ is a list of chunk bodies; a `"stream": true` request gets them as SSE `data:` l
 flushed as written, then `data: [DONE]`), any other request gets them folded into one
 `chat.completion` object, so every builder serves both modes.
 
-Builders: `text`, `tool_calls`, `raw`, `error`, and the modifiers `cut_off`, `pause`,
+Builders: `text`, `tool_calls`, `raw`, `error`, `hang_up`, and the modifiers `cut_off`, `pause`,
 `drip` (a slow `text`). Modifiers return new replies, so they compose:
 `cut_off(pause(1.0, text("slow and broken")), after=2)`.
 """
@@ -39,7 +39,7 @@ from multidict import CIMultiDict
 
 __all__ = [
     "ModelServer", "RecordedRequest", "Reply",
-    "text", "tool_calls", "raw", "error", "cut_off", "pause", "drip",
+    "text", "tool_calls", "raw", "error", "hang_up", "cut_off", "pause", "drip",
     "model_server",
 ]
 
@@ -68,6 +68,7 @@ class Reply:
     cut_after: int | None = None  # close the connection after this many chunks
     delay: float = 0.0  # seconds before the first byte
     interval: float = 0.0  # seconds between chunks: chunk N is sent N * interval after the first
+    hang_up: bool = False  # close the connection without any answer
 
 
 def text(
@@ -161,6 +162,12 @@ def error(
         body = {"error": {"code": code, "message": message, "type": type}}
     headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
     return Reply(status=status, error_body=body, headers=headers)
+
+
+def hang_up() -> Reply:
+    """No answer at all: the connection is closed once the request is read (a server restarting,
+    a proxy dropping an idle connection)."""
+    return Reply(hang_up=True)
 
 
 def cut_off(reply: Reply, *, after: int) -> Reply:
@@ -430,6 +437,8 @@ class ModelServer:
             }}, status=500)
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        if reply.hang_up:
+            return _cut(request, record)
         if reply.status != 200:
             record.outcome = "error"
             return _error_response(reply)

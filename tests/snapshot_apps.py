@@ -320,7 +320,8 @@ class ScriptedChatSession:
 
 
 def chat_screen(folder: Path, monkeypatch: Any) -> GlmtuiApp:
-    """fix-tests selected, its saved conversation shown; the next message gets the scripted reply."""
+    """fix-tests' saved conversation (shown once c picks fix-tests, the first row); the next
+    message gets the scripted reply."""
     from glmtui.agent import session
 
     monkeypatch.setattr(session, "ChatSession", type("Scripted", (ScriptedChatSession,), {"script": chat_script()}))
@@ -336,6 +337,6 @@ def chat_shown(app: GlmtuiApp) -> Callable[[], bool]:
 
     def check() -> bool:
         pane = app.query_one(ChatPane)
-        return pane.shown_environment == CHAT_ENV and bool(pane.transcript.children)
+        return pane.environment == CHAT_ENV and bool(pane.transcript.children)
 
     return check

@@ -385,6 +385,47 @@ def test_plain_output_of_an_agent_step(glmtui, busybox_image, model_server, tmp_
     assert "fix      | tokens: 2,500 in / 44 out\n✔ fix success" in out
 
 
+RETRY_PLAN = """
+    version: 1
+    name: model-retries
+    env: {image: glmtui/busybox:latest}
+    steps:
+      - id: fix
+        agent: {prompt: look around, approval: auto}
+      - id: ask
+        needs: [fix]
+        llm: {prompt: say hi}
+"""
+
+
+def test_a_retried_model_call_shows_on_the_console_in_the_log_and_as_an_event(
+    glmtui, busybox_image, model_server, tmp_path,
+):
+    project(tmp_path, model_server)
+    plan = write_plan(tmp_path, RETRY_PLAN)
+    retried = "test: rate limited (HTTP 429, code 1302): slow down: retrying in 1.0 s (attempt 2 of 5)"
+    replies = [error(429, code="1302", message="slow down", retry_after=1), text("Nothing to do.", usage=(5, 1)),
+               error(429, code="1302", message="slow down", retry_after=1), text("hi", usage=(3, 1))]
+
+    model_server.script(*replies)
+    done = glmtui("--run", str(plan), "-e", f"{KEY_ENV}=k-123456", cwd=tmp_path, timeout=60)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"fix      | ↻ {retried}\nfix      | Nothing to do.\n" in done.stdout
+    assert f"ask      | ↻ {retried}\nask      | hi\n" in done.stdout
+    run_id = done.stdout.split(":", 1)[0].removeprefix("run ")
+    for step in ("fix", "ask"):
+        log = (data_dir() / "runs" / run_id / f"{step}.log").read_text()
+        assert f"↻ {retried}\n" in log, log
+
+    model_server.script(*replies)
+    as_json = glmtui("--run", str(plan), "--json", "-e", f"{KEY_ENV}=k-123456", cwd=tmp_path, timeout=60)
+
+    events = json_lines(as_json.stdout)
+    assert [{k: e[k] for k in ("step", "message", "delay", "attempt", "attempts")} for e in of(events, "model_retry")] == [
+        {"step": step, "message": retried, "delay": 1.0, "attempt": 2, "attempts": 5} for step in ("fix", "ask")]
+
+
 def test_resume_keeps_an_agent_steps_result_turns_and_usage(glmtui, busybox_image, model_server, tmp_path):
     """A run whose agent step succeeded and whose next step failed, resumed: the agent is not
     asked again, and its turns, usage and result still reach the step that uses them."""

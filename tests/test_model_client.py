@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from glmtui.agent import providers
-from glmtui.agent.client import RETRIES, ModelClient, ModelError, Reply, Usage
+from glmtui.agent.client import RETRIES, ModelClient, ModelError, Reply, RetryNotice, Usage
 from glmtui.agent.providers import Provider
 from glmtui.config import Config
 from glmtui.errors import BadInput
-from model_server import ModelServer, cut_off, drip, error, raw, text, tool_calls
+from model_server import ModelServer, cut_off, drip, error, hang_up, raw, text, tool_calls
 
 KEY = "sk-test-SECRET123"
 KEY_ENV = "GLMTUI_TEST_KEY"
@@ -189,13 +189,14 @@ async def test_odd_chunks_and_unknown_finish_reason_do_not_break_anything(model_
 async def test_rate_limit_is_retried_after_the_delay_the_server_asks(model_server: ModelServer, client: ModelClient,
                                                                      sleeps: FakeSleep) -> None:
     model_server.script(error(429, code="1302", message="too many requests", retry_after=2), text("back again"))
-    retries: list[tuple[str, float]] = []
+    retries: list[RetryNotice] = []
 
-    reply, _, _ = await stream_collecting(client, on_retry=lambda err, delay: retries.append((err.kind, delay)))
+    reply, _, _ = await stream_collecting(client, on_retry=retries.append)
 
     assert reply.content == "back again"
     assert sleeps.delays == [2.0]
-    assert retries == [("rate_limit", 2.0)]
+    assert [(r.error.kind, r.delay, r.attempt, r.attempts) for r in retries] == [("rate_limit", 2.0, 2, RETRIES + 1)]
+    assert str(retries[0]) == "test: rate limited (HTTP 429, code 1302): too many requests: retrying in 2.0 s (attempt 2 of 5)"
     assert await model_server.outcomes() == ["error", "complete"]
 
 
@@ -284,19 +285,84 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-async def test_unreachable_endpoint_is_a_network_error_in_one_line(sleeps: FakeSleep) -> None:
-    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+async def failure_at(base_url: str, sleeps: FakeSleep) -> ModelError:
     unreachable = ModelClient(provider_for(base_url), api_key=KEY)
     unreachable.sleep = sleeps
     try:
-        err = await failure_of(unreachable)
+        return await failure_of(unreachable)
     finally:
         await unreachable.close()
 
-    assert err.kind == "network"
-    assert base_url in str(err)
-    assert len(sleeps.delays) == RETRIES  # a network failure may pass: retried, then given up
+
+def assert_in_our_words(err: ModelError) -> None:
+    """One line of ours: none of the transport's wording."""
     assert_one_clean_line(err)
+    for theirs in ("Cannot connect to host", "Connect call failed", "ssl:default", "Errno", "ConnectionKey", "timed out."):
+        assert theirs not in str(err), str(err)
+    assert "`glmtui models check test` tries it" in (err.hint or "")
+
+
+async def test_a_refused_connection_fails_at_once_in_one_line(sleeps: FakeSleep) -> None:
+    base_url = f"http://127.0.0.1:{closed_port()}/v1"
+
+    err = await failure_at(base_url, sleeps)
+
+    assert err.kind == "unreachable"
+    assert sleeps.delays == []  # not retried: it fails at once
+    assert str(err) == (f"test: cannot connect to {base_url}: connection refused "
+                        "(check that the server runs and its base_url; `glmtui models check test` tries it)")
+    assert_in_our_words(err)
+
+
+async def test_an_unknown_host_fails_at_once_in_one_line(sleeps: FakeSleep) -> None:
+    base_url = "http://glmtui-test.invalid/v1"  # .invalid never resolves (RFC 6761)
+
+    err = await failure_at(base_url, sleeps)
+
+    assert err.kind == "unreachable" and sleeps.delays == []
+    assert err.message == f"test: cannot connect to {base_url}: unknown host glmtui-test.invalid"
+    assert_in_our_words(err)
+
+
+async def test_a_tls_failure_fails_at_once_in_one_line(model_server: ModelServer, sleeps: FakeSleep) -> None:
+    base_url = model_server.base_url.replace("http://", "https://")  # the server speaks plain HTTP
+
+    err = await failure_at(base_url, sleeps)
+
+    assert err.kind == "unreachable" and sleeps.delays == []
+    assert err.message == f"test: cannot connect to {base_url}: TLS failed (wrong version number)"
+    assert "https://" in (err.hint or "")
+    assert_in_our_words(err)
+    assert model_server.requests == []
+
+
+async def test_a_connection_closed_before_the_answer_is_retried_and_announced(
+    model_server: ModelServer, client: ModelClient, sleeps: FakeSleep,
+) -> None:
+    model_server.script(hang_up(), hang_up(), text("here at last"))
+    retries: list[RetryNotice] = []
+
+    reply, _, _ = await stream_collecting(client, on_retry=retries.append)
+
+    assert reply.content == "here at last"
+    assert [(r.error.kind, r.attempt) for r in retries] == [("dropped", 2), ("dropped", 3)]
+    assert [r.delay for r in retries] == sleeps.delays
+    assert str(retries[1]).startswith(f"test: {model_server.base_url} closed the connection before answering: "
+                                      "retrying in ")
+    assert str(retries[1]).endswith(" s (attempt 3 of 5)")
+    assert await model_server.outcomes() == ["cut", "cut", "complete"]
+
+
+async def test_a_connection_closed_every_time_gives_up_after_the_retries(
+    model_server: ModelServer, client: ModelClient, sleeps: FakeSleep,
+) -> None:
+    model_server.script(*[hang_up()] * (RETRIES + 1))
+
+    err = await failure_of(client)
+
+    assert err.kind == "dropped"
+    assert len(model_server.requests) == RETRIES + 1 and len(sleeps.delays) == RETRIES
+    assert_in_our_words(err)
 
 
 async def test_a_cut_off_stream_is_a_stream_error_and_not_retried(model_server: ModelServer, client: ModelClient,

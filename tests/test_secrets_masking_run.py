@@ -145,3 +145,81 @@ def test_a_secret_is_masked_in_every_sink(glmtui, busybox_image, tmp_path):
         data = path.read_bytes()
         assert secret.encode() not in data, f"{path.name} holds the secret"
         assert secret.encode("utf-16-le") not in data
+
+
+SHORT_PLAN = """
+    version: 1
+    name: @NAME@
+    secrets: [ONE_LETTER, WORD]
+    inputs:
+      note: {type: string, default: "text"}
+    env: {image: glmtui/busybox:latest}
+    steps:
+      - id: say
+        run: |
+          echo "text x, the queue is EMPTYING, NOT_EMPTY, EMPTY"
+          echo "word=text" >> "$GLMTUI_OUTPUT"
+    """
+
+
+def test_a_short_secret_is_masked_only_as_a_whole_word_and_the_load_warns(glmtui, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, SHORT_PLAN, NAME=unique_name())
+    secrets = ["-e", "ONE_LETTER=x", "-e", "WORD=EMPTY"]
+
+    done = glmtui("--run", str(plan), "--json", *secrets)
+
+    assert done.returncode == 0, done.stderr
+    events = json_lines(done.stdout)
+    assert lines(events, "say", "stdout") == ["text ***, the queue is EMPTYING, NOT_EMPTY, ***"]
+    assert done.stderr.count("glmtui: warning:") == 2
+    assert ("glmtui: warning: secret ONE_LETTER is 1 character: too short to hide safely inside other text; "
+            "it is masked only as a whole word") in done.stderr
+    assert "glmtui: warning: secret WORD is 5 characters" in done.stderr
+    shown = glmtui("runs", "show", events[0]["run_id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "inputs {'note': 'text'}" in shown.stdout and "word=text" in shown.stdout  # not te***t
+    validated = glmtui("plan", "validate", str(plan), *secrets)
+    assert validated.returncode == 0 and validated.stderr.count("glmtui: warning: secret") == 2
+
+
+PEM_PLAN = """
+    version: 1
+    name: @NAME@
+    secrets: [DEPLOY_KEY]
+    env: {image: glmtui/busybox:latest}
+    steps:
+      - id: show
+        environment: {KEY: "${secrets.DEPLOY_KEY}"}
+        run: |
+          n=0
+          printf '%s\\n' "$KEY" | while IFS= read -r line; do
+            n=$((n + 1))
+            echo "line $n: $line"
+            sleep 0.1
+          done
+    """
+PEM_LINES = [
+    "-----BEGIN OPENSSH PRIVATE KEY-----",
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW",
+    "QyNTUxOQAAACDx0q2s1Rk4nD5bYc1mJt2vGvB9yQ6lC3VgGJwFXnZc7wAAAJg=",
+    "Zm8=",
+    "-----END OPENSSH PRIVATE KEY-----",
+]
+
+
+def test_a_multi_line_secret_printed_one_line_at_a_time_is_masked(glmtui, busybox_image, tmp_path):
+    plan = write_plan(tmp_path, PEM_PLAN, NAME=unique_name())
+    (tmp_path / ".env").write_text('DEPLOY_KEY="' + "\n".join(PEM_LINES) + '"\n')
+
+    done = glmtui("--run", str(plan), "--json")
+
+    assert done.returncode == 0, done.stderr
+    events = json_lines(done.stdout)
+    assert lines(events, "show", "stdout") == [f"line {n}: ***" for n in range(1, len(PEM_LINES) + 1)]
+    assert "secret DEPLOY_KEY has 1 line shorter than 8 characters" in done.stderr
+    run_id = events[0]["run_id"]
+    console = glmtui("logs", "--run", run_id).stdout + glmtui("runs", "show", run_id, "--json").stdout
+    log = (data_dir() / "runs" / run_id / "show.log").read_text()
+    assert log == "".join(f"line {n}: ***\n" for n in range(1, len(PEM_LINES) + 1))
+    for line in PEM_LINES:
+        assert line not in done.stdout + done.stderr + console + log

@@ -541,7 +541,7 @@ async def test_help_lists_the_focused_pane_bindings_and_the_app_bindings(tmp_pat
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = screen_text(app)
         for key, description in [("n", "New"), ("s", "Start/stop"), ("e", "Shell"), ("d", "Remove"), ("l", "Logs"),
-                                 ("enter", "Details")]:
+                                 ("c", "Chat here"), ("enter", "Details")]:
             assert re.search(rf"\b{re.escape(key)}\s+{re.escape(description)}\b", text), (key, description)
         assert "Environments" in text and "Everywhere" in text
         for key, description in [("?", "Help"), ("ctrl+p", "Commands"), ("tab", "Next pane"), ("q", "Quit")]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,16 +24,19 @@ from plan_helpers import make_store
 from test_tui_app import SessionEngine, notifications, screen_text, select_env, wait_until
 from textual.command import CommandPalette
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList
+from textual.widgets import Button, Input, OptionList
 
 import helpers
 from glmtui.config import KEYS, Config
 from glmtui.docker.engine import Engine
 from glmtui.tui.app import GlmtuiApp
-from glmtui.tui.screens.chat import ConversationPicker, ExportScreen, ModelPicker
+from glmtui.tui.screens.chat import ConversationPicker, EnvironmentPicker, ExportScreen, ModelPicker
+from glmtui.tui.screens.dialogs import ConfirmRemove
 from glmtui.tui.screens.help import HelpScreen
 from glmtui.tui.widgets.answer import AnswerText
 from glmtui.tui.widgets.chat import ApprovalPrompt, ChatPane, ThinkingBlock, ToolCard, tokens_text
+from glmtui.tui.widgets.environments import EnvironmentsPane
+from glmtui.tui.widgets.plan_view import StepTable
 
 pytestmark = pytest.mark.docker
 
@@ -61,11 +66,11 @@ def key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 @asynccontextmanager
 async def chat_tui(
-    tmp_path: Path, config: Config, environment: str,
+    tmp_path: Path, config: Config, environment: str | None,
 ) -> AsyncIterator[tuple[GlmtuiApp, Pilot, ChatPane]]:
-    """The app on the real engine (this session's environments only), `environment` selected and
-    its conversation shown in the chat pane. The store is tmp_path/data, the same for every app
-    of a test."""
+    """The app on the real engine (this session's environments only), the chat in `environment`
+    (c on its row) and its conversation shown (None: no environment picked). The store is
+    tmp_path/data, the same for every app of a test."""
     engines: list[SessionEngine] = []
 
     async def connect() -> SessionEngine:
@@ -76,20 +81,29 @@ async def chat_tui(
     try:
         async with app.run_test(size=SIZE) as pilot:
             await wait_until(pilot, lambda: app.connected and app.engine.listings, what="connected and listed")
-            await select_env(pilot, app, environment)
             pane = app.query_one(ChatPane)
-            await wait_until(pilot, lambda: pane.shown_environment == environment, what="the chat on the environment")
+            if environment is not None:
+                await chat_in(pilot, app, environment)
             yield app, pilot, pane
     finally:
         for engine in engines:
             await engine._engine.close()
 
 
+async def chat_in(pilot: Pilot, app: GlmtuiApp, environment: str) -> None:
+    """`c` on the environment's row: the chat works there."""
+    await select_env(pilot, app, environment)
+    await pilot.press("c")
+    pane = app.query_one(ChatPane)
+    await wait_until(pilot, lambda: pane.environment == environment and pane.input.has_focus,
+                     what="the chat in the environment")
+
+
 async def send(pilot: Pilot, app: GlmtuiApp, message: str) -> None:
-    """`c` (to the chat), type the message, enter."""
+    """`c` (to the chat, from the plan pane), type the message, enter."""
     pane = app.query_one(ChatPane)
     if not pane.input.has_focus:
-        app.query_one("#environments").focus()
+        app.query_one(StepTable).focus()
         await pilot.press("c")
         await wait_until(pilot, lambda: pane.input.has_focus, what="the message line focused")
     before = len(pane.transcript.children)
@@ -398,6 +412,37 @@ async def test_a_refused_key_shows_one_line_naming_the_variable(
         assert "Now it works." in pane_text(app)
 
 
+async def test_a_rate_limit_shows_that_the_reply_is_retried_when_and_which_attempt(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    model_server.script(error(429, code="1302", message="slow down", retry_after=2), text("Here now."))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "hello")
+        retrying = "↻ test: rate limited (HTTP 429, code 1302): slow down: retrying in 2.0 s (attempt 2 of 5)"
+        await wait_until(pilot, lambda: retrying in pane_text(app), timeout=5, what="the retry in the status line")
+        await idle(pilot, pane)
+        assert "Here now." in pane_text(app) and retrying not in pane_text(app)
+        assert len(model_server.requests) == 2
+
+
+async def test_a_refused_connection_is_said_at_once_in_one_line(
+    tmp_path: Path, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"  # nothing listens there
+    config = chat_config(type("Closed", (), {"base_url": base_url})())
+    async with chat_tui(tmp_path, config, env.name) as (app, pilot, pane):
+        started = time.monotonic()
+        await send(pilot, app, "hello")
+        await idle(pilot, pane)
+        assert time.monotonic() - started < 5  # not 1 + 2 + 4 + 8 s of retries behind "waiting for…"
+        lines = [line for line in pane_text(app).splitlines() if "✘" in line]
+        assert len(lines) == 1 and f"✘ test: cannot connect to {base_url}: connection refused" in lines[0]
+
+
 async def test_an_unset_key_is_said_before_sending_and_the_message_is_kept(
     tmp_path: Path, model_server: ModelServer, make_env: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -430,6 +475,89 @@ async def test_a_stopped_environment_is_said_and_nothing_is_sent(
         await idle(pilot, pane)
         assert f"✘ {env.name} is exited: start it first" in pane_text(app)
         assert not model_server.requests and pane.input.value == "hello"
+        assert f"{env.name} is exited: s in the environments pane starts it" in pane_text(app)
+
+
+# --- the chat's environment: the user picks it, and it stays until the user picks another ------
+
+
+async def test_the_chat_has_no_environment_until_one_is_picked_and_the_cursor_does_not_move_it(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    first, second = await make_env(), await make_env()
+    async with chat_tui(tmp_path, chat_config(model_server), None) as (app, pilot, pane):
+        rows = app.query_one(EnvironmentsPane).rows
+        await wait_until(pilot, lambda: first.name in rows and second.name in rows, what="both listed")
+        # at the start: no environment, and the pane says how to pick one
+        assert pane.environment is None
+        shown = pane_text(app)
+        assert "Chat · no environment" in shown
+        assert "no environment: c on one in the environments pane (or ctrl+l) chats in it" in shown
+        await wait_until(pilot, lambda: re.search(r"c\s+Chat here", screen_text(app)), what="c in the footer")
+        # a message goes nowhere
+        pane.focus_input()
+        await pilot.press(*"hello", "enter")
+        await pilot.pause(0.2)
+        assert notifications(app, "warning")[-1].startswith("no environment: c on one")
+        assert pane.input.value == "hello" and not model_server.requests
+        # c on a row: the chat works there; moving the cursor changes nothing
+        await chat_in(pilot, app, first.name)
+        await select_env(pilot, app, second.name)
+        await pilot.pause(0.3)
+        assert pane.environment == first.name and f"Chat · {first.name} · test" in pane_text(app)
+        # ctrl+l in the chat: a list of the environments; enter on one chats there
+        pane.focus_input()
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: isinstance(app.screen, EnvironmentPicker))
+        listed = screen_text(app)
+        assert f"● {first.name}  running" in listed and f"  {second.name}  running" in listed
+        await pilot.press(*second.name, "enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, EnvironmentPicker))
+        assert pane.environment == second.name and f"Chat · {second.name} · test" in pane_text(app)
+        assert pane.input.has_focus
+
+
+async def test_removing_the_chats_environment_keeps_the_chat_with_it_and_nothing_is_sent(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    gone, other = await make_env(), await make_env()
+    model_server.script(text("Hello.", usage=(10, 2)))
+    async with chat_tui(tmp_path, chat_config(model_server), gone.name) as (app, pilot, pane):
+        await send(pilot, app, "hi")
+        await idle(pilot, pane)
+        # d on its row, Remove: the environments pane's cursor moves on to the other one
+        await select_env(pilot, app, gone.name)
+        await pilot.press("d")
+        dialog = await wait_until(pilot, lambda: isinstance(app.screen, ConfirmRemove) and app.screen)
+        dialog.query_one("#remove", Button).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: gone.name not in app.query_one(EnvironmentsPane).rows, what="removed")
+        await pilot.pause(0.3)
+        assert app.query_one(EnvironmentsPane).selected == other.name
+        # the chat stays with the removed environment, says so, and sends nothing
+        assert pane.environment == gone.name and f"Chat · {gone.name} · test" in pane_text(app)
+        assert f"{gone.name} was removed: this conversation stays with it" in pane_text(app)
+        pane.focus_input()
+        await pilot.press(*"again", "enter")
+        await pilot.pause(0.2)
+        assert notifications(app, "warning")[-1].startswith(f"{gone.name} was removed")
+        assert pane.input.value == "again" and len(model_server.requests) == 1
+
+
+async def test_a_reply_under_way_stops_when_its_environment_is_removed(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    model_server.script(drip("one two three four five six seven eight nine ten", interval=0.5))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "count slowly")
+        await wait_until(pilot, lambda: "one" in transcript_text(app), what="the first words")
+        helpers.docker("rm", "-f", helpers.container_of(env.name))
+        await idle(pilot, pane, timeout=10)
+        shown = pane_text(app)
+        assert "■ stopped: what was said so far is kept" in shown and "ten" not in transcript_text(app)
+        assert f"{env.name} was removed: this conversation stays with it" in shown
+        assert pane.environment == env.name
 
 
 # --- (5) saved conversations: reopened after a restart, listed, new, exported --------------------
@@ -597,7 +725,8 @@ async def test_help_and_palette_have_the_chat_keys(
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         shown = screen_text(app)
         for key_name, description in [("escape", "Stop reply"), ("ctrl+n", "New chat"), ("ctrl+o", "Chats"),
-                                      ("ctrl+s", "Export"), ("ctrl+t", "Model"), ("ctrl+g", "Enlarge")]:
+                                      ("ctrl+s", "Export"), ("ctrl+t", "Model"), ("ctrl+l", "Environment"),
+                                      ("ctrl+g", "Enlarge")]:
             assert re.search(rf"{re.escape(key_name)}\s+{re.escape(description)}", shown), (key_name, description)
         assert re.search(r"c\s+Chat", shown) and "Move cursor left" not in shown
         await pilot.press("escape")
@@ -617,6 +746,8 @@ async def test_ctrl_g_gives_the_chat_more_room_and_back(
 ) -> None:
     env = await make_env()
     async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        app.query_one(EnvironmentsPane).focus()
+        await pilot.pause(0.1)
         unfocused = pane.region.height
         pane.focus_input()
         await pilot.pause(0.1)

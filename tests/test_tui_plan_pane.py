@@ -651,6 +651,33 @@ async def test_a_plan_that_asks_for_host_access_runs_only_once_the_dialog_allows
             remove_run_leftovers(run_id)
 
 
+async def test_a_run_with_a_short_secret_warns_that_it_is_masked_only_as_a_word(
+    tmp_path: Path, engine: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PANE_SHORT_SECRET", "x")
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: short-secret
+        secrets: [PANE_SHORT_SECRET]
+        env: {image: "glmtui/does-not-exist:never"}
+        steps:
+          - id: only
+            run: echo never
+        """)
+    app = PaneApp(tmp_path, plan, engine=engine)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause(0.2)
+            await pilot.press("enter")
+            await run_finished(pilot, app)
+            warnings = [n.message for n in app._notifications if n.severity == "warning"]
+            assert warnings == ["secret PANE_SHORT_SECRET is 1 character: too short to hide safely inside other "
+                                "text; it is masked only as a whole word"]
+    finally:
+        for run_id in run_ids(app):
+            remove_run_leftovers(run_id)
+
+
 async def test_run_without_an_engine_says_so(tmp_path: Path) -> None:
     app = PaneApp(tmp_path, HELLO, engine=None)
     async with app.run_test(size=SIZE) as pilot:

@@ -3,28 +3,36 @@
 It takes GLM's stream as well as OpenAI's: `reasoning_content` deltas, usage on the finishing
 chunk, in a chunk of its own or not at all, tool calls whole in one delta or in fragments,
 `choices` empty or null, finish reasons it does not know. Errors become one clear line each
-(ModelError). Rate limits are retried here rather than by the SDK: Z.ai answers 429 for an
-exhausted quota too (codes 1113, 1308-1310), and that must not be retried.
+(ModelError). Retries are made here rather than by the SDK: Z.ai answers 429 for an exhausted
+quota too (codes 1113, 1308-1310), and that must not be retried. What is retried: a rate limit,
+a server error (5xx), and a connection the endpoint closed before it answered; never a
+connection that cannot be made (refused, unknown host, TLS), which fails at once, and never a
+reply that has begun. Each retry is announced (`on_retry`) before its pause.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
 import random
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from glmtui.agent.providers import Provider
 from glmtui.errors import WorkFailed
 
-RETRIES = 4  # attempts after the first, for rate limits, server errors and network failures
+RETRIES = 4  # attempts after the first, for rate limits, server errors and dropped connections
 MAX_DELAY = 30.0
 AUTH_CODES = {"1000", "1001", "1002", "1003", "1004"}
 RATE_CODES = {"1302", "1303"}
 QUOTA_CODES = {"1113", "1308", "1309", "1310"}
-RETRIED = {"rate_limit", "server", "network"}
+RETRIED = {"rate_limit", "server", "dropped"}
+DROPPED_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}  # the endpoint hung up on a request
 
 
 @dataclass
@@ -66,13 +74,28 @@ class Reply:
 
 
 class ModelError(WorkFailed):
-    """A model call failed; `kind` says how: auth, rate_limit, quota, model, refused, network,
-    server, bad_request, stream."""
+    """A model call failed; `kind` says how: auth, rate_limit, quota, model, refused, server,
+    bad_request, stream (a reply cut off), unreachable (no connection could be made), dropped
+    (the endpoint closed the connection before answering), timeout."""
 
     def __init__(self, kind: str, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
         super().__init__(message, hint=hint)
         self.kind = kind
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """A failed attempt that is retried: what failed, the pause before the next attempt, which
+    attempt that is and how many there are at most."""
+
+    error: ModelError
+    delay: float
+    attempt: int  # 2 for the first retry
+    attempts: int
+
+    def __str__(self) -> str:
+        return f"{self.error.message}: retrying in {self.delay:.1f} s (attempt {self.attempt} of {self.attempts})"
 
 
 TextCallback = Callable[[str], None]
@@ -86,6 +109,7 @@ class ModelClient:
         from openai import AsyncOpenAI, DefaultAioHttpClient  # about 0.4 s to import: only when a model is used
 
         self.retries = retries
+        self.timeout = timeout
         self.provider = provider
         self._key = api_key if api_key is not None else provider.api_key()
         # The SDK's aiohttp transport: aiohttp's C parser reads the chunked stream, so a streamed
@@ -111,10 +135,11 @@ class ModelClient:
         max_tokens: int | None = None,
         on_text: TextCallback | None = None,
         on_reasoning: TextCallback | None = None,
-        on_retry: Callable[[ModelError, float], None] | None = None,
+        on_retry: Callable[[RetryNotice], None] | None = None,
     ) -> Reply:
         """One streamed completion. Retried (with backoff, honouring Retry-After) only while
-        nothing of the reply has arrived, so text is never shown twice."""
+        nothing of the reply has arrived, so text is never shown twice; `on_retry` hears of
+        each retry before its pause."""
         request: dict[str, Any] = {
             "model": model or self.provider.model,
             "messages": list(messages),
@@ -140,7 +165,7 @@ class ModelClient:
                     raise
                 delay = err.retry_after if err.retry_after is not None else min(MAX_DELAY, 2**attempt + random.random())
                 if on_retry:
-                    on_retry(err, delay)
+                    on_retry(RetryNotice(err, delay, attempt + 2, self.retries + 1))
                 await self.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -170,8 +195,7 @@ class ModelClient:
             if started:
                 raise ModelError("stream", f"{self.provider.name}: the reply was cut off ({_cause(err)})",
                                  hint="send the message again") from None
-            raise ModelError("network", f"{self.provider.name}: cannot reach {self.provider.base_url} ({_cause(err)})",
-                             hint="check the address and the network") from None
+            raise self._connection_error(err) from None
         except openai.APIError as err:  # e.g. an error event inside the stream
             raise ModelError("stream", f"{self.provider.name}: {self._scrub(str(err))}") from None
         reply.tool_calls = [calls[index] for index in sorted(calls)]
@@ -232,6 +256,49 @@ class ModelClient:
             return ModelError("server", f"{name}: the provider failed ({said}): {text}")
         return ModelError("bad_request", f"{name}: the request was refused ({said}): {text}")
 
+    def _connection_error(self, err: BaseException) -> ModelError:
+        """What went wrong with the connection, in words of our own (the transport's read "Cannot
+        connect to host … ssl:default [Connect call failed …]")."""
+        import ssl
+
+        from aiohttp import ClientConnectorError, ClientPayloadError, ConnectionTimeoutError, ServerDisconnectedError
+
+        name, url = self.provider.name, self.provider.base_url
+        check = f"`glmtui models check {name}` tries it"
+        chain = _chain(err)
+
+        def found(*types: type[BaseException]) -> bool:
+            return any(isinstance(e, types) for e in chain)
+
+        tls = next((e for e in reversed(chain) if isinstance(e, ssl.SSLError)), None)  # the ssl module's own
+        if tls is not None:
+            why = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or "handshake failed"
+            why = str(why).replace("_", " ").lower()
+            return ModelError("unreachable", f"{name}: cannot connect to {url}: TLS failed ({why})",
+                              hint=f"check http:// or https:// in its base_url and the server's certificate; {check}")
+        if found(socket.gaierror):
+            host = urlsplit(url).hostname or url
+            return ModelError("unreachable", f"{name}: cannot connect to {url}: unknown host {host}",
+                              hint=f"check the host in its base_url and the network's name service; {check}")
+        if found(ConnectionRefusedError):
+            return ModelError("unreachable", f"{name}: cannot connect to {url}: connection refused",
+                              hint=f"check that the server runs and its base_url; {check}")
+        if found(ClientConnectorError, ConnectionTimeoutError):
+            code = next((e.errno for e in reversed(chain) if isinstance(e, OSError) and e.errno), None)
+            why = (os.strerror(code).lower() if code else "connection reset" if found(ConnectionResetError)
+                   else "timed out" if found(TimeoutError) else "no connection")
+            return ModelError("unreachable", f"{name}: cannot connect to {url}: {why}",
+                              hint=f"check its base_url and the network; {check}")
+        if found(TimeoutError):
+            return ModelError("timeout", f"{name}: no answer from {url} within {self.timeout:g} s",
+                              hint=f"try again; {check}")
+        if found(ServerDisconnectedError, ClientPayloadError, ConnectionError) or any(
+                isinstance(e, OSError) and e.errno in DROPPED_ERRNOS for e in chain):
+            return ModelError("dropped", f"{name}: {url} closed the connection before answering",
+                              hint=f"send the message again; {check}")
+        return ModelError("unreachable", f"{name}: the connection to {url} failed ({_cause(err)})",
+                          hint=f"check its base_url and the network; {check}")
+
     def _scrub(self, text: str) -> str:
         """One line, and never the key, whatever an endpoint echoes back."""
         if self._key and len(self._key) >= 4:
@@ -245,6 +312,16 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return min(MAX_DELAY, max(0.0, float(value))) if value is not None else None
     except ValueError:
         return None  # an HTTP date: fall back to backoff
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    """`err` and what caused it, and what caused that..."""
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def _cause(err: BaseException) -> str:

@@ -1,9 +1,9 @@
 """The agent: model turns and tool calls until the model answers without calling a tool.
 
-Everything it does is reported to a sink as events (Token, ToolCall, ToolResult, Usage), so
-the chat pane, a plan step and the JSON output show the same thing. Cancelled at any moment,
-it keeps what was said so far, and the conversation stays valid to continue: every tool call
-the model made gets an answer.
+Everything it does is reported to a sink as events (Token, ToolCall, ToolResult, Usage,
+ModelRetry), so the chat pane, a plan step and the JSON output show the same thing. Cancelled
+at any moment, it keeps what was said so far, and the conversation stays valid to continue:
+every tool call the model made gets an answer.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from glmtui.agent.approval import Approver, Policy
-from glmtui.agent.client import ModelClient, ToolCallRequest, Usage
-from glmtui.events import Sink, Token, ToolCall, ToolResult
+from glmtui.agent.client import ModelClient, RetryNotice, ToolCallRequest, Usage
+from glmtui.events import ModelRetry, Sink, Token, ToolCall, ToolResult
 from glmtui.events import Usage as UsageEvent
 from glmtui.masking import Masker
 from glmtui.units import counted
@@ -114,6 +114,7 @@ class Agent:
                     self.messages, tools=self.toolbox.schemas(), model=self.model,
                     on_text=lambda piece: self._token(text.feed(piece), "text", said),
                     on_reasoning=lambda piece: self._token(thinking.feed(piece), "reasoning", None),
+                    on_retry=self._retry,
                 )
             except asyncio.CancelledError:
                 self._token(text.flush(), "text", said)
@@ -139,6 +140,9 @@ class Agent:
         if said is not None:
             said.append(piece)
         self.sink(Token(self.step, piece, channel))
+
+    def _retry(self, notice: RetryNotice) -> None:
+        self.sink(ModelRetry(self.step, self.masker.mask(str(notice)), notice.delay, notice.attempt, notice.attempts))
 
     def _count(self, usage: Usage | None) -> None:
         turn = usage or Usage()

@@ -33,12 +33,12 @@ def plan_options(function):
 
 def _load(plan, files, workflow, inputs, input_file, env_files, variables, *, check_secrets=True):
     from glmtui.errors import BadInput
-    from glmtui.plan.validate import load_plan
+    from glmtui.plan.validate import load_plan, secret_warnings
 
     paths = ([plan] if plan else []) + list(files)
     if not paths:
         raise BadInput("name a plan file", hint="glmtui plan run PLAN.yaml")
-    return load_plan(
+    loaded = load_plan(
         paths,
         workflow=workflow,
         inputs=parse_pairs(inputs, "--input"),
@@ -48,6 +48,9 @@ def _load(plan, files, workflow, inputs, input_file, env_files, variables, *, ch
         check_secrets=check_secrets,
         docker_host=state().config.get("docker_host"),
     )
+    for warning in secret_warnings(loaded.secrets):
+        click.echo(f"glmtui: warning: {warning}", err=True)
+    return loaded
 
 
 @click.group("plan")

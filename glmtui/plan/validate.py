@@ -1002,6 +1002,26 @@ def _secrets(document: Document, plan: Plan, env: Mapping[str, str], check: bool
     return values
 
 
+def secret_warnings(secrets: Mapping[str, str]) -> list[str]:
+    """A line for each secret too short to hide inside other text, which is then masked only as a
+    whole word (glmtui.masking); for a multi-line secret, its short lines."""
+    from glmtui.masking import MIN_LENGTH, parts, short_parts
+    from glmtui.units import counted
+
+    warnings = []
+    for name, value in secrets.items():
+        short = short_parts(value)
+        if not short:
+            continue
+        if len(parts(value)) == 1:
+            warnings.append(f"secret {name} is {counted(len(short[0]), 'character')}: too short to hide safely "
+                            "inside other text; it is masked only as a whole word")
+        else:
+            warnings.append(f"secret {name} has {counted(len(short), 'line')} shorter than {MIN_LENGTH} characters: "
+                            "too short to hide safely inside other text; masked only as whole words")
+    return warnings
+
+
 def _choose_workflow(document: Document, plan: Plan, name: str | None, report: _Report) -> Workflow | None:
     workflows = plan.workflows
     if name is not None:

@@ -1,8 +1,8 @@
 """The full-screen glmtui: environments, plan, log, agents and chat panes, keyboard first.
 
 The app owns the engine connection and hands it down; widgets post messages up.
-Docker events keep the environments pane current; nothing polls the list. The chat pane
-follows the environment selected in the environments pane.
+Docker events keep the environments pane current; nothing polls the list. The chat pane works
+in the environment the user picked for it (c on its row), whatever the cursor does after.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.reactive import reactive
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from glmtui.config import Config, set_value
@@ -175,7 +175,7 @@ class GlmtuiApp(App[int]):
             return
         pane = self.query_one(EnvironmentsPane)
         pane.environments = await self.engine.list_environments()
-        self.query_one(ChatPane).environment = pane.selected
+        self.query_one(ChatPane).environments_listed({env.name: env.status for env in pane.environments})
         self._follow_stats(pane)
 
     def _follow_stats(self, pane: EnvironmentsPane) -> None:
@@ -205,11 +205,6 @@ class GlmtuiApp(App[int]):
         if self._stats != pane.stats:
             pane.stats = dict(self._stats)
 
-    @on(DataTable.RowHighlighted, "#environments")
-    def on_environment_highlighted(self, _: DataTable.RowHighlighted) -> None:
-        """The chat pane talks to an agent in the selected environment."""
-        self.query_one(ChatPane).environment = self.query_one(EnvironmentsPane).selected
-
     # -- environment actions ----------------------------------------------------------------
 
     @on(EnvironmentAction)
@@ -230,6 +225,11 @@ class GlmtuiApp(App[int]):
         await self.engine.create_environment(spec, on_progress=lambda line: self.set_banner(f"⏳ {line}"))
         self.set_banner(None)
         self.notify(f"created {spec.name}")
+
+    def _env_chat(self, name: str) -> None:
+        chat = self.query_one(ChatPane)
+        if chat.chat_in(name):
+            chat.focus_input()
 
     @work(group="env-action", exit_on_error=False)
     async def _env_start_stop(self, name: str) -> None:

@@ -12,7 +12,8 @@ from textual.message import Message
 
 @dataclass
 class EnvironmentAction(Message):
-    """The user asked for something on an environment: start_stop, shell, remove, logs, details, new."""
+    """The user asked for something on an environment: start_stop, shell, remove, logs, details, new,
+    chat (the chat pane works in it from now on)."""
 
     action: str
     name: str | None = None
@@ -46,8 +47,8 @@ class RunStateChanged(Message):
 
 @dataclass
 class ChatEvent(Message):
-    """An event of the chat's agent (glmtui.events Token, ToolCall, ToolResult, Usage), posted by
-    the chat pane's sink: the agent reports to the sink, the pane shows it."""
+    """An event of the chat's agent (glmtui.events Token, ToolCall, ToolResult, Usage, ModelRetry),
+    posted by the chat pane's sink: the agent reports to the sink, the pane shows it."""
 
     event: Any
 

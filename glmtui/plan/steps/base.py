@@ -143,6 +143,5 @@ class StepContext:
 
 def add_secret(masker: Masker | None, value: str | None) -> None:
     """Hide `value` too, from now on, wherever `masker` (and every stream made from it) masks."""
-    if masker is None or not value or value in masker.secrets:
-        return
-    masker.secrets = tuple(sorted({*masker.secrets, value}, key=len, reverse=True))
+    if masker is not None and value:
+        masker.add(value)

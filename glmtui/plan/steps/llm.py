@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from glmtui.errors import BadInput
-from glmtui.events import Event, Token, ToolCall, ToolResult
+from glmtui.events import Event, ModelRetry, Token, ToolCall, ToolResult
 from glmtui.events import Usage as UsageEvent
 from glmtui.masking import Masker
 from glmtui.plan.expressions import to_text
 from glmtui.plan.steps.base import StepContext, StepOutcome, add_secret, render
-from glmtui.transcript import LOG_RESULT_LINES, result_lines, summarize_call
+from glmtui.transcript import LOG_RESULT_LINES, result_lines, retry_line, summarize_call
 
 
 
@@ -86,6 +86,8 @@ class Transcript:
             self._log(f"→ {event.tool}: {summarize_call(event.tool, event.arguments)}\n")
         elif isinstance(event, ToolResult):
             self._log("".join(f"{text}\n" for _, text in result_lines(event, LOG_RESULT_LINES)))
+        elif isinstance(event, ModelRetry):
+            self._log(retry_line(event) + "\n")
         elif isinstance(event, UsageEvent):
             pass  # the step's total goes to the log at its end (usage_line)
         self.ctx.sink(event)
@@ -207,6 +209,8 @@ async def llm_step(ctx: StepContext) -> StepOutcome:
             response_format={"type": "json_object"} if schema is not None else None,
             on_text=lambda piece: transcript.token(piece, "text"),
             on_reasoning=lambda piece: transcript.token(piece, "reasoning"),
+            on_retry=lambda notice: transcript(ModelRetry(ctx.output.step, transcript.masker.mask(str(notice)),
+                                                          notice.delay, notice.attempt, notice.attempts)),
         )
     except ModelError as err:
         transcript.end_text()

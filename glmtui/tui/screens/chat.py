@@ -1,5 +1,5 @@
 """Screens of the chat pane: the provider and model (ctrl+t), a saved conversation (ctrl+o),
-the file a conversation is exported to (ctrl+s)."""
+the environment the agent works in (ctrl+l), the file a conversation is exported to (ctrl+s)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,27 @@ class ConversationPicker(_FilterScreen[str]):
             out.append((f"{mark}{conversation.title or '(no message yet)'}", conversation.id,
                         f"{conversation.id} · {conversation.model} · {tokens} tokens · {when}"))
         return out
+
+    def decorate(self, rendered: Text, value: str) -> None:
+        if value == self.current:
+            rendered.stylize("green", 0, 1)
+
+
+class EnvironmentPicker(_FilterScreen[str]):
+    """The environments (as last listed), with their status; enter chats in the one picked."""
+
+    TITLE_TEXT = "Chat in which environment?"
+    PLACEHOLDER = "filter by name"
+    EMPTY_TEXT = "no environments: n in the environments pane creates one"
+
+    def __init__(self, statuses: dict[str, str], current: str | None) -> None:
+        super().__init__()
+        self.statuses = statuses
+        self.current = current
+
+    def entries(self) -> list[tuple[str, str, str]]:
+        return [(f"{'● ' if name == self.current else '  '}{name}", name, status)
+                for name, status in self.statuses.items()]
 
     def decorate(self, rendered: Text, value: str) -> None:
         if value == self.current:

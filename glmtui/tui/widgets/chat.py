@@ -1,4 +1,4 @@
-"""The chat pane: a conversation with an agent that works in the selected environment.
+"""The chat pane: a conversation with an agent that works in the environment the user picked.
 
 The agent (glmtui.agent) runs in the pane's worker and reports to the pane's sink, which
 gathers its events in order and posts one ChatEvents message for all those that arrive before
@@ -19,8 +19,12 @@ The model SDK takes about 0.4 s to import: glmtui.agent.session (and with it the
 imported in the worker, when the first message is sent, never at start-up. rich.markdown (about
 50 ms, markdown-it) is imported when the first answer's widget is drawn.
 
-Conversations are saved by the session as they go; the pane shows the environment's latest one
-(or the one picked with ctrl+o) when the environment is selected, from the stored messages.
+The pane has no environment until the user picks one (c on a row of the environments pane, or
+ctrl+l here), and keeps it: moving the environments pane's cursor does not change it, and when
+the environment is stopped or removed the pane says so and sends nothing (a reply under way is
+stopped if it is removed); it never moves on to another environment by itself. Conversations are
+saved by the session as they go; the pane shows the environment's latest one (or the one picked
+with ctrl+o) when the environment is picked, from the stored messages.
 """
 
 from __future__ import annotations
@@ -39,14 +43,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Collapsible, Input, Static
 from textual.widgets._collapsible import CollapsibleTitle
 from textual.worker import Worker, WorkerState
 
 from glmtui.errors import BadInput, GlmtuiError
-from glmtui.events import Token, ToolCall, ToolResult, Usage
+from glmtui.events import ModelRetry, Token, ToolCall, ToolResult, Usage
+from glmtui.transcript import retry_line
 from glmtui.tui.messages import ApprovalAnswered, ApprovalAsked, ChatEvent
 from glmtui.tui.widgets.answer import AnswerText
 from glmtui.units import counted
@@ -63,7 +67,6 @@ FIRST_WORDS_QUIET = 0.001
 # The title and the status line change this long after a reply's last words, so the frame with
 # those words is not also a repaint of the whole pane (call_after_refresh can run before it).
 AFTER_WORDS = 0.05
-SELECT_DELAY = 0.15  # the environments pane's cursor rests this long before its conversation is shown
 SHORT_OUTPUT_LINES = 6  # tool output up to this many lines is shown open; longer output is collapsed
 SHORT_OUTPUT_CHARS = 600
 HISTORY_SHOWN = 200  # messages of a reopened conversation drawn (the export has them all)
@@ -192,8 +195,8 @@ class ThinkingBlock(Collapsible):
 
 
 class ChatEvents(Message):
-    """The agent's events (glmtui.events Token, ToolCall, ToolResult, Usage) in the order the sink
-    got them: `events` is the sink's list, which keeps growing until the pane handles it."""
+    """The agent's events (glmtui.events Token, ToolCall, ToolResult, Usage, ModelRetry) in the order
+    the sink got them: `events` is the sink's list, which keeps growing until the pane handles it."""
 
     def __init__(self, events: list[Any]) -> None:
         super().__init__()
@@ -403,7 +406,7 @@ class ChatInput(Input):
 
 
 class ChatPane(Widget, can_focus=True):
-    """A chat with an agent in the environment selected in the environments pane."""
+    """A chat with an agent in the environment the user picked for it (`chat_in`)."""
 
     BINDINGS = [
         Binding("enter", "write", "Write", id="chat.write"),
@@ -412,6 +415,7 @@ class ChatPane(Widget, can_focus=True):
         Binding("ctrl+o", "open", "Chats", id="chat.open"),
         Binding("ctrl+s", "export", "Export", id="chat.export"),
         Binding("ctrl+t", "model", "Model", id="chat.model"),
+        Binding("ctrl+l", "environment", "Environment", id="chat.environment"),
         Binding("ctrl+g", "grow", "Enlarge", id="chat.grow"),
         Binding("ctrl+r", "details", "Expand", id="chat.details"),
         Binding("pageup", "scroll('page_up')", "Scroll up", show=False, id="chat.page_up"),
@@ -426,18 +430,18 @@ class ChatPane(Widget, can_focus=True):
         "open": "reopen a saved conversation of this environment",
         "export": "write the conversation as Markdown",
         "model": "pick the provider and model",
+        "environment": "chat in another environment (c on a row of the environments pane does too)",
         "grow": "give the chat more room, or less",
         "details": "open or close every thinking section and tool output",
     }
-
-    environment: reactive[str | None] = reactive(None)
 
     def __init__(self, *, config: Config, store: Store, id: str | None = None) -> None:
         super().__init__(id=id)
         self.config = config
         self.store = store
         self.engine: Any | None = None  # set by the app when the engine (dis)connects
-        self.shown_environment: str | None = None
+        self.environment: str | None = None  # where the agent works: only the user changes it
+        self.listed: dict[str, str] = {}  # every environment's status, from the app's last listing
         self.conversation_id: str | None = None
         self.busy = False
         self.last_tokens = 0  # of the last message sent (every model turn it took)
@@ -462,7 +466,6 @@ class ChatPane(Widget, can_focus=True):
         self._drawn_at = 0.0  # time.monotonic() of the last batch drawn (leading-edge batching)
         self._cards: dict[str, ToolCard] = {}
         self._prompts: dict[ApprovalPrompt, tuple[asyncio.Future[str], ToolCard | None]] = {}
-        self._select_timer: Any = None
         self._status_width = 0  # of the status line's text
         self._status_later: str | None = None  # the status line's next text, at the ticker's next tick
         self._first_words: asyncio.TimerHandle | None = None  # the answer's first draw, once the stream is quiet
@@ -549,7 +552,7 @@ class ChatPane(Widget, can_focus=True):
             self.input.post_message(type(event)(event.text))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("new", "open", "model") and self.busy:
+        if action in ("new", "open", "model", "environment") and self.busy:
             return None  # shown, dimmed: they wait for the reply
         if action == "write" and isinstance(self.screen.focused, ApprovalPrompt):
             return False
@@ -583,25 +586,59 @@ class ChatPane(Widget, can_focus=True):
 
     # -- the environment and its conversation ------------------------------------------------
 
-    def watch_environment(self, environment: str | None) -> None:
-        if self._select_timer is not None:
-            self._select_timer.stop()
-        self._select_timer = self.set_timer(SELECT_DELAY, self._show_selected)
-
-    def _show_selected(self) -> None:
-        self._select_timer = None
-        environment = self.environment
-        if self.busy or environment == self.shown_environment:
-            return  # a reply runs: the switch happens when it ends
+    def chat_in(self, environment: str) -> bool:
+        """The user's pick: the chat works in `environment` from now on, its conversation shown.
+        Refused (False) while a reply runs."""
+        if environment == self.environment:
+            return True
+        if self._refuse_while_busy():
+            return False
         self._drop_session()
-        self.shown_environment = environment
-        if environment is None:
-            self._show_conversation(None)
-        elif environment in self._picked:
+        self.environment = environment
+        if environment in self._picked:
             self._show_conversation(self._picked[environment])
         else:
             latest = self.history.latest(environment)
             self._show_conversation(latest.id if latest else None)
+        return True
+
+    def environments_listed(self, statuses: dict[str, str]) -> None:
+        """The app's listing (name -> status): if the chat's environment was stopped or removed,
+        the pane says so; a reply under way in a removed environment is stopped."""
+        before = self.listed.get(self.environment or "")
+        self.listed = dict(statuses)
+        if self.environment is None or self.listed.get(self.environment) == before:
+            return
+        if self.environment not in self.listed and self.busy and self._worker is not None:
+            self._worker.cancel()
+        if not self.busy:
+            self._set_status(self._advice(), warning=True)
+
+    def _environment_problem(self) -> str | None:
+        """Why no message can go to the agent's environment now; None when it can."""
+        environment = self.environment
+        if environment is None:
+            return "no environment: c on one in the environments pane (or ctrl+l) chats in it"
+        if environment not in self.listed:
+            return f"{environment} was removed: this conversation stays with it; ctrl+l chats in another environment"
+        if self.listed[environment] != "running":
+            return f"{environment} is {self.listed[environment]}: s in the environments pane starts it"
+        return None
+
+    def _advice(self) -> str | None:
+        """The idle status line: what stands in the way of sending, the environment first."""
+        return self._environment_problem() or self.guidance
+
+    def action_environment(self) -> None:
+        if self._refuse_while_busy():
+            return
+        from glmtui.tui.screens.chat import EnvironmentPicker
+
+        def picked(environment: str | None) -> None:
+            if environment is not None and self.chat_in(environment):
+                self.input.focus()
+
+        self.app.push_screen(EnvironmentPicker(self.listed, self.environment), picked)
 
     def _show_conversation(self, conversation_id: str | None) -> None:
         """Draw a saved conversation (None: an empty, new one)."""
@@ -617,8 +654,8 @@ class ChatPane(Widget, can_focus=True):
                 widgets.append(Note(f"✘ {one_line(err)}", error=True))
                 conversation = None
         self.conversation_id = conversation.id if conversation is not None else None
-        if self.shown_environment is not None and conversation_id is not None and conversation is None:
-            self._picked[self.shown_environment] = None
+        if self.environment is not None and conversation_id is not None and conversation is None:
+            self._picked[self.environment] = None
         self._describe_provider(conversation)
         if conversation is None:
             if widgets:
@@ -708,10 +745,10 @@ class ChatPane(Widget, can_focus=True):
                 self.guidance = str(err)
         self._show_title()
         if not self.busy:
-            self._set_status(self.guidance, warning=True)
+            self._set_status(self._advice(), warning=True)
 
     def _show_title(self) -> None:
-        parts = ["Chat", self.shown_environment or "no environment"]
+        parts = ["Chat", self.environment or "no environment"]
         if self.provider_name:
             parts.append(self.provider_name)
         if self.model_name:
@@ -720,8 +757,8 @@ class ChatPane(Widget, can_focus=True):
         if self.border_title != title:  # setting it repaints the whole pane, even with the same text
             self.border_title = title
         if self.is_mounted:
-            self.input.placeholder = (f"message the agent in {self.shown_environment} · enter sends"
-                                      if self.shown_environment else "pick an environment to chat with an agent in it")
+            self.input.placeholder = (f"message the agent in {self.environment} · enter sends"
+                                      if self.environment else "pick an environment to chat with an agent in it")
         if self.total_tokens or self.last_tokens:
             last = f"last {tokens_text(self.last_tokens)} · " if self.last_tokens else ""
             subtitle = f"{last}total {tokens_text(self.total_tokens)} tokens"
@@ -757,9 +794,8 @@ class ChatPane(Widget, can_focus=True):
         if self.busy:
             self.notify("the agent is still replying: esc stops it", severity="warning")
             return
-        environment = self.shown_environment
-        if environment is None:
-            self.notify("no environment selected: pick one in the environments pane", severity="warning")
+        environment = self.environment
+        if self._refuse_without_environment(removed_too=True):
             return
         if self.engine is None:
             self.notify("the Docker engine is unreachable", severity="error")
@@ -896,6 +932,8 @@ class ChatPane(Widget, can_focus=True):
                 card.finish(event.status, event.output, event.exit_code, event.duration)
             if not any(c.status in ("running", "waiting") for c in self._cards.values()):
                 self._set_status(f"waiting for {self.model_name or 'the model'}…")
+        elif isinstance(event, ModelRetry):
+            self._set_status(retry_line(event), warning=True)
         elif isinstance(event, Usage):
             self._close_blocks()
             self.last_tokens += event.input_tokens + event.output_tokens
@@ -1072,15 +1110,13 @@ class ChatPane(Widget, can_focus=True):
         focused = self.screen.focused
         if focused is None or isinstance(focused, ApprovalPrompt) or focused is self:
             self.input.focus()
-        if self.environment != self.shown_environment:
-            self._show_selected()
 
     def _show_idle(self) -> None:
         """The title and the status line, AFTER_WORDS after a reply ended (the title repaints the
         whole pane, the status line moves the transcript)."""
         self._show_title()
         if not self.busy:
-            self._set_status(self.guidance, warning=True)
+            self._set_status(self._advice(), warning=True)
 
     # -- conversations, the model, export ---------------------------------------------------
 
@@ -1089,14 +1125,20 @@ class ChatPane(Widget, can_focus=True):
             self.notify("the agent is replying: esc stops it first", severity="warning")
         return self.busy
 
+    def _refuse_without_environment(self, *, removed_too: bool = False) -> bool:
+        """No environment picked (or, with `removed_too`, the one picked was removed): say so."""
+        if self.environment is not None and (not removed_too or self.environment in self.listed):
+            return False
+        self.notify(self._environment_problem() or "", severity="warning")
+        return True
+
     def action_new(self) -> None:
         if self._refuse_while_busy():
             return
-        if self.shown_environment is None:
-            self.notify("no environment selected: pick one in the environments pane", severity="warning")
+        if self._refuse_without_environment():
             return
         self._drop_session()
-        self._picked[self.shown_environment] = None
+        self._picked[self.environment] = None
         self._show_conversation(None)
         self.transcript.mount(Note("new conversation: your first message starts it"))
         self.input.focus()
@@ -1104,14 +1146,13 @@ class ChatPane(Widget, can_focus=True):
     def action_open(self) -> None:
         if self._refuse_while_busy():
             return
-        environment = self.shown_environment
-        if environment is None:
-            self.notify("no environment selected: pick one in the environments pane", severity="warning")
+        environment = self.environment
+        if self._refuse_without_environment():
             return
         from glmtui.tui.screens.chat import ConversationPicker
 
         def picked(conversation_id: str | None) -> None:
-            if conversation_id is not None and not self.busy and self.shown_environment == environment:
+            if conversation_id is not None and not self.busy and self.environment == environment:
                 self._drop_session()
                 self._picked[environment] = conversation_id
                 self._show_conversation(conversation_id)

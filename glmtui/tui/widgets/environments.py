@@ -26,6 +26,7 @@ class EnvironmentsPane(DataTable):
         Binding("e", "env('shell')", "Shell", id="env.shell"),
         Binding("d", "env('remove')", "Remove", id="env.remove"),
         Binding("l", "env('logs')", "Logs", id="env.logs"),
+        Binding("c", "env('chat')", "Chat here", id="env.chat"),
         Binding("enter", "env('details')", "Details", id="env.details"),
         Binding("j", "cursor_down", "Down", show=False, id="env.down"),
         Binding("k", "cursor_up", "Up", show=False, id="env.up"),

@@ -478,6 +478,7 @@ class PlanPane(Widget):
     def _start(self, *, resume: str | None) -> None:
         """Load the plan afresh; when it declares host access, ask the person first (a dialog)."""
         from glmtui.plan.preview import describe_plan
+        from glmtui.plan.validate import secret_warnings
 
         if self.running:
             return
@@ -498,6 +499,8 @@ class PlanPane(Widget):
             self._set_plan(self.loaded, self.description, [str(err)])
             self.notify(str(err), severity="error")
             return
+        for warning in secret_warnings(loaded.secrets):
+            self.notify(warning, severity="warning", timeout=10)
         asked = loaded.plan.permissions
         if not asked:
             self._begin(loaded, description, resume, grant=None)
