@@ -551,3 +551,38 @@ def test_random_text_is_a_plan_or_plan_invalid(tmp_path: Path, text: str) -> Non
 @given(data=yaml_values | plan_like | st.fixed_dictionaries({"version": st.just(1), "name": st.just("p"), "steps": st.lists(plan_like, max_size=3)}))
 def test_random_data_is_a_plan_or_plan_invalid(tmp_path: Path, data: Any) -> None:
     only_plan_or_invalid(tmp_path, yaml.safe_dump(data))
+
+
+def test_expressions_in_a_script_for_another_interpreter_are_refused(tmp_path: Path) -> None:
+    plan = write(tmp_path, """\
+version: 1
+name: python
+inputs:
+  msg: {default: hi}
+components:
+  py:
+    shell: [python3, -c]
+    run: print("${inputs.msg}")
+steps:
+  - id: direct
+    shell: [python3, -c]
+    run: print("${inputs.msg}")
+  - id: through-component
+    use: py
+  - id: raw
+    shell: [python3, -c]
+    run: print(${inputs.msg | json | raw})
+  - id: from-environment
+    shell: [python3, -c]
+    environment: {MSG: "${inputs.msg}"}
+    run: import os; print(os.environ["MSG"])
+  - id: bash
+    shell: [/bin/bash, -eu, -c]
+    run: echo "${inputs.msg}"
+""")
+    reason = (
+        "expression '${inputs.msg}' cannot reach a script for python3: glmtui passes values to scripts as "
+        "environment variables that only a shell expands (give the value to the step under environment: and "
+        "read it from the process environment, or write '| raw' to put the text into the script as code)"
+    )
+    assert errors_of([plan]) == [f"{plan}:7:12: {reason}", f"{plan}:11:12: {reason}"]

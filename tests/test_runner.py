@@ -1015,6 +1015,36 @@ async def test_whole_numbers_work_where_bash_reads_arithmetic(engine, shared_ws,
         assert outcome.lines(step) == [printed], step
 
 
+async def test_a_python_script_takes_values_from_its_environment(engine, shared_ws, tmp_path, glmtui):
+    message = HOSTILE.replace("@MARK@", unique_name()) + " a[$(id)] \\"
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: python-values
+        env: @ENV@
+        inputs:
+          msg: {type: string}
+        steps:
+          - id: py
+            shell: [python3, -c]
+            environment: {MSG: "${inputs.msg}"}
+            run: |
+              import os
+              print(os.environ["MSG"])
+        """, ENV=shared_ws)
+    outcome = await run_plan(engine, plan, inputs={"msg": message})
+    ok(outcome, "py")
+    assert outcome.lines("py") == [message]
+    inline = write_plan(tmp_path, plan.read_text().replace('os.environ["MSG"]', '"${inputs.msg}"'), name="inline.yaml")
+    refused = glmtui("plan", "validate", str(inline), "--input", "msg=x")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().endswith(
+        f"{inline}:8:12: expression '${{inputs.msg}}' cannot reach a script for python3: glmtui passes values to "
+        "scripts as environment variables that only a shell expands (give the value to the step under "
+        "environment: and read it from the process environment, or write '| raw' to put the text into the "
+        "script as code)"
+    ), refused.stderr
+
+
 # --- the env section --------------------------------------------------------------------------
 
 

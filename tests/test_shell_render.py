@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glmtui.plan.expressions import ExpressionError, parse
-from glmtui.plan.shell import RenderedScript, check_value, render_script
+from glmtui.plan.shell import RenderedScript, check_value, interpreter_problem, render_script
 
 SHELLS = [["sh", "-e", "-c"], ["bash", "-e", "-c"]]
 BASH = ["bash", "-e", "-c"]
@@ -360,6 +360,20 @@ def test_an_environment_variable_from_an_expression_is_held_to_the_same_rule() -
     for value in SUBSCRIPT_PAYLOADS:
         with pytest.raises(ExpressionError, match="environment variable MSG has a value with an expansion inside"):
             check_value("MSG", value)
+
+
+def test_a_script_for_another_interpreter_cannot_take_expressions() -> None:
+    problem = interpreter_problem(("python3", "-c"), 'print("${inputs.msg}")')
+    assert problem is not None
+    assert problem.startswith("expression '${inputs.msg}' cannot reach a script for python3:")
+    assert "environment:" in problem and "raw" in problem
+    assert interpreter_problem(("/usr/bin/node", "-e"), "console.log(${inputs.n})").startswith(
+        "expression '${inputs.n}' cannot reach a script for node:"
+    )
+    assert interpreter_problem(("python3", "-c"), "print(${inputs.msg | json | raw})") is None
+    assert interpreter_problem(("python3", "-c"), "import os; print(os.environ['MSG'])") is None
+    for shell in (None, "bash", "zsh", "mksh", "bash -eu -c", ("/bin/bash", "-c"), ("sh", "-c")):
+        assert interpreter_problem(shell, "echo ${inputs.msg}") is None, shell
 
 
 def test_values_a_shell_cannot_hold_are_refused() -> None:

@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import PurePosixPath
 from typing import Any
 
-from glmtui.plan.expressions import Expression, ExpressionError, Template, to_text
+from glmtui.plan.expressions import Expression, ExpressionError, Template, parse, to_text
 
 ENV_PREFIX = "GLMTUI_EXPR_"
 SHELLS = {"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh"}
@@ -65,6 +65,27 @@ def is_shell(shell: str | tuple[str, ...] | list[str] | None) -> bool:
     """Whether a step's `shell:` runs its script with a shell (the program's name, with or without a path)."""
     argv = shell_argv(shell)
     return bool(argv) and PurePosixPath(argv[0]).name in SHELLS
+
+
+def interpreter_problem(shell: str | tuple[str, ...] | list[str] | None, script: Any) -> str | None:
+    """Why the expressions of a run script cannot reach it, when `shell` is not a shell."""
+    if is_shell(shell) or not isinstance(script, str) or "${" not in script:
+        return None
+    try:
+        template = parse(script)
+    except ExpressionError:
+        return None  # reported where expressions are checked
+    substituted = [expr for expr in template.expressions() if not expr.raw]
+    if not substituted:
+        return None
+    argv = shell_argv(shell)
+    program = PurePosixPath(argv[0]).name if argv else "the program"
+    return (
+        f"expression '{substituted[0].source}' cannot reach a script for {program}: glmtui passes values to "
+        "scripts as environment variables that only a shell expands (give the value to the step under "
+        "environment: and read it from the process environment, or write '| raw' to put the text into the "
+        "script as code)"
+    )
 
 
 class Context(Enum):
