@@ -42,7 +42,6 @@ _ARITHMETIC_TESTS = {"-eq", "-ne", "-lt", "-le", "-gt", "-ge"}
 _DECLARATIONS = {"declare", "typeset", "local", "readonly", "export", "integer", "float"}
 _INDEX = "an index of array"  # an indexed array's subscript: arithmetic
 _WORD_TEXT_LIMIT = 200  # enough for `name[subscript]=`, `-eq` or `-ai`; words can be long
-_NAME_BRACKET = re.compile(r"\w\[")  # \w: what _ends_name takes
 _IN_SUBSCRIPT = re.compile(r"[\[\]'\"\\$`]")
 _PLAIN_IN_WORD = re.compile(r"[^ \t\n;&|()<>'\"`$\\]+")  # characters _cmd takes as they are
 _PLAIN_IN_DOUBLE_QUOTES = re.compile(r"[^\"`$\\]+")
@@ -50,6 +49,14 @@ _PLAIN_IN_DOUBLE_QUOTES = re.compile(r"[^\"`$\\]+")
 
 def _ends_name(c: str) -> bool:
     return c.isalnum() or c == "_"
+
+
+def _opening(text: str, start: int) -> int:
+    """The index of the next `[` after a name in `text` from `start`, or -1."""
+    i = text.find("[", start)
+    while i >= 0 and not (i > 0 and _ends_name(text[i - 1])):
+        i = text.find("[", i + 1)
+    return i
 
 
 def shell_argv(shell: str | tuple[str, ...] | list[str] | None) -> list[str]:
@@ -133,10 +140,9 @@ class _Subscripts:
         while i < n:
             if not self.inside:  # on to the next `[` after a name
                 if not (i == 0 and self.after_name and value[0] == "["):
-                    opening = _NAME_BRACKET.search(value, i)
-                    if opening is None:
+                    i = _opening(value, i)
+                    if i < 0:
                         break
-                    i = opening.end() - 1
                 self.depth = 1
                 i += 1
                 continue
