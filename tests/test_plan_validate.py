@@ -631,3 +631,38 @@ def test_the_user_is_written_not_computed(tmp_path: Path) -> None:
         f"{plan}:4:13: user '${{inputs.u}}': write the user itself, not an expression "
         "(whether the environment runs as root must be known before anything runs)"
     ]
+
+
+def test_expressions_in_a_script_for_another_interpreter_are_refused(tmp_path: Path) -> None:
+    plan = write(tmp_path, """\
+version: 1
+name: python
+inputs:
+  msg: {default: hi}
+components:
+  py:
+    shell: [python3, -c]
+    run: print("${inputs.msg}")
+steps:
+  - id: direct
+    shell: [python3, -c]
+    run: print("${inputs.msg}")
+  - id: through-component
+    use: py
+  - id: raw
+    shell: [python3, -c]
+    run: print(${inputs.msg | json | raw})
+  - id: from-environment
+    shell: [python3, -c]
+    environment: {MSG: "${inputs.msg}"}
+    run: import os; print(os.environ["MSG"])
+  - id: bash
+    shell: [/bin/bash, -eu, -c]
+    run: echo "${inputs.msg}"
+""")
+    reason = (
+        "expression '${inputs.msg}' cannot reach a script for python3: glmtui passes values to scripts as "
+        "environment variables that only a shell expands (give the value to the step under environment: and "
+        "read it from the process environment, or write '| raw' to put the text into the script as code)"
+    )
+    assert errors_of([plan]) == [f"{plan}:7:12: {reason}", f"{plan}:11:12: {reason}"]

@@ -1013,7 +1013,7 @@ async def test_a_whole_expression_keeps_its_type_and_text_makes_a_string(engine,
     }
 
 
-HOSTILE = """$(touch /tmp/@MARK@-a) `touch /tmp/@MARK@-b` it's "quoted" ${HOME} $HOME \\ ; touch /tmp/@MARK@-c  end"""
+HOSTILE = """[docs](x) $(touch /tmp/@MARK@-a) `touch /tmp/@MARK@-b` it's "quoted" ${HOME} $HOME \\ ; touch /tmp/@MARK@-c  end"""
 
 
 async def test_expressions_in_run_scripts_are_never_code(engine, shared, shared_name, tmp_path):
@@ -1079,6 +1079,88 @@ async def test_a_multiline_input_prints_exactly(engine, shared, tmp_path):
     ok(outcome, "double", "heredoc")
     assert outcome.text("double") == message
     assert outcome.text("heredoc") == message
+
+
+# Where bash reads a value as arithmetic or as a variable name: step id -> (script, what it prints for 7)
+ARITHMETIC_STEPS = {
+    "test-eq": ("[[ ${inputs.msg} -eq 7 ]] && echo yes", "yes"),
+    "test-eq-quoted": ('[[ "${inputs.msg}" -eq 7 ]] && echo yes', "yes"),
+    "let": ('let "x=${inputs.msg}"; echo "$x"', "7"),
+    "array-index": ('a=(0 1 2 3 4 5 6 seven); echo "${a[${inputs.msg}]}"', "seven"),
+    "declare-i": ("declare -i n; n=${inputs.msg}; echo $n", "7"),
+    "double-parens": ("(( ${inputs.msg} == 7 )) && echo yes", "yes"),
+    "arithmetic-expansion": ("echo $(( ${inputs.msg} + 1 ))", "8"),
+    "offset": ("x=abcdefghij; echo ${x:${inputs.msg}}", "hij"),
+    "bracket-eq": ('[ "${inputs.msg}" -eq 7 ] && echo yes', "yes"),
+    "test-ge": ("test ${inputs.msg} -ge 7 && echo yes", "yes"),
+    "kept-in-a-variable": ("n=${inputs.msg}; echo $(( n * 2 ))", "14"),
+    "named-by-the-value": ('v7=seven; n=v${inputs.msg}; echo "${!n}"', "seven"),
+    "environment": ("echo $(( N + 1 ))", "8"),
+    "printed": ('echo "${inputs.msg}"', "7"),
+}
+
+
+def arithmetic_plan(tmp_path, env: str):
+    steps = "".join(
+        f"  - id: {step}\n    shell: bash\n"
+        + ('    environment: {N: "${inputs.msg}"}\n' if step == "environment" else "")
+        + "    run: |\n      " + script + "\n"
+        for step, (script, _) in ARITHMETIC_STEPS.items()
+    )
+    text = f"version: 1\nname: arithmetic\nenv: {env}\ninputs:\n  msg: {{type: string}}\nsteps:\n{steps}"
+    return write_plan(tmp_path, text)
+
+
+@pytest.mark.parametrize("payload", ["a[$(touch /tmp/@MARK@)]", "x[$(touch /tmp/@MARK@)]+1", "a[`touch /tmp/@MARK@`]"])
+async def test_a_subscript_in_a_value_runs_nothing_where_bash_reads_arithmetic(engine, shared_ws, tmp_path, payload):
+    mark = unique_name()
+    outcome = await run_plan(engine, arithmetic_plan(tmp_path, shared_ws), inputs={"msg": payload.replace("@MARK@", mark)})
+    name = shared_ws.split("name: ")[1].split(",")[0]
+    assert env_sh(name, f"ls /tmp | grep {mark} || true").stdout == "", "the value ran as code"
+    for step in ARITHMETIC_STEPS:
+        finished = outcome.finished(step)
+        assert (finished.status, finished.exit_code) == ("failure", None), (step, outcome.summary())
+        assert "inside an array subscript" in finished.reason or "only a whole number is safe" in finished.reason, step
+        assert "\n" not in finished.reason
+        assert outcome.lines(step) == [], step
+    assert "environment variable N has a value with an expansion inside" in outcome.finished("environment").reason
+
+
+async def test_whole_numbers_work_where_bash_reads_arithmetic(engine, shared_ws, tmp_path):
+    outcome = await run_plan(engine, arithmetic_plan(tmp_path, shared_ws), inputs={"msg": "7"})
+    ok(outcome, *ARITHMETIC_STEPS)
+    for step, (_, printed) in ARITHMETIC_STEPS.items():
+        assert outcome.lines(step) == [printed], step
+
+
+async def test_a_python_script_takes_values_from_its_environment(engine, shared_ws, tmp_path, glmtui):
+    message = HOSTILE.replace("@MARK@", unique_name()) + " a[$(id)] \\"
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: python-values
+        env: @ENV@
+        inputs:
+          msg: {type: string}
+        steps:
+          - id: py
+            shell: [python3, -c]
+            environment: {MSG: "${inputs.msg}"}
+            run: |
+              import os
+              print(os.environ["MSG"])
+        """, ENV=shared_ws)
+    outcome = await run_plan(engine, plan, inputs={"msg": message})
+    ok(outcome, "py")
+    assert outcome.lines("py") == [message]
+    inline = write_plan(tmp_path, plan.read_text().replace('os.environ["MSG"]', '"${inputs.msg}"'), name="inline.yaml")
+    refused = glmtui("plan", "validate", str(inline), "--input", "msg=x")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().endswith(
+        f"{inline}:8:12: expression '${{inputs.msg}}' cannot reach a script for python3: glmtui passes values to "
+        "scripts as environment variables that only a shell expands (give the value to the step under "
+        "environment: and read it from the process environment, or write '| raw' to put the text into the "
+        "script as code)"
+    ), refused.stderr
 
 
 # --- the env section --------------------------------------------------------------------------

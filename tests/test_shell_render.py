@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glmtui.plan.expressions import ExpressionError, parse
-from glmtui.plan.shell import RenderedScript, render_script
+from glmtui.plan.shell import RenderedScript, check_value, interpreter_problem, render_script
 
 SHELLS = [["sh", "-e", "-c"], ["bash", "-e", "-c"]]
+BASH = ["bash", "-e", "-c"]
 PWNED = Path(f"/tmp/pwned-{uuid.uuid4().hex}")
 
 VALUES = [
@@ -45,7 +46,15 @@ VALUES = [
     "'\"'\"'",
     "#not a comment",
     "a=b; c=d",
+    # brackets and expansions apart: ordinary text, markdown, prices
+    "see [the docs](https://example.com) and run `make test`",
+    "[`render_script`][1] costs $5 `now`",
+    "items[0] is `x` and $HOME",
+    "a[1] $(date) [$HOME] x[]",
 ]
+
+# bash, zsh and mksh run what stands in an array subscript of a value they read as a number or a name
+SUBSCRIPT_PAYLOADS = [f"a[$(touch {PWNED})]", f"x[$(touch {PWNED})]+1", f"a[`touch {PWNED}`]"]
 
 # (template, what it prints for a value v)
 CONTEXTS = {
@@ -73,6 +82,41 @@ CONTEXTS = {
         "case ${inputs.msg} in\n  ${inputs.msg}) printf '%s\\n' same;;\n  *) printf '%s\\n' other;;\nesac",
         lambda v: "same\n",
     ),
+}
+# Where bash reads a value written into the script as arithmetic: (template, what it prints for 7)
+ARITHMETIC_CONTEXTS = {
+    "[[ -eq ]]": ("[[ ${inputs.msg} -eq 7 ]] && echo yes", "yes\n"),
+    "[[ -eq ]], quoted": ('[[ "${inputs.msg}" -eq 7 ]] && echo yes', "yes\n"),
+    "[[ -lt ]], right side": ("[[ 6 -lt ${inputs.msg} && -n x ]] && echo yes", "yes\n"),
+    "let": ('let "x=${inputs.msg}"; echo "$x"', "7\n"),
+    "array index": ('a=(0 1 2 3 4 5 6 seven); echo "${a[${inputs.msg}]}"', "seven\n"),
+    "array element assignment": ("a[${inputs.msg}]=x; echo ${#a[@]} ${a[7]}", "1 x\n"),
+    "declare -i": ("declare -i n; n=${inputs.msg}; echo $n", "7\n"),
+    "declare -i with a value": ("declare -i n=${inputs.msg}; echo $n", "7\n"),
+    "local -i in a function": ("f() { local -i n; n=${inputs.msg}; echo $n; }; f", "7\n"),
+    "(( ))": ("(( ${inputs.msg} == 7 )) && echo yes", "yes\n"),
+    "$(( ))": ("echo $(( ${inputs.msg} + 1 ))", "8\n"),
+    "$[ ]": ("echo $[ ${inputs.msg} * 2 ]", "14\n"),
+    "for (( ))": ("for (( i = 0; i < ${inputs.msg}; i++ )); do :; done; echo $i", "7\n"),
+    "${x:offset}": ("x=abcdefghij; echo ${x:${inputs.msg}}", "hij\n"),
+    "${x:offset:length}": ('x=abcdefghij; echo "${x:1:${inputs.msg}}"', "bcdefgh\n"),
+    "[ -eq ]": ("[ ${inputs.msg} -eq 7 ] && echo yes", "yes\n"),
+    "test -ge": ('test "${inputs.msg}" -ge 7 && echo yes', "yes\n"),
+}
+# Where the script keeps the value, and bash reads it as a number or a name later
+LATER_CONTEXTS = {
+    "a variable in (( ))": ("n=${inputs.msg}; (( n == 7 )) && echo yes", "yes\n"),
+    "a variable in [[ -eq ]]": ('n="${inputs.msg}"; [[ $n -eq 7 ]] && echo yes', "yes\n"),
+    "a variable named by a variable": ("n=${inputs.msg}; m=n; echo $(( m ))", "7\n"),
+    "a variable of declare -i": ("n=${inputs.msg}; declare -i m; m=$n; echo $m", "7\n"),
+    "a variable in an index": ('n=${inputs.msg}; a=(0 1 2 3 4 5 6 seven); echo "${a[n]}"', "seven\n"),
+    "indirect expansion": ("v7=seven; n=v${inputs.msg}; echo ${!n}", "seven\n"),
+    "printf -v": ('printf -v "v${inputs.msg}" %s seven; echo $v7', "seven\n"),
+    "read into a name": ('read "v${inputs.msg}" <<< seven; echo $v7', "seven\n"),
+    "unset an element": ('a=(0 1 2 3 4 5 6 7); unset "a[${inputs.msg}]"; echo ${#a[@]}', "7\n"),
+    "test -v": ('a=(0 1 2 3 4 5 6 7); test -v "a[${inputs.msg}]" && echo yes', "yes\n"),
+    "associative array key": ('declare -A m; m[${inputs.msg}]=x; echo "${!m[@]}"', "7\n"),
+    "a here-document read as a number": ("read n <<EOF\n${inputs.msg}\nEOF\necho $(( n ))", "7\n"),
 }
 QUOTED_HEREDOCS = {
     "single-quoted delimiter": "cat <<'EOF'\nmsg: ${inputs.msg}\nEOF",
@@ -198,6 +242,140 @@ def test_arithmetic_takes_only_whole_numbers() -> None:
         render_script(parse("echo $((1 + ${inputs.msg}))"), {"inputs": {"msg": "a[$(touch x)]"}})
 
 
+@pytest.mark.parametrize("value", SUBSCRIPT_PAYLOADS)
+@pytest.mark.parametrize("where", sorted({**CONTEXTS, **QUOTED_HEREDOCS, **ARITHMETIC_CONTEXTS, **LATER_CONTEXTS}))
+def test_a_value_with_an_expansion_in_a_subscript_is_refused_in_every_context(where: str, value: str) -> None:
+    every = {**CONTEXTS, **QUOTED_HEREDOCS, **ARITHMETIC_CONTEXTS, **LATER_CONTEXTS}
+    template = every[where] if isinstance(every[where], str) else every[where][0]
+    reason = "inside an array subscript" if where not in ARITHMETIC_CONTEXTS else "subscript|only a whole number is safe"
+    with pytest.raises(ExpressionError, match=reason) as info:
+        render_script(parse(template), {"inputs": {"msg": value}})
+    assert template[info.value.offset :].startswith("${inputs.msg}")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("where", sorted(ARITHMETIC_CONTEXTS) + sorted(LATER_CONTEXTS))
+def test_whole_numbers_work_where_bash_reads_arithmetic(where: str) -> None:
+    template, expected = {**ARITHMETIC_CONTEXTS, **LATER_CONTEXTS}[where]
+    for value in ("7", 7):
+        rendered = render_script(parse(template), {"inputs": {"msg": value}})
+        result = run(rendered, BASH)
+        assert (result.returncode, result.stdout) == (0, expected), (rendered.script, result.stderr)
+
+
+@pytest.mark.parametrize("value", ["seven", "3+4", "x=7", "PATH=0", " 7", "7\n", "0x7", f"$(touch {PWNED})"])
+@pytest.mark.parametrize("where", sorted(ARITHMETIC_CONTEXTS))
+def test_arithmetic_the_script_writes_takes_only_whole_numbers(where: str, value: str) -> None:
+    template = ARITHMETIC_CONTEXTS[where][0]
+    with pytest.raises(ExpressionError, match="only a whole number is safe") as info:
+        render_script(parse(template), {"inputs": {"msg": value}})
+    assert template[info.value.offset :].startswith("${inputs.msg}")
+
+
+def test_arithmetic_messages_say_where_and_hide_secrets() -> None:
+    def message(template: str, value: str, ref: str = "inputs.msg") -> str:
+        context = {"inputs": {"msg": value}, "secrets": {"KEY": value}}
+        with pytest.raises(ExpressionError) as info:
+            render_script(parse(template.replace("inputs.msg", ref)), context)
+        return str(info.value)
+
+    assert "is an operand of -eq," in message("[[ ${inputs.msg} -eq 1 ]]", "x")
+    assert "is an argument of let," in message("let x=${inputs.msg}", "x")
+    assert "is an index of array 'a'," in message("echo ${a[${inputs.msg}]}", "x")
+    assert "declare -A" in message("echo ${a[${inputs.msg}]}", "x")
+    assert "is assigned to integer variable 'n'," in message("typeset -i n; n=${inputs.msg}", "x")
+    assert "is an offset or length" in message("echo ${x:${inputs.msg}}", "x")
+    assert "its value 'x' is not one" in message("(( ${inputs.msg} ))", "x")
+    assert "tok-12345" not in message("(( ${inputs.msg} ))", "tok-12345", "secrets.KEY")
+    assert "tok[$1]" not in message("echo ${inputs.msg}", "tok[$1]", "secrets.KEY")
+
+
+def test_an_associative_array_takes_text_keys_without_expansions() -> None:
+    template = 'declare -A m; m[${inputs.msg}]=1; m["${inputs.msg}"]=2; echo "${!m[@]}" "${m[${inputs.msg}]}"'
+    for declared in (template, template.replace("declare -A", "typeset -A")):
+        rendered = render_script(parse(declared), {"inputs": {"msg": "a key"}})
+        assert run(rendered, BASH).stdout == "a key 2\n"
+    for value in ("$HOME", "`x`", f"$(touch {PWNED})"):
+        with pytest.raises(ExpressionError, match="inside an array subscript"):
+            render_script(parse(template), {"inputs": {"msg": value}})
+
+
+@pytest.mark.parametrize(
+    ("template", "values"),
+    [
+        # two values in one word: the first opens a subscript, the second runs in it
+        ('x="${inputs.a}${inputs.b}"; echo $(( x ))', {"a": "c[", "b": f"$(touch {PWNED})]"}),
+        ("x=${inputs.a}' '${inputs.b}; echo $(( x ))", {"a": "c[", "b": f"$(touch {PWNED})]"}),
+        ('x="${inputs.a}${inputs.b}"; echo $(( x ))', {"a": "c", "b": f"[$(touch {PWNED})]"}),
+        # the script writes the subscript, the value runs in it
+        ('k="arr[${inputs.a}]"; echo $(( k ))', {"a": f"$(touch {PWNED})"}),
+        ("k=arr[${inputs.a}]; echo $(( k ))", {"a": f"`touch {PWNED}`"}),
+        # one value reaches another by name: through prompt expansion, or by joining two
+        ('echo "${inputs.b}" >/dev/null; n=${inputs.a}; echo $(( n ))', {"a": "a[${GLMTUI_EXPR_0@P}]", "b": f"\\044(touch {PWNED})"}),
+        ('echo "${inputs.b}${inputs.c}"; n=${inputs.a}; echo $(( n ))', {"a": "a[$GLMTUI_EXPR_0$GLMTUI_EXPR_1]", "b": "b[", "c": f"$(touch {PWNED})]"}),
+    ],
+)
+def test_values_that_make_a_subscript_together_are_refused(template: str, values: dict[str, str]) -> None:
+    with pytest.raises(ExpressionError, match="inside an array subscript"):
+        render_script(parse(template), {"inputs": values})
+
+
+def test_subscripts_without_expansions_and_expansions_outside_them_pass() -> None:
+    assert_prints('k="arr[${inputs.msg}]"; printf \'%s\\n\' "$k"', "1 + x", "arr[1 + x]\n")
+    assert_prints("printf '%s\\n' x${inputs.msg}", "[0] $(date) `date`", "x[0] $(date) `date`\n")
+    assert_prints("printf '%s\\n' \"${inputs.msg}\"", "x [$(date)] [`date`]", "x [$(date)] [`date`]\n")
+
+
+def expansion_in_a_subscript(value: str) -> bool:
+    """The rule of docs/plan-format.md, character by character: a `$` or backtick after a `[`
+    that follows a name (or inside one), before its `]`; after a quote or backslash, to the end."""
+    depth, to_end, after_name = 0, False, False
+    for c in value:
+        if c in "$`" and (depth or to_end):
+            return True
+        if not to_end:
+            if c == "[" and (depth or after_name):
+                depth += 1
+            elif c == "]" and depth:
+                depth -= 1
+            elif c in "'\"\\" and depth:
+                to_end = True
+        after_name = c.isalnum() or c == "_"
+    return False
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from("ab_1é [[]]]'\"\\$`.-"), max_size=16))
+def test_the_subscript_rule_is_the_documented_one(value: str) -> None:
+    try:
+        check_value("MSG", value)
+    except ExpressionError:
+        assert expansion_in_a_subscript(value), value
+    else:
+        assert not expansion_in_a_subscript(value), value
+
+
+def test_an_environment_variable_from_an_expression_is_held_to_the_same_rule() -> None:
+    check_value("MSG", "see [the docs](x) and `make`, $HOME")
+    for value in SUBSCRIPT_PAYLOADS:
+        with pytest.raises(ExpressionError, match="environment variable MSG has a value with an expansion inside"):
+            check_value("MSG", value)
+
+
+def test_a_script_for_another_interpreter_cannot_take_expressions() -> None:
+    problem = interpreter_problem(("python3", "-c"), 'print("${inputs.msg}")')
+    assert problem is not None
+    assert problem.startswith("expression '${inputs.msg}' cannot reach a script for python3:")
+    assert "environment:" in problem and "raw" in problem
+    assert interpreter_problem(("/usr/bin/node", "-e"), "console.log(${inputs.n})").startswith(
+        "expression '${inputs.n}' cannot reach a script for node:"
+    )
+    assert interpreter_problem(("python3", "-c"), "print(${inputs.msg | json | raw})") is None
+    assert interpreter_problem(("python3", "-c"), "import os; print(os.environ['MSG'])") is None
+    for shell in (None, "bash", "zsh", "mksh", "bash -eu -c", ("/bin/bash", "-c"), ("sh", "-c")):
+        assert interpreter_problem(shell, "echo ${inputs.msg}") is None, shell
+
+
 def test_values_a_shell_cannot_hold_are_refused() -> None:
     with pytest.raises(ExpressionError, match="NUL"):
         render_script(parse("echo ${inputs.msg}"), {"inputs": {"msg": "a\0b"}})
@@ -218,6 +396,13 @@ _values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characte
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_values)
 def test_any_value_prints_exactly_in_every_context(value: str) -> None:
+    try:
+        check_value("MSG", value)
+    except ExpressionError:  # an expansion inside a subscript: refused wherever it goes
+        assert "[" in value and ("$" in value or "`" in value)
+        with pytest.raises(ExpressionError, match="inside an array subscript"):
+            render_script(parse(CONTEXTS["double quotes"][0]), {"inputs": {"msg": value}})
+        return
     for where, (template, expected) in CONTEXTS.items():
         shown = value
         if where.startswith(("command substitution", "backticks")):

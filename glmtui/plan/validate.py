@@ -47,6 +47,7 @@ from glmtui.plan.model import (
     Step,
     Workflow,
 )
+from glmtui.plan.shell import interpreter_problem
 from glmtui.plan.values import coerce, kind_of, read_dotenv, read_input_file
 from glmtui.units import parse_cpus, parse_duration, parse_memory, parse_positive_int
 
@@ -701,6 +702,9 @@ class _Builder:
         if isinstance(condition, str):
             found += self.check_string(condition, (*path, "if"), scope, condition=True)
 
+        if kind == "run" and "shell" in keys:
+            chosen = (*path, "shell") if "shell" in raw else sources["shell"]  # the step's or its component's
+            self.check_interpreter(keys["shell"], spec, chosen)
         needs = self.explicit_needs(raw.get("needs"), (*path, "needs"), step_id, context)
         return Step(
             id=step_id,
@@ -720,6 +724,13 @@ class _Builder:
             shell=_shell(keys.get("shell")),
             component=component.name if component else None,
         )
+
+    def check_interpreter(self, shell: Any, script: Any, path: Path_) -> None:
+        """A run script with expressions for a program that is not a shell (python3 -c ...) is refused:
+        its values would not reach it."""
+        problem = interpreter_problem(_shell(shell), script)
+        if problem:
+            self.add(path, problem)
 
     def check_model_spec(self, kind: str, spec: dict, path: Path_) -> None:
         """What the schema cannot say about llm and agent steps."""

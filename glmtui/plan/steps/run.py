@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
-
 from glmtui.errors import NotFound
 from glmtui.plan.expressions import parse
-from glmtui.plan.shell import render_script
+from glmtui.plan.shell import check_value, is_shell, render_script, shell_argv
 from glmtui.plan.steps.base import StepContext, StepOutcome
 
-SHELLS = {"sh", "bash", "dash", "ash", "zsh", "ksh"}
 OUTPUT_PREFIX = "/tmp/glmtui-out-"  # $GLMTUI_OUTPUT files, one per step attempt
-
-
-def shell_argv(shell: str | tuple[str, ...] | list[str] | None) -> list[str]:
-    """`sh -e -c` by default; a known shell's name gets `-e -c`; anything else is an argv prefix."""
-    if shell is None:
-        return ["sh", "-e", "-c"]
-    if isinstance(shell, str):
-        return [shell, "-e", "-c"] if shell in SHELLS else shlex.split(shell)
-    return list(shell)
 
 
 def output_file(run_id: str, step: str, attempt: int) -> str:
@@ -28,7 +16,21 @@ def output_file(run_id: str, step: str, attempt: int) -> str:
 
 async def run_step(ctx: StepContext) -> StepOutcome:
     rendered = render_script(parse(ctx.step.spec), ctx.values)
+    if is_shell(ctx.step.shell):
+        for name in substituted_variables(ctx):
+            check_value(name, ctx.env_vars[name])
     return await run_in_environment(ctx, [*shell_argv(ctx.step.shell), rendered.script], rendered.env)
+
+
+def substituted_variables(ctx: StepContext) -> list[str]:
+    """The step's environment variables (its own and the env's) whose values come from expressions:
+    they reach the shell by name, as a script's values do."""
+    templates = {**ctx.loaded.plan.env.environment, **ctx.step.environment}
+    return [
+        name
+        for name, template in templates.items()
+        if isinstance(template, str) and any(not expr.raw for expr in parse(template).expressions())
+    ]
 
 
 async def run_in_environment(
