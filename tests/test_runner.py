@@ -8,6 +8,7 @@ others) so the suite stays fast; the tests about environments make their own.
 from __future__ import annotations
 
 import asyncio
+import socket
 import io
 import json
 import shutil
@@ -344,6 +345,7 @@ async def https_server(tmp_path):
 HTTPS_PLAN = """
     version: 1
     name: https
+    permissions: {network_host: true}  # the test's server listens on the host's loopback
     env: @ENV@
     steps:
       - id: fetch
@@ -357,7 +359,7 @@ async def test_https_is_verified_against_the_system_trust_store(engine, shared, 
     url, ca = https_server
     plan = write_plan(tmp_path, HTTPS_PLAN, ENV=shared, URL=url)
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the trust store: as if the test CA were installed
-    outcome = await run_plan(engine, plan)
+    outcome = await run_plan(engine, plan, allow=True)
     ok(outcome, "fetch")
     assert outcome.finished("fetch").outputs == {"secure": True}
 
@@ -366,11 +368,69 @@ async def test_https_with_an_untrusted_certificate_fails_in_one_line(engine, sha
     url, _ = https_server
     plan = write_plan(tmp_path, HTTPS_PLAN, ENV=shared, URL=url)
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca-key.pem"))  # a trust store without the test CA
-    outcome = await run_plan(engine, plan)
+    outcome = await run_plan(engine, plan, allow=True)
     fetch = outcome.finished("fetch")
     assert fetch.status == "failure"
     assert fetch.reason.startswith(f"request to {url} failed: ") and "CERTIFICATE_VERIFY_FAILED" in fetch.reason
     assert "\n" not in fetch.reason
+
+
+@pytest.fixture
+def host_server():
+    """An HTTP server of the host's own, on every address (its loopback, its docker0 address):
+    what an http step must not reach without permissions: {network_host: true}."""
+    import http.server
+    import threading
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"the host's own service")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def docker0_address() -> str:
+    """The host's address on Docker's default bridge (what a container sees as its gateway)."""
+    return helpers.docker("network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}").stdout.strip()
+
+
+async def test_an_http_step_reaches_the_hosts_own_services_only_with_network_host(engine, shared, tmp_path, host_server):
+    port = host_server
+    urls = {
+        "loopback": f"http://127.0.0.2:{port}/",  # not localhost: that name means the environment
+        "name": f"http://{socket.gethostname()}:{port}/",  # a name of this machine, resolved by DNS
+        "v6": f"http://[::ffff:127.0.0.1]:{port}/",
+        "gateway": f"http://{docker0_address()}:{port}/",
+    }
+    steps = "\n".join(f"      - {{id: {name}, continue_on_error: true, http: {{url: '{url}', timeout: 5s}}}}"
+                      for name, url in urls.items())
+    plan = write_plan(tmp_path, "version: 1\nname: host-http\nenv: @ENV@\nsteps:\n" + steps + "\n", ENV=shared)
+    refused = await run_plan(engine, plan)
+    for name, url in urls.items():
+        step = refused.finished(name)
+        assert step.status == "failure", (name, refused.summary())
+        assert step.reason.startswith("request to http://") and " refused: " in step.reason, step.reason
+        assert "is this host" in step.reason
+        assert "permissions: {network_host: true}" in step.reason
+    assert "the host's own service" not in refused.text("loopback")
+
+    allowed_plan = write_plan(tmp_path / "allowed", "version: 1\nname: host-http\npermissions: {network_host: true}\n"
+                              "env: @ENV@\nsteps:\n" + steps + "\n", ENV=shared)
+    allowed = await run_plan(engine, allowed_plan, allow=True)
+    for name in ("loopback", "name", "gateway"):
+        ok(allowed, name)
+    assert "the host's own service" in allowed.text("gateway")
 
 
 async def test_an_http_url_from_an_expression_is_only_http_or_https(engine, shared, tmp_path):

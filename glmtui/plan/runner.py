@@ -287,7 +287,8 @@ class Runner:
                     workdir=run_env.absolute_workdir("workdir", step.workdir, values) if step.workdir else self.env.workdir,
                     user=self.env.user, env_vars=env_vars,
                     values=values, output=capture, run_id=self.run_id, attempt=attempt, timeout=step.timeout,
-                    sink=self.sink, host_path=self.access.path, run_workflow=self._workflow_step,
+                    sink=self.sink, host_path=self.access.path, host_network=self.access.granted.network_host,
+                    run_workflow=self._workflow_step,
                     auto_approve=self.auto_approve, leftovers=self._leftovers, config=self.config,
                     masker=self.masker, approver=self.approver,
                 )

@@ -133,6 +133,7 @@ class StepContext:
     timeout: float | None
     sink: Sink
     host_path: Callable[..., Path]  # HostAccess.path: resolved, or HostAccessRefused beyond what the run may reach
+    host_network: bool = False  # the run may reach the host's own services (permissions: network_host)
     run_workflow: Callable[..., Any] | None = None  # for the `workflow` kind
     auto_approve: bool = False
     leftovers: set[str] = field(default_factory=set)  # files in the environment the run removes at its end

@@ -8,8 +8,12 @@ plan starts inside its environment must listen on all addresses, 0.0.0.0).
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
 import json
+import socket
 import ssl
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from glmtui.errors import BadInput
@@ -66,7 +70,9 @@ async def http_step(ctx: StepContext) -> StepOutcome:
     try:
         # https gets a context with the system's CA store: aiohttp's own has none (docker/client.py)
         tls = ssl.create_default_context() if url.scheme == "https" else None
-        connector = aiohttp.TCPConnector(ssl=tls) if tls else None
+        refused: list[str] = []
+        guard = _not_this_host(refused) if not ctx.host_network else None
+        connector = aiohttp.TCPConnector(ssl=tls if tls else True, socket_factory=guard)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds), connector=connector) as session:
             async with session.request(method, url, **kwargs) as response:
                 raw = await response.read()
@@ -80,12 +86,47 @@ async def http_step(ctx: StepContext) -> StepOutcome:
     except asyncio.TimeoutError:
         return StepOutcome("failure", None, f"timeout: no answer from {url} within {seconds:g}s")
     except aiohttp.ClientError as err:
+        if refused:
+            return StepOutcome("failure", None, f"request to {url} refused: {refused[0]} is this host, and reaching "
+                                                "the host's own services needs permissions: {network_host: true}")
         return StepOutcome("failure", None, f"request to {url} failed: {err}")
     ctx.output.write_text(f"HTTP {result['status']}\n", "stderr")
     ctx.output.write_text(text if text.endswith("\n") or not text else text + "\n")
     if result["status"] >= 400:
         return StepOutcome("failure", None, f"HTTP {result['status']}", response=result)
     return StepOutcome("success", None, response=result)
+
+
+def _not_this_host(refused: list[str]) -> Callable[[Any], socket.socket]:
+    """aiohttp's socket factory, called with each address it is about to connect to (after DNS,
+    for IP literals and redirects too): this host's own addresses are refused, so a request
+    cannot reach services that listen only on the host (its loopback, its docker0 address)
+    unless the run was granted the host's network."""
+
+    def make(addr_info: Any) -> socket.socket:
+        family, kind, proto, _, address = addr_info
+        if is_this_host(address[0]):
+            refused.append(address[0])
+            raise ConnectionRefusedError(errno.EACCES, f"{address[0]} is this host")
+        return socket.socket(family, kind, proto)
+
+    return make
+
+
+def is_this_host(ip: str) -> bool:
+    """A loopback or unspecified address, or one bound to an interface of this machine."""
+    address = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_loopback or address.is_unspecified:
+        return True
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((str(address), 0))  # only an address of this machine can be bound
+        except OSError:
+            return False
+    return True
 
 
 def _url(text: str) -> URL:
