@@ -977,6 +977,30 @@ async def test_a_bad_value_in_the_env_or_a_workdir_stops_the_run_before_it_is_re
     assert outcome.events == [] and store.runs() == []
 
 
+async def test_a_value_refused_by_a_script_that_will_run_stops_the_run_before_anything_runs(engine, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: refused-early
+        inputs: {n: {default: "1"}}
+        env: {image: glmtui/busybox:latest}
+        steps:
+          - id: first
+            run: echo this must not run
+          - id: count
+            needs: [first]
+            run: echo $(( ${inputs.n} + 1 ))
+          - id: maybe
+            if: ${inputs.n == 'never'}
+            run: echo $(( ${inputs.n} ))
+        """)
+    store = make_store(tmp_path / "data")
+    outcome = await run_plan(engine, plan, inputs={"n": "a[$(touch /tmp/pwn)]"}, store=store)
+    assert outcome.exit_code == 2
+    message = str(outcome.error).replace(str(tmp_path) + "/", "")
+    assert message.startswith("plan.yaml:8:5: step 'count': expression '${inputs.n}' is inside (( )) or $(( ))"), message
+    assert outcome.events == [] and store.runs() == []
+
+
 async def test_outputs_from_the_output_file_and_the_outputs_mapping(engine, shared, tmp_path):
     plan = write_plan(tmp_path, """
         version: 1
@@ -1160,13 +1184,23 @@ ARITHMETIC_STEPS = {
 }
 
 
-def arithmetic_plan(tmp_path, env: str):
+FROM_A_STEP = "${steps.source.outputs.msg}"
+
+
+def arithmetic_plan(tmp_path, env: str, value: str = "${inputs.msg}"):
+    """The ARITHMETIC_STEPS with `value` in place of the input. With FROM_A_STEP the value is a
+    step's output, known only when the steps run, so each step refuses it on its own (an input
+    is refused before anything runs)."""
     steps = "".join(
         f"  - id: {step}\n    shell: bash\n"
-        + ('    environment: {N: "${inputs.msg}"}\n' if step == "environment" else "")
-        + "    run: |\n      " + script + "\n"
+        + (f'    environment: {{N: "{value}"}}\n' if step == "environment" else "")
+        + "    run: |\n      " + script.replace("${inputs.msg}", value) + "\n"
         for step, (script, _) in ARITHMETIC_STEPS.items()
     )
+    if value == FROM_A_STEP:
+        steps = ('  - id: written\n    write: {path: "/tmp/${plan.run_id}.msg", content: "${inputs.msg}"}\n'
+                 "  - id: source\n    needs: [written]\n"
+                 "    run: printf 'msg<<END\\n%s\\nEND\\n' \"$(cat /tmp/${plan.run_id}.msg)\" >> $GLMTUI_OUTPUT\n") + steps
     text = f"version: 1\nname: arithmetic\nenv: {env}\ninputs:\n  msg: {{type: string}}\nsteps:\n{steps}"
     return write_plan(tmp_path, text)
 
@@ -1174,9 +1208,11 @@ def arithmetic_plan(tmp_path, env: str):
 @pytest.mark.parametrize("payload", ["a[$(touch /tmp/@MARK@)]", "x[$(touch /tmp/@MARK@)]+1", "a[`touch /tmp/@MARK@`]"])
 async def test_a_subscript_in_a_value_runs_nothing_where_bash_reads_arithmetic(engine, shared_ws, tmp_path, payload):
     mark = unique_name()
-    outcome = await run_plan(engine, arithmetic_plan(tmp_path, shared_ws), inputs={"msg": payload.replace("@MARK@", mark)})
+    plan = arithmetic_plan(tmp_path, shared_ws, FROM_A_STEP)
+    outcome = await run_plan(engine, plan, inputs={"msg": payload.replace("@MARK@", mark)})
     name = shared_ws.split("name: ")[1].split(",")[0]
     assert env_sh(name, f"ls /tmp | grep {mark} || true").stdout == "", "the value ran as code"
+    assert [outcome.finished(step).status for step in ("written", "source")] == ["success", "success"]
     for step in ARITHMETIC_STEPS:
         finished = outcome.finished(step)
         assert (finished.status, finished.exit_code) == ("failure", None), (step, outcome.summary())
@@ -1184,6 +1220,17 @@ async def test_a_subscript_in_a_value_runs_nothing_where_bash_reads_arithmetic(e
         assert "\n" not in finished.reason
         assert outcome.lines(step) == [], step
     assert "environment variable N has a value with an expansion inside" in outcome.finished("environment").reason
+
+
+@pytest.mark.parametrize("payload", ["a[$(touch /tmp/@MARK@)]", "x[$(touch /tmp/@MARK@)]+1", "a[`touch /tmp/@MARK@`]"])
+async def test_an_input_that_a_script_would_run_as_code_stops_the_run_before_anything_runs(
+    engine, shared_ws, tmp_path, payload
+):
+    store = make_store(tmp_path / "data")
+    outcome = await run_plan(engine, arithmetic_plan(tmp_path, shared_ws), inputs={"msg": payload.replace("@MARK@", "x")},
+                             store=store)
+    assert outcome.exit_code == 2 and outcome.events == [] and store.runs() == []
+    assert "plan.yaml:7:5: step 'test-eq': expression '${inputs.msg}'" in str(outcome.error)
 
 
 async def test_whole_numbers_work_where_bash_reads_arithmetic(engine, shared_ws, tmp_path):

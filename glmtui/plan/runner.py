@@ -25,6 +25,7 @@ from glmtui.plan import environment as run_env
 from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse, parse_condition
 from glmtui.plan.model import LoadedPlan, Step, Workflow
 from glmtui.plan.permissions import HostAccess, Permissions, grant_covers
+from glmtui.plan.shell import render_script
 from glmtui.plan.steps import KINDS
 from glmtui.plan.steps.agent import preflight
 from glmtui.plan.steps.base import OutputCapture, StepContext, StepOutcome, add_secret, render
@@ -145,6 +146,8 @@ class Runner:
             for step in workflow.steps:
                 if step.workdir and _known_before_start(step.workdir):
                     run_env.absolute_workdir(f"{step.location}: step {step.id!r}: workdir", step.workdir, values)
+                if step.kind == "run" and step.condition is None and _known_before_start(step.spec):
+                    _check_script(step, values)
         except BadInput as err:
             raise BadInput(self.masker.mask(str(err))) from None
         return resolved
@@ -414,6 +417,16 @@ async def _to_the_end(work: Awaitable[T]) -> T:
         except asyncio.CancelledError:
             if task.done():
                 return task.result()
+
+
+def _check_script(step: Step, values: Mapping[str, Any]) -> None:
+    """A `run` step that will run (no `if:`) and whose script uses only what is known now: a
+    value it refuses (code where the shell reads a number or a name) stops the run before anything
+    runs, rather than when the step comes."""
+    try:
+        render_script(parse(step.spec), values)
+    except ExpressionError as err:
+        raise BadInput(f"{step.location}: step {step.id!r}: {err}") from None
 
 
 def _known_before_start(text: str) -> bool:
