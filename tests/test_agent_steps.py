@@ -598,6 +598,7 @@ echo "urls: $OPENAI_BASE_URL $ANTHROPIC_BASE_URL"
 echo "model: $ANTHROPIC_MODEL $GLMTUI_MODEL"
 echo "env prompt: $GLMTUI_PROMPT"
 echo "note=from the agent" >> "$GLMTUI_OUTPUT"
+(sleep 309 > /dev/null 2>&1 &)
 exit "${FAKE_EXIT:-0}"
 """
 
@@ -629,6 +630,7 @@ COMMAND_PLAN = """
         run: |
           echo "status ${steps.broken.status} ${steps.broken.exit_code}"
           echo "note ${steps.code.outputs.note}"
+          echo "left running: $(ps -o args | grep -c '^sleep 309')"
           echo "${steps.code.outputs.result}" | head -n 3
 """
 
@@ -649,6 +651,7 @@ def test_a_coding_cli_as_the_agent(glmtui, busybox_image, model_server, tmp_path
     assert "✘ broken failure (allowed)" in out and "- exit code 3" in out
     assert "after    | status failure 3\n" in out
     assert "after    | note from the agent\n" in out
+    assert "after    | left running: 0\n" in out  # what the agent program started ended with its step
     assert "after    | args: 2 prompt: fix the tests\nafter    | key is set\nafter    | key: *** and ***\n" in out
     assert model_server.requests == [], "the agent program talks to the model itself"
     assert_no_key(key, out, done.stderr)

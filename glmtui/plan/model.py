@@ -97,6 +97,7 @@ class Step:
     outputs: dict[str, Any] = field(default_factory=dict)
     with_: dict[str, Any] = field(default_factory=dict)  # component parameters or workflow inputs
     shell: str | tuple[str, ...] | None = None
+    keep_running: bool = False  # run steps: what it leaves in the background lives until the run ends
     component: str | None = None  # the component it was made from
 
     @property

@@ -84,6 +84,7 @@ class Runner:
         self._reused = self._resumable(resume) if resume else {}
         self._resumed_from = resume
         self._leftovers: set[str] = set()  # shared with every step: the $GLMTUI_OUTPUT files to remove
+        self._kept_running = False  # a keep_running step ran: its processes end with the run
         self.env: run_env.RunEnvironment | None = None
 
     # -- the run ----------------------------------------------------------------------------
@@ -134,11 +135,20 @@ class Runner:
                     await self.engine.spawn(self.env.name, ["rm", "-rf", "--", *sorted(self._leftovers)], user=self.env.user)
                 except GlmtuiError:
                     pass
+            await self._end_kept_running()
             return None
         if self.keep and status == "failure":
+            await self._end_kept_running()
             return self.env.name
         await self._remove_quietly(self.env.name)
         return None
+
+    async def _end_kept_running(self) -> None:
+        """What keep_running steps left in the background ends with the run (their processes
+        carry GLMTUI_RUN_ID; every other step's have ended with their step)."""
+        if self._kept_running:
+            assert self.env is not None
+            await self.engine.end_processes(self.env.name, "GLMTUI_RUN_ID", self.run_id, user=self.env.user)
 
     async def _remove_quietly(self, name: str) -> None:
         """Remove a throw-away environment; an engine that is restarting gets a few seconds."""
@@ -248,6 +258,8 @@ class Runner:
         self, step: Step, full_id: str, values: dict[str, Any], attempt: int
     ) -> tuple[StepOutcome, OutputCapture]:
         assert self.env is not None
+        if step.keep_running:
+            self._kept_running = True
         log_path = self.store.log_file(self.run_id, full_id)
         with log_path.open("ab", buffering=0) as log:
             if attempt > 1:

@@ -52,7 +52,9 @@ SCHEMA_FILE = Path(__file__).with_name("schema.json")  # shipped in the package 
 STEP_RESULT_FIELDS = frozenset({"status", "exit_code", "stdout", "stderr", "outputs", "duration", "usage", "turns", "reason"})
 RESPONSE_FIELDS = frozenset({"status", "headers", "json", "text"})
 PLAN_FIELDS = frozenset({"name", "dir", "run_id"})
-COMMON_KEYS = ("name", "timeout", "retry", "continue_on_error", "environment", "workdir", "outputs", "shell")
+COMMON_KEYS = ("name", "timeout", "retry", "continue_on_error", "environment", "workdir", "outputs", "shell",
+               "keep_running")
+RUN_ONLY_KEYS = ("shell", "keep_running")
 COMPONENT_KINDS = ("run", "write", "copy", "http", "llm", "agent")
 MERGED_KEYS = ("environment", "outputs")  # a step using a component merges these per key
 DOCKER_SOCKET = "docker.sock"
@@ -524,8 +526,9 @@ class _Builder:
         if len(kinds) != 1:
             self.report.add(path, _kinds_message(f"component {name!r}", kinds, COMPONENT_KINDS), reject=True)
             return None
-        if "shell" in raw and kinds != ["run"]:
-            self.add((*path, "shell"), "shell is only for run steps", key=True)
+        for key in RUN_ONLY_KEYS:
+            if key in raw and kinds != ["run"]:
+                self.add((*path, key), f"{key} is only for run steps", key=True)
         params = {}
         for param, spec in _dict(raw.get("with")).items():
             spec = _dict(spec)
@@ -618,8 +621,9 @@ class _Builder:
             self.report.add(where, _kinds_message(f"step {step_id!r}", kinds, KINDS), key=len(kinds) > 1, reject=True)
             return None
         kind = kinds[0]
-        if "shell" in raw and kind not in ("run", "use"):
-            self.add((*path, "shell"), "shell is only for run steps", key=True)
+        for key in RUN_ONLY_KEYS:
+            if key in raw and kind not in ("run", "use"):
+                self.add((*path, key), f"{key} is only for run steps", key=True)
         if "with" in raw and kind not in ("use", "workflow"):
             self.add((*path, "with"), "with is only for use and workflow steps", key=True)
 
@@ -634,8 +638,9 @@ class _Builder:
                 if isinstance(raw["use"], str) and not self.report.covered(("components", raw["use"])):
                     self.add((*path, "use"), f"unknown component {raw['use']!r}{did_you_mean(raw['use'], self.components)}")
                 return None
-            if "shell" in raw and component.kind != "run":
-                self.add((*path, "shell"), "shell is only for run steps", key=True)
+            for key in RUN_ONLY_KEYS:
+                if key in raw and component.kind != "run":
+                    self.add((*path, key), f"{key} is only for run steps", key=True)
             with_ = self.component_values(component, with_, path, step_id)
             comp_path = ("components", component.name)
             suffix = f" (in step {step_id!r}, which uses component {component.name!r})"
@@ -679,6 +684,7 @@ class _Builder:
             outputs=_dict(keys.get("outputs")),
             with_=with_,
             shell=_shell(keys.get("shell")),
+            keep_running=keys.get("keep_running") is True,
             component=component.name if component else None,
         )
 
