@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import traceback
 import uuid
@@ -78,7 +77,7 @@ class Runner:
         self.approver = approver
         self.run_id = run_id or new_run_id()
         self.masker = Masker(loaded.secrets.values())
-        self._slots = asyncio.Semaphore(jobs or os.cpu_count() or 2)
+        self._slots = asyncio.Semaphore(jobs or config.get("jobs"))
         self._cancelled = False
         self._failed = False
         self._reused = self._resumable(resume) if resume else {}
