@@ -285,6 +285,16 @@ steps:
 """
 
 
+def test_shared_is_for_a_named_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nname: s\nenv: {image: glmtui/busybox:latest, shared: true}\n"
+                           "steps:\n  - {id: a, run: 'true'}\n")
+    assert errors_of([path]) == [
+        f"{path}:3:37: shared is for a named environment (env.name); a throw-away one is its run's own"]
+    named = write(tmp_path, "version: 1\nname: s\nenv: {name: box, shared: true}\nsteps:\n  - {id: a, run: 'true'}\n",
+                  "named.yaml")
+    assert load_plan([named], environ={}).plan.env.shared
+
+
 def test_keep_running_is_only_for_run_steps(tmp_path: Path) -> None:
     path = write(tmp_path, KEEP_RUNNING)
     assert errors_of([path]) == [f"{path}:6:5: keep_running is only for run steps"]

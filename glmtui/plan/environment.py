@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from glmtui.config import Config
 from glmtui.docker.engine import Engine
 from glmtui.docker.images import build_folder
 from glmtui.docker.spec import EnvSpec, Mount, Resources
-from glmtui.errors import NotFound
+from glmtui.errors import Conflict, NotFound
 from glmtui.plan.expressions import to_text
 from glmtui.plan.model import LoadedPlan
 from glmtui.plan.steps.base import render
+
+CREATE_ATTEMPTS = 3
+REUSE_WAIT = 10  # seconds an environment someone else created may take to start
 
 
 @dataclass
@@ -87,8 +93,40 @@ async def prepare(
         if not host.exists():
             raise NotFound(f"env.copy: host path {host} does not exist")
     progress(f"creating {'throw-away ' if prepared.throwaway else ''}environment {name} from {image}")
-    await engine.create_environment(spec, copy_in=copy_in, on_progress=progress)
+    if prepared.throwaway:
+        await engine.create_environment(spec, copy_in=copy_in, on_progress=progress)
+    else:
+        await _create_or_reuse(engine, spec, copy_in, progress)
     return prepared
+
+
+async def _create_or_reuse(
+    engine: Engine, spec: EnvSpec, copy_in: list[tuple[Path, str]], progress: Callable[[str], None]
+) -> None:
+    """Create the named environment; when someone else creates it at the same moment (another
+    user's run, `glmtui env create`), use theirs once it runs."""
+    for _ in range(CREATE_ATTEMPTS):
+        try:
+            await engine.create_environment(spec, copy_in=copy_in, on_progress=progress)
+            return
+        except Conflict:
+            pass
+        deadline = time.monotonic() + REUSE_WAIT
+        while True:
+            try:
+                existing = await engine.get_environment(spec.name)
+            except NotFound:
+                break  # theirs failed and is gone: create it after all
+            if existing.running:
+                progress(f"environment {spec.name} was created at the same time elsewhere: using it")
+                return
+            if existing.status != "created" or time.monotonic() > deadline:
+                progress(f"starting environment {spec.name}")
+                await engine.start_environment(spec.name)
+                return
+            await asyncio.sleep(0.1)  # made, not started yet
+    raise Conflict(f"environment {spec.name!r} was created and removed again while this run tried to create it",
+                   hint="run the plan again")
 
 
 async def _image(engine: Engine, loaded: LoadedPlan, config: Config, progress: Callable[[str], None]) -> str:

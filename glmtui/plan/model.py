@@ -172,6 +172,7 @@ class EnvConfig:
     resources: Resources = Resources()
     network: Literal["bridge", "none", "host"] = "bridge"
     allow_docker_socket: bool = False
+    shared: bool = False  # runs of this plan may use the named environment at the same time
 
 
 @dataclass(frozen=True)

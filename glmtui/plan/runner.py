@@ -21,6 +21,7 @@ from glmtui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Glmt
 from glmtui.events import Progress, RunFinished, RunStarted, Sink, StepFinished, StepStarted
 from glmtui.masking import Masker
 from glmtui.plan import environment as run_env
+from glmtui.plan.envlock import EnvironmentLock
 from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse_condition
 from glmtui.plan.model import LoadedPlan, Step, Workflow
 from glmtui.plan.steps import KINDS
@@ -101,11 +102,11 @@ class Runner:
         started = time.monotonic()
         self.sink(RunStarted(self.run_id, plan.name, workflow.name, env_name, throwaway))
         status, error = "failure", None
+        turn = None if throwaway else EnvironmentLock(self.engine.host, env_name)
         try:
-            self.env = await run_env.prepare(
-                self.engine, self.loaded, self.config, self.run_id, self._values(self.loaded.inputs, {}),
-                lambda message: self.sink(Progress(self.masker.mask(message))),
-            )
+            if turn is not None:  # runs that share a named environment take turns
+                await turn.acquire(self.run_id, shared=plan.env.shared, on_wait=self._progress)
+            self.env = await self._prepare()
             await self._run_workflow(workflow, self.loaded.inputs, prefix="")
             status = "failure" if self._failed else "success"
         except asyncio.CancelledError:
@@ -116,11 +117,30 @@ class Runner:
             self.sink(Progress(f"error: {self.masker.mask(str(err))}"))
         finally:
             kept = await _to_the_end(self._finish(status))
+            if turn is not None:
+                turn.release()
             self.store.finish_run(self.run_id, status)
             self.sink(RunFinished(self.run_id, status, round(time.monotonic() - started, 3), kept))
         if error is not None:
             raise error
         return RunResult(self.run_id, status, kept)
+
+    def _progress(self, message: str) -> None:
+        self.sink(Progress(self.masker.mask(message)))
+
+    async def _prepare(self) -> run_env.RunEnvironment:
+        """The run's environment, ready; runs of plans that share it take turns at making it so."""
+        env = self.loaded.plan.env
+        making = EnvironmentLock(self.engine.host, env.name, "make") if env.shared and env.name else None
+        if making is not None:
+            await making.acquire(self.run_id, shared=False, on_wait=self._progress)
+        try:
+            return await run_env.prepare(
+                self.engine, self.loaded, self.config, self.run_id, self._values(self.loaded.inputs, {}), self._progress,
+            )
+        finally:
+            if making is not None:
+                making.release()
 
     async def _finish(self, status: str) -> str | None:
         """Remove a throw-away environment (kept by --keep after a failure); tidy a named one."""

@@ -449,6 +449,9 @@ class _Builder:
             build = None
         user = raw.get("user")
         network = raw.get("network")
+        if raw.get("shared") is True and raw.get("name") is None:
+            self.add((*path, "shared"), "shared is for a named environment (env.name); a throw-away one is its run's own",
+                     key=True)
         return EnvConfig(
             name=_str(raw.get("name")),
             image=_str(raw.get("image")),
@@ -461,6 +464,7 @@ class _Builder:
             resources=self.resources(_dict(raw.get("resources")), (*path, "resources")),
             network=network if network in ("bridge", "none", "host") else "bridge",
             allow_docker_socket=allow_socket,
+            shared=raw.get("shared") is True,
         )
 
     def mount(self, text: Any, path: Path_, allow_socket: bool) -> Mount | None:
