@@ -391,7 +391,8 @@ class Engine:
         while True:
             try:
                 execution = await self._create_exec(
-                    name, ["sh", "-c", _KILL_SCRIPT, "glmtui-kill", f"{variable}={value}"], [], None, user, attach=False,
+                    name, ["/bin/sh", "-c", _KILL_SCRIPT, "glmtui-kill", f"{variable}={value}"], [], None, user,
+                    attach=False,
                 )
                 await self._wire.json("POST", f"/exec/{execution}/start", body={"Detach": True, "Tty": False})
                 await self._exec_exit_code(execution)
