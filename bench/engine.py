@@ -6,7 +6,9 @@
 What is measured (glmtui side = `glmtui.docker.Engine`, one connection kept for the run):
 
   exec     median latency of `Engine.exec(name, ["true"])`  vs  `docker exec glmtui-NAME true`
-           (goal: ratio <= 0.8); N runs each after warm-up, interleaved A, B, A, B ...
+           (goal: ratio <= 0.8); N runs each after warm-up, interleaved A, B, A, B ...; then the
+           same with `reap=True` (as run steps and the agent's bash tool use it: the command runs
+           under a shell that ends what it left behind), against the same docker exec
   create   median of `create_environment(EnvSpec(busybox))` + `remove_environment(volume=True)`
            vs `docker run --rm glmtui/busybox true` (goal: ratio <= 1.1); N/2 runs each, interleaved
   stream   `seq 2000000` through `Engine.exec(..., on_output=count bytes)` (every byte is checked)
@@ -119,15 +121,15 @@ class Bench:
 
     # -- exec `true` ------------------------------------------------------------------------
 
-    async def exec_true(self) -> Figure:
+    async def exec_true(self, *, reap: bool = False) -> Figure:
         runs, warmup = self.runs, 3
         engine_samples: list[float] = []
         cli_samples: list[float] = []
         argv = ["docker", "exec", container_name(self.env), "true"]
-        self.say(f"exec true: {warmup} warm-up + {runs} runs each, interleaved")
+        self.say(f"exec true{' reaped' if reap else ''}: {warmup} warm-up + {runs} runs each, interleaved")
         for i in range(warmup + runs):
             started = time.perf_counter()
-            result = await self.engine.exec(self.env, ["true"])
+            result = await self.engine.exec(self.env, ["true"], reap=reap)
             a = time.perf_counter() - started
             if result.exit_code != 0:
                 raise RuntimeError(f"Engine.exec true: exit {result.exit_code} {result.reason or ''}")
@@ -138,7 +140,8 @@ class Bench:
         med_a, med_b = statistics.median(engine_samples), statistics.median(cli_samples)
         ratio = med_a / med_b
         return Figure(
-            "exec", "exec `true`, median latency", "s", "median", med_a, med_b, ratio,
+            "exec_reap" if reap else "exec", f"exec `true`{', reaped' if reap else ''}, median latency", "s", "median",
+            med_a, med_b, ratio,
             "ratio <= 0.8", ratio <= 0.8, runs, engine_samples, cli_samples,
         )
 
@@ -290,6 +293,7 @@ async def run(args: argparse.Namespace, prefix: str, meta: dict[str, Any]) -> li
         try:
             if "exec" in wanted:
                 bench.figures.append(await bench.exec_true())
+                bench.figures.append(await bench.exec_true(reap=True))
             if "create" in wanted:
                 bench.figures.append(await bench.create_remove())
             if "stream" in wanted:

@@ -22,6 +22,7 @@ from glmtui.units import parse_cpus, parse_duration, parse_memory, parse_positiv
 ENV_PREFIX = "GLMTUI_"
 NETWORKS = ("bridge", "none", "host")
 MIN_STEP_LOG = 1024
+MAX_JOBS = 256
 
 
 def _network(value: Any) -> str:
@@ -47,6 +48,13 @@ def _text(value: Any) -> str:
 
 def _optional_text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
+
+
+def _jobs(value: Any) -> int:
+    jobs = parse_positive_int(value, what="jobs")
+    if jobs > MAX_JOBS:
+        raise BadInput(f"jobs: {jobs} is more than {MAX_JOBS}")
+    return jobs
 
 
 def _approval(value: Any) -> str:
@@ -92,6 +100,7 @@ KEYS: dict[str, Key] = {
     "approval": Key("ask", _approval, "agent tool calls that change things: auto, ask or deny"),
     "approval_rules": Key([], _approval_rules, "rules like {tool: bash, pattern: 'pytest *', mode: auto}"),
     "max_turns": Key(30, lambda v: parse_positive_int(v, what="max_turns"), "model turns of one agent task"),
+    "jobs": Key(16, _jobs, "steps of a plan run at once (--jobs): they wait on containers, not on this machine"),
 }
 # Free-form subtrees (validated by the code that reads them).
 OPEN_PREFIXES = ("providers.",)

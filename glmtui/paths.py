@@ -56,3 +56,8 @@ def execs_dir() -> Path:
 def images_dir() -> Path:
     """The image definitions shipped in the source tree beside the package."""
     return Path(__file__).resolve().parent.parent / "images"
+
+
+def locks_dir() -> Path:
+    """The lock files of named environments, by which runs that share one take turns."""
+    return data_dir() / "locks"

@@ -564,22 +564,23 @@ APPROVAL_PLAN = """
 """
 
 
-def managed_containers() -> set[str]:
-    return set(containers("label=glmtui.managed=true"))
+def plan_containers() -> set[str]:
+    """The containers of this test's plan (the engine may be shared with other work)."""
+    return set(containers("label=glmtui.plan=agent-ask"))
 
 
 def test_approval_ask_needs_yes_before_anything_starts(glmtui, busybox_image, model_server, tmp_path):
     project(tmp_path, model_server)  # the config's approval is the default: ask
     plan = write_plan(tmp_path, APPROVAL_PLAN)
     before_runs = json.loads(glmtui("runs", "--json").stdout)
-    before = managed_containers()
+    before = plan_containers()
     refused = glmtui("--run", str(plan), "-e", f"{KEY_ENV}=k-abcdef", cwd=tmp_path)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     lines = refused.stderr.strip().splitlines()
     assert lines == [f"glmtui: error: {plan}:7:5: step fix: approval ask (the config's `approval`) needs a person: "
                      "run with --yes, or set approval: auto"]
     assert refused.stdout == ""
-    assert managed_containers() == before
+    assert plan_containers() == before
     assert json.loads(glmtui("runs", "--json").stdout) == before_runs
     assert model_server.requests == []
 
@@ -639,6 +640,7 @@ echo "urls: $OPENAI_BASE_URL $ANTHROPIC_BASE_URL"
 echo "model: $ANTHROPIC_MODEL $GLMTUI_MODEL"
 echo "env prompt: $GLMTUI_PROMPT"
 echo "note=from the agent" >> "$GLMTUI_OUTPUT"
+(sleep 309 > /dev/null 2>&1 &)
 exit "${FAKE_EXIT:-0}"
 """
 
@@ -670,6 +672,7 @@ COMMAND_PLAN = """
         run: |
           echo "status ${steps.broken.status} ${steps.broken.exit_code}"
           echo "note ${steps.code.outputs.note}"
+          echo "left running: $(ps -o args | grep -c '^sleep 309')"
           echo "${steps.code.outputs.result}" | head -n 3
 """
 
@@ -690,6 +693,7 @@ def test_a_coding_cli_as_the_agent(glmtui, busybox_image, model_server, tmp_path
     assert "✘ broken failure (allowed)" in out and "- exit code 3" in out
     assert "after    | status failure 3\n" in out
     assert "after    | note from the agent\n" in out
+    assert "after    | left running: 0\n" in out  # what the agent program started ended with its step
     assert "after    | args: 2 prompt: fix the tests\nafter    | key is set\nafter    | key: *** and ***\n" in out
     assert model_server.requests == [], "the agent program talks to the model itself"
     assert_no_key(key, out, done.stderr)

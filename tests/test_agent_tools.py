@@ -97,6 +97,13 @@ async def test_bash_timeout_kills_the_command_and_says_so(tools, box):
     assert not ps_has(listing, "sleep 30"), listing
 
 
+async def test_bash_ends_what_it_started_in_the_background(tools, box):
+    result = await tools.call("bash", {"command": "sleep 331 & setsid sh -c 'sleep 332 &' & echo started"})
+    assert result.ok and result.output == "started\nexit code 0"
+    listing = processes(box)
+    assert not ps_has(listing, "sleep 33"), listing
+
+
 async def test_long_output_is_cut_for_the_model_and_saved_whole_in_the_environment(engine, box, folder):
     tools = Toolbox(engine, box, workdir=folder, output_limit=2000)
     result = await tools.call("bash", {"command": "seq 1 50000"})

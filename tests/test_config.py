@@ -61,6 +61,7 @@ def test_defaults(cfg):
     assert cfg.get("resources.memory") == "1g"
     assert cfg.get("default_image") == "glmtui/workspace:latest"
     assert cfg.get("network") == "bridge"
+    assert cfg.get("jobs") == "16"
     listing = cfg("config", "get")
     header, *rows = listing.stdout.splitlines()
     assert header.split() == ["KEY", "VALUE", "SOURCE"]
@@ -155,6 +156,8 @@ def test_bad_values_are_refused_and_nothing_is_written(cfg):
         ("resources.cpus", "0", "out of range"),
         ("resources.pids", "many", "is not a whole number"),
         ("stop_timeout", "soon", "is not a duration"),
+        ("jobs", "0", "must be above 0"),
+        ("jobs", "300", "300 is more than 256"),
     ):
         result = cfg("config", "set", key, value)
         assert result.returncode == 2, key

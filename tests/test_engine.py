@@ -201,6 +201,55 @@ async def test_timeout_leaves_other_commands_alone(engine, make_env):
     assert (await other).stdout == b"survived\n"
 
 
+# A child in the background, a daemon that forks twice into a session of its own, one that
+# ignores hang-ups, and one started by a child that has already gone.
+LEAVES_BEHIND = ("sleep 301 & setsid sh -c 'sleep 302 & exit 0' & nohup sleep 303 >/dev/null 2>&1 & "
+                 "sh -c '(sleep 304 &)'; sleep 0.3; exit 3")
+
+
+async def test_reap_ends_every_process_the_command_left_behind(engine, make_env):
+    env = await make_env()
+    other = asyncio.create_task(engine.exec(env.name, ["sh", "-c", "sleep 2; echo survived"]))
+    await asyncio.sleep(0.2)
+    result = await engine.exec(env.name, ["sh", "-c", LEAVES_BEHIND], reap=True)
+    assert result.exit_code == 3 and not result.timed_out and result.reason is None
+    listing = processes(env.name)
+    assert not ps_has(listing, "sleep 30"), listing
+    assert (await other).stdout == b"survived\n"  # another command's processes are not its own
+
+
+async def test_a_fork_bomb_that_times_out_is_ended(engine, make_env, workspace_image):
+    """At the process limit runc itself may fail to start the exec that kills the bomb (it
+    needs threads too): that exec is tried again until it starts. A few rounds, since the
+    start fails only some of the times."""
+    env = await make_env(image=workspace_image, resources=Resources.parse("1g", 0.5, 48))
+    for _ in range(3):
+        result = await engine.exec(env.name, ["bash", "-c", "bomb() { bomb | bomb & }; bomb; sleep 100"],
+                                   timeout=1.5, reap=True)
+        assert result.timed_out
+        left = docker("top", container_of(env.name), "-o", "pid,args").stdout.splitlines()[1:]
+        assert len(left) <= 2, left  # the init process and `tail -f /dev/null`
+        assert (await engine.exec(env.name, ["echo", "works"], reap=True)).stdout == b"works\n"
+
+
+async def test_without_reap_what_a_command_starts_in_the_background_stays(engine, make_env):
+    """`glmtui env exec` (like `docker exec`) may start a server that outlives it."""
+    env = await make_env()
+    result = await engine.exec(env.name, ["sh", "-c", "sleep 305 >/dev/null 2>&1 &"])
+    assert result.exit_code == 0
+    assert ps_has(processes(env.name), "sleep 305")
+
+
+async def test_reap_says_which_program_is_missing(engine, make_env):
+    env = await make_env()
+    result = await engine.exec(env.name, ["no-such-command-xyz", "arg"], reap=True)
+    assert result.exit_code == 127
+    assert result.reason == "command not found: 'no-such-command-xyz' is not in the environment's PATH"
+    assert result.stdout == b"" and result.stderr == b""
+    found = await engine.exec(env.name, ["sh", "-c", "echo found; exit 127"], reap=True)
+    assert found.exit_code == 127 and found.reason is None and found.stdout == b"found\n"
+
+
 async def test_command_not_found(engine, make_env):
     env = await make_env()
     result = await engine.exec(env.name, ["no-such-command-xyz", "arg"])

@@ -247,6 +247,33 @@ def test_jobs_1_serialises_steps_from_the_command_line(glmtui, busybox_image, tm
     assert all(e["duration"] < 1.8 for e in of(events, "step_finished")), of(events, "step_finished")
 
 
+EIGHT_SLEEPS = "version: 1\nname: eight\nenv: {image: glmtui/busybox:latest}\nsteps:\n" + "".join(
+    f"  - {{id: s{i}, run: sleep 1}}\n" for i in range(8)
+)
+
+
+@pytest.mark.docker
+def test_every_ready_step_starts_at_once_by_default(glmtui, busybox_image, tmp_path):
+    """Steps wait on their containers, not on this machine's CPUs: eight independent steps all
+    start before any of them ends (the config's `jobs`, 16, not the number of CPUs)."""
+    done = glmtui("--run", str(write_plan(tmp_path, EIGHT_SLEEPS)), "--json")
+    assert done.returncode == 0, done.stderr
+    events = json_lines(done.stdout)
+    starts = sorted(e["ts"] for e in of(events, "step_started"))
+    ends = sorted(e["ts"] for e in of(events, "step_finished"))
+    assert len(starts) == 8 and starts[-1] < ends[0], f"started {starts}, finished {ends}"
+
+
+@pytest.mark.docker
+def test_the_config_jobs_bounds_the_steps_at_once(glmtui, busybox_image, tmp_path):
+    done = glmtui("--run", str(write_plan(tmp_path, EIGHT_SLEEPS)), "--json", env={"GLMTUI_JOBS": "4"})
+    assert done.returncode == 0, done.stderr
+    events = json_lines(done.stdout)
+    starts = sorted(e["ts"] for e in of(events, "step_started"))
+    ends = sorted(e["ts"] for e in of(events, "step_finished"))
+    assert starts[3] < ends[0] <= starts[4] + 0.05, f"started {starts}, finished {ends}"
+
+
 # --- validate, inspect, schema ---------------------------------------------------------------
 
 INSPECT_PLAN = """

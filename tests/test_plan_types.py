@@ -47,6 +47,7 @@ SINGLE = {
         "environment": {"A": "${inputs.mode}"},
         "resources": {"memory": "512m", "cpus": 1, "pids": 100},
         "network": "bridge",
+        "shared": False,
     },
     "permissions": {"host_paths": [{"path": "../data", "write": True}], "network_host": False,
                     "docker_socket": False, "root": False},
@@ -60,7 +61,7 @@ SINGLE = {
         },
     },
     "steps": [
-        {"id": "a", **STEP_KEYS, "shell": ["sh", "-c"], "run": "echo ${inputs.mode}"},
+        {"id": "a", **STEP_KEYS, "shell": ["sh", "-c"], "keep_running": False, "run": "echo ${inputs.mode}"},
         {"id": "b", "needs": ["a"], "if": "${steps.a.exit_code == 0}", "use": "check", "with": {"path": "/"}},
         {"id": "c", "needs": "a", "write": {"path": "/tmp/x", "content": "${steps.a.stdout}", "mode": "0644"}},
         {"id": "d", "copy": {"from": "env:/tmp/x", "to": "out/x"}},
@@ -202,6 +203,7 @@ def mutated(base: dict, path: tuple, value: Any) -> dict:
 @example(data=mutated(WORKFLOWS, ("workflows", "release", "steps", 0, "workflow"), {}))
 @example(data=mutated(SINGLE, ("env", "resources", "pids"), math.inf))  # found: an OverflowError
 @example(data=mutated(SINGLE, ("permissions", "host_paths"), True))  # found: a TypeError
+@example(data=mutated(SINGLE, ("env", "mounts"), 1))  # found: a TypeError
 def test_a_wrong_value_under_any_key_is_a_plan_or_plan_invalid(tmp_path: Path, data: Any) -> None:
     try:
         result = load(tmp_path, data)

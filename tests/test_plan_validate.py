@@ -274,6 +274,35 @@ def test_a_reference_back_to_a_dependant_is_a_cycle(tmp_path: Path) -> None:
     assert errors_of([path]) == [f"{path}:4:5: steps wait for each other in a cycle: a -> b -> a"]
 
 
+KEEP_RUNNING = """version: 1
+name: k
+steps:
+  - id: a
+    write: {path: /x, content: y}
+    keep_running: true
+  - id: b
+    run: httpd -p 8080
+    keep_running: true
+"""
+
+
+def test_shared_is_for_a_named_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nname: s\nenv: {image: glmtui/busybox:latest, shared: true}\n"
+                           "steps:\n  - {id: a, run: 'true'}\n")
+    assert errors_of([path]) == [
+        f"{path}:3:37: shared is for a named environment (env.name); a throw-away one is its run's own"]
+    named = write(tmp_path, "version: 1\nname: s\nenv: {name: box, shared: true}\nsteps:\n  - {id: a, run: 'true'}\n",
+                  "named.yaml")
+    assert load_plan([named], environ={}).plan.env.shared
+
+
+def test_keep_running_is_only_for_run_steps(tmp_path: Path) -> None:
+    path = write(tmp_path, KEEP_RUNNING)
+    assert errors_of([path]) == [f"{path}:6:5: keep_running is only for run steps"]
+    valid = write(tmp_path, KEEP_RUNNING.replace("    keep_running: true\n  - id: b", "  - id: b"), "valid.yaml")
+    assert [step.keep_running for step in load_plan([valid], environ={}).workflow.steps] == [False, True]
+
+
 def test_shell_words_and_escapes_are_not_expressions(tmp_path: Path) -> None:
     path = write(tmp_path, "version: 1\nname: s\nsteps:\n  - {id: a, run: 'echo ${HOME} $${inputs.x} ${1}'}\n")
     assert load_plan([path], environ={}).workflow.steps[0].needs == ()

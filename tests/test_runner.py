@@ -14,6 +14,8 @@ import json
 import shutil
 import subprocess
 
+from typing import Any
+
 import pytest
 
 import helpers
@@ -263,7 +265,7 @@ async def test_copy_of_a_missing_host_file_fails_the_step(engine, shared, tmp_pa
 # --- http -------------------------------------------------------------------------------------
 
 
-async def test_http_get_json_status_headers_and_outputs(engine, shared, tmp_path):
+async def test_http_get_json_status_headers_and_outputs(engine, shared, shared_name, tmp_path):
     folder = unique_name()
     plan = write_plan(tmp_path, """
         version: 1
@@ -276,6 +278,7 @@ async def test_http_get_json_status_headers_and_outputs(engine, shared, tmp_path
               content: '{"service": "demo", "version": "1.4.2", "healthy": true, "items": [10, 20, 30]}'
           - id: serve
             needs: [content]
+            keep_running: true
             run: |
               httpd -p 18080 -h /workspace/@DIR@/www
               for i in $(seq 1 50); do wget -q -O /dev/null http://127.0.0.1:18080/status.json && exit 0; sleep 0.1; done
@@ -313,6 +316,14 @@ async def test_http_get_json_status_headers_and_outputs(engine, shared, tmp_path
     missing = outcome.finished("missing")
     assert missing.status == "failure" and "404" in missing.reason
     assert outcome.status == "failure"
+    ps = helpers.processes(shared_name)  # the server lived until the run ended, and no longer
+    assert not helpers.ps_has(ps, "httpd -p 18080"), ps
+
+
+async def test_the_shipped_http_plan_keeps_its_server_for_the_steps_after(engine, busybox_image, tmp_path):
+    outcome = await run_plan(engine, helpers.PROJECT_ROOT / "plans" / "http.yaml", store=make_store(tmp_path))
+    ok(outcome, "serve", "fetch", "use")
+    assert outcome.lines("use") == ["the demo service runs version 1.4.2"]
 
 
 @pytest.fixture
@@ -470,6 +481,7 @@ async def test_http_post_with_a_json_body_headers_and_query(engine, shared_ws, t
             copy: {from: ./echo_server.py, to: "env:/workspace/@DIR@/echo_server.py"}
           - id: serve
             needs: [server]
+            keep_running: true
             run: |
               python3 /workspace/@DIR@/echo_server.py @PORT@ >/tmp/echo-@DIR@.log 2>&1 &
               python3 - <<'EOF'
@@ -795,6 +807,60 @@ async def test_timeout_kills_the_step_and_its_children(engine, shared, shared_na
     assert outcome.finished("quick").status == "success"
     ps = helpers.processes(shared_name)
     assert not helpers.ps_has(ps, "sleep 31"), ps
+
+
+async def test_a_step_that_ends_ends_every_process_it_started(engine, shared, shared_name, tmp_path):
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: leaves-behind
+        env: @ENV@
+        steps:
+          - id: starts
+            run: |
+              sleep 321 &
+              setsid sh -c 'sleep 322 & exit 0' &
+              nohup sleep 323 > /dev/null 2>&1 &
+              sh -c '(sleep 324 &)'
+              echo started
+          - id: next
+            needs: [starts]
+            run: echo next
+        """, ENV=shared)
+    outcome = await run_plan(engine, plan)
+    ok(outcome, "starts", "next")
+    assert outcome.lines("starts") == ["started"]
+    ps = helpers.processes(shared_name)
+    assert not helpers.ps_has(ps, "sleep 32"), ps
+
+
+def container_processes(name: str) -> list[str]:
+    """The processes of an environment as the host sees them: no process is started inside."""
+    return helpers.docker("top", helpers.container_of(name), "-o", "pid,args").stdout.splitlines()[1:]
+
+
+async def test_a_fork_bomb_in_the_background_ends_with_its_step(engine, workspace_image, env_name, tmp_path):
+    """bash retries a fork that fails, so its bomb lives on at the process limit (busybox sh gives up)."""
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: fork-bomb
+        env: {name: @NAME@, image: @IMAGE@, resources: {pids: 48, cpus: 0.5}}
+        steps:
+          - id: bomb
+            continue_on_error: true
+            shell: bash
+            run: |
+              bomb() { bomb | bomb & }
+              bomb
+              sleep 1
+          - id: after
+            needs: [bomb]
+            run: echo the environment works
+        """, NAME=env_name, IMAGE=workspace_image)
+    outcome = await run_plan(engine, plan)
+    assert outcome.finished("after").status == "success", outcome.summary()
+    assert outcome.lines("after") == ["the environment works"]
+    left = container_processes(env_name)
+    assert len(left) <= 2, left  # the init process and `tail -f /dev/null`
 
 
 async def test_retry_until_success_with_exponential_backoff(engine, shared, shared_name, tmp_path):

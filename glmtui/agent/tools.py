@@ -44,8 +44,9 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     "bash": {
         "description": (
             "Run a shell command (sh -c) in the environment and get its output (stdout and stderr) and exit "
-            "code. Each call starts afresh in the working folder: cd and variables do not carry over. "
-            "Nothing comes on stdin, so interactive programs will not work."
+            "code. Each call starts afresh in the working folder: cd and variables do not carry over, and "
+            "what it starts in the background ends with it. Nothing comes on stdin, so interactive programs "
+            "will not work."
         ),
         "parameters": {
             "type": "object",
@@ -236,7 +237,7 @@ class Toolbox:
         capture = _Capture()
         result = await self.engine.exec(
             self.environment, ["sh", "-c", command], workdir=await self._resolve("."),
-            user=self.user, timeout=limit, on_output=capture.add,
+            user=self.user, timeout=limit, on_output=capture.add, reap=True,
         )
         text = capture.text()
         saved_to = None

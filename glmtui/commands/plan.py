@@ -60,7 +60,7 @@ def plan_group() -> None:
 
 @plan_group.command("run")
 @plan_options
-@click.option("--jobs", "-j", type=click.IntRange(1, 256), help="Steps at once (default: the number of CPUs).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 256), help="Steps at once (default: the config's jobs, 16).")
 @click.option("--keep", is_flag=True, help="Keep a throw-away environment when a step failed.")
 @click.option("--resume", metavar="RUN_ID", help="Skip the steps that succeeded in RUN_ID, reusing their outputs.")
 @click.option("--yes", "-y", is_flag=True, help="Approve everything agents ask (headless).")

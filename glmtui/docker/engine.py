@@ -42,24 +42,46 @@ from glmtui.errors import BadInput, Conflict, EngineUnreachable, GlmtuiError, No
 from glmtui.units import parse_duration
 
 CREATING_GRACE = 60  # seconds a container may stay "created" before `clean` takes it
+END_SECONDS = 10  # how long `end_processes` tries to start its exec
 STDOUT, STDERR = 1, 2
 OutputCallback = Callable[[int, bytes], None]
-# Kills every process of one exec, children included: they all inherit GLMTUI_EXEC=<tag>.
-# A constant script; the tag travels as an argument, never inside the script text.
-# Stopped first, then killed, so no parent sees a child die and carries on.
-_KILL_SCRIPT = """
-for round in 1 2 3 4 5; do
-  pids=
-  for p in /proc/[0-9]*; do
-    pid=${p#/proc/}
-    [ "$pid" = "$$" ] && continue
-    tr '\\0' '\\n' < "$p/environ" 2>/dev/null | grep -qxF "GLMTUI_EXEC=$1" && pids="$pids $pid"
+# Every process of one exec, children and daemons included, inherits GLMTUI_EXEC=<tag> (and a
+# run step's, GLMTUI_RUN_ID=<run>): this shell function ends those whose environment holds the
+# NAME=value it is given (but the shell itself), which travels as an argument, never inside the
+# script text. Stopped first, then killed, so no parent sees a child die and carries on; rounds
+# until none is left. Shell builtins only (no process is started), so it works when a fork
+# bomb holds the environment at its process limit.
+_END_TAGGED = """
+end_tagged() {
+  rounds=0
+  while [ "$rounds" -lt 20 ]; do
+    rounds=$((rounds + 1))
+    pids=
+    for p in /proc/[0-9]*; do
+      [ "${p#/proc/}" = "$$" ] && continue
+      while IFS= read -r line || [ -n "$line" ]; do
+        case $line in *"$1"*) pids="$pids ${p#/proc/}"; break;; esac
+      done < "$p/environ"
+    done 2>/dev/null
+    [ -z "$pids" ] && return
+    kill -STOP $pids 2>/dev/null
+    kill -KILL $pids 2>/dev/null
   done
-  [ -z "$pids" ] && exit 0
-  kill -STOP $pids 2>/dev/null
-  kill -KILL $pids 2>/dev/null
-done
+}
 """
+# A timeout or a cancel (or the end of a run, see `end_processes`): another exec ends them.
+_KILL_SCRIPT = _END_TAGGED + 'end_tagged "$1"\n'
+# `reap`: the command runs under a shell that, once the command has ended, ends what it left
+# behind, in the same exec (no extra round trip to the engine). A program that is not there is
+# reported as when runc cannot start it: the reason names the program, not the shell.
+_REAP_SCRIPT = _END_TAGGED + """
+command -v "$1" >/dev/null 2>&1 || { echo 'glmtui: command not found' >&2; exit 127; }
+(exec "$@")
+status=$?
+end_tagged "GLMTUI_EXEC=$GLMTUI_EXEC"
+exit "$status"
+"""
+_NOT_FOUND = b"glmtui: command not found\n"  # what _REAP_SCRIPT says then
 _START_FAILURE = b"OCI runtime exec failed"
 _WORKDIR_FAILURE = re.compile(r'chdir to cwd \("(.*?)"\) set in config\.json failed: ([^:]+)')
 # A pause after each read of a stream lets the next frames gather: a busy stream arrives in a
@@ -243,19 +265,22 @@ class Engine:
         user: str | None = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
+        reap: bool = False,
     ) -> ExecResult:
         """Run argv in an environment, stdout and stderr apart, as they come.
 
         With `on_output`, each chunk goes to it as `(STDOUT|STDERR, bytes)`; without, the
         output is collected into the result. On timeout or cancellation every process the
-        command started is killed inside the container.
+        command started is killed inside the container; with `reap`, also when it ends
+        (what it left running in the background, daemons included).
         """
         if not argv:
             raise BadInput("no command given")
         tag = uuid.uuid4().hex
         env_list = [f"{k}={v}" for k, v in (environment or {}).items()] + [f"GLMTUI_EXEC={tag}"]
         started = time.monotonic()
-        execution = await self._create_exec(name, argv, env_list, workdir, user, attach=True)
+        command = ["/bin/sh", "-c", _REAP_SCRIPT, "glmtui-reap", *argv] if reap else argv
+        execution = await self._create_exec(name, command, env_list, workdir, user, attach=True)
         collected: dict[int, bytearray] = {STDOUT: bytearray(), STDERR: bytearray()}
         deliver = on_output or (lambda fd, data: collected[fd if fd in collected else STDOUT].extend(data))
         start_failure = bytearray()  # what runc says when the command cannot start at all
@@ -267,7 +292,7 @@ class Engine:
                 async def pump() -> None:
                     first = True
                     async for fd, data in _demux(response.iter_any(), tty=False):
-                        if first and data.startswith(_START_FAILURE):
+                        if first and (data.startswith(_START_FAILURE) or reap and data == _NOT_FOUND):
                             start_failure.extend(data)
                         else:
                             deliver(fd, data)
@@ -277,9 +302,9 @@ class Engine:
                     await asyncio.wait_for(pump(), timeout)
                 except asyncio.TimeoutError:
                     timed_out = True
-                    await self._kill_exec(name, tag, user)
+                    await self.end_processes(name, "GLMTUI_EXEC", tag, user=user)
         except asyncio.CancelledError:
-            await asyncio.shield(self._kill_exec(name, tag, user))
+            await asyncio.shield(self.end_processes(name, "GLMTUI_EXEC", tag, user=user))
             raise
         except EngineHTTPError as err:  # e.g. the environment stopped between create and start
             raise _translate_error(err, f"environment {name!r}") from None
@@ -296,7 +321,8 @@ class Engine:
         if timed_out:
             result.reason = f"timed out after {timeout:g}s; its processes were killed"
         elif start_failure:
-            result.reason = _start_failure_reason(bytes(start_failure), argv[0])
+            started_program = command[0] if start_failure.startswith(_START_FAILURE) else argv[0]
+            result.reason = _start_failure_reason(bytes(start_failure), started_program)
             if "not found" in result.reason:
                 result.exit_code = 127
         elif exit_code == -1 or exit_code >= 128:
@@ -349,14 +375,27 @@ class Engine:
             return f"killed by signal {exit_code - 128}"
         return None
 
-    async def _kill_exec(self, name: str, tag: str, user: str | None) -> None:
-        try:
-            execution = await self._create_exec(name, ["sh", "-c", _KILL_SCRIPT, "glmtui-kill", tag], [], None,
-                                                user, attach=False)
-            await self._wire.json("POST", f"/exec/{execution}/start", body={"Detach": True, "Tty": False})
-            await self._exec_exit_code(execution)
-        except (GlmtuiError, EngineHTTPError, OSError):
-            pass  # the environment is gone: so are its processes
+    async def end_processes(self, name: str, variable: str, value: str, *, user: str | None = None) -> None:
+        """End every process in the environment whose environment holds variable=value.
+
+        Its exec is tried again while it cannot start: a fork bomb at the process limit can
+        take the threads runc needs, and gives them back as its processes die."""
+        deadline = time.monotonic() + END_SECONDS
+        while True:
+            try:
+                execution = await self._create_exec(
+                    name, ["/bin/sh", "-c", _KILL_SCRIPT, "glmtui-kill", f"{variable}={value}"], [], None, user,
+                    attach=False,
+                )
+                await self._wire.json("POST", f"/exec/{execution}/start", body={"Detach": True, "Tty": False})
+                await self._exec_exit_code(execution)
+                return
+            except EngineHTTPError as err:
+                if err.status != 500 or time.monotonic() > deadline:
+                    return  # the environment stopped, or the exec never started
+            except (GlmtuiError, OSError):
+                return  # the environment is gone: so are its processes
+            await asyncio.sleep(0.05)
 
     async def open_interactive(
         self,
@@ -792,7 +831,7 @@ def _start_failure_reason(text: bytes, program: str) -> str:
         if problem == "no such file or directory":
             return f"the working directory {folder!r} does not exist in the environment"
         return f"cannot enter the working directory {folder!r}: {problem}"
-    if b"executable file not found" in text or b"no such file or directory" in text:
+    if text == _NOT_FOUND or b"executable file not found" in text or b"no such file or directory" in text:
         return f"command not found: {program!r} is not in the environment's PATH"
     detail = text.decode(errors="replace").strip().rsplit(": ", 2)[-2:]
     return f"cannot start {program!r}: {' '.join(detail).removesuffix(' unknown')}"

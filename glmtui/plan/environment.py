@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from glmtui.config import Config
 from glmtui.docker.engine import Engine
 from glmtui.docker.images import build_folder
 from glmtui.docker.spec import EnvSpec, Mount, Resources
-from glmtui.errors import BadInput, GlmtuiError, NotFound
+from glmtui.errors import BadInput, Conflict, GlmtuiError, NotFound
 from glmtui.plan.expressions import ExpressionError, to_text
 from glmtui.plan.model import LoadedPlan
 from glmtui.plan.permissions import HostAccess
 from glmtui.plan.steps.base import render
+
+CREATE_ATTEMPTS = 3
+REUSE_WAIT = 10  # seconds an environment someone else created may take to start
 
 
 @dataclass
@@ -131,15 +137,51 @@ async def prepare(
         if not host.exists():
             raise NotFound(f"env.copy: host path {host} does not exist")
     progress(f"creating {'throw-away ' if prepared.throwaway else ''}environment {name} from {image}")
-    await engine.create_environment(spec, copy_in=copy_in, on_progress=progress)
-    writable = [m.source for m in spec.mounts if not m.read_only]
-    if writable:
-        try:
-            access.root((await engine.user_ids(name))[0], env.user or "", writable, f"environment {name}")
-        except GlmtuiError:
-            await engine.remove_environment(name, volume=prepared.throwaway)  # a named one's volume may hold work
-            raise
+    if prepared.throwaway:
+        await engine.create_environment(spec, copy_in=copy_in, on_progress=progress)
+        created = True
+    else:
+        created = await _create_or_reuse(engine, spec, copy_in, progress)
+    if created:
+        writable = [m.source for m in spec.mounts if not m.read_only]
+        if writable:
+            try:
+                access.root((await engine.user_ids(name))[0], env.user or "", writable, f"environment {name}")
+            except GlmtuiError:
+                await engine.remove_environment(name, volume=prepared.throwaway)  # a named one's volume may hold work
+                raise
+    else:  # made by someone else at the same moment: it may reach only what this run may
+        await _check_existing(engine, name, access)
     return prepared
+
+
+async def _create_or_reuse(
+    engine: Engine, spec: EnvSpec, copy_in: list[tuple[Path, str]], progress: Callable[[str], None]
+) -> bool:
+    """Create the named environment (True); when someone else creates it at the same moment
+    (another user's run, `glmtui env create`), use theirs once it runs (False)."""
+    for _ in range(CREATE_ATTEMPTS):
+        try:
+            await engine.create_environment(spec, copy_in=copy_in, on_progress=progress)
+            return True
+        except Conflict:
+            pass
+        deadline = time.monotonic() + REUSE_WAIT
+        while True:
+            try:
+                existing = await engine.get_environment(spec.name)
+            except NotFound:
+                break  # theirs failed and is gone: create it after all
+            if existing.running:
+                progress(f"environment {spec.name} was created at the same time elsewhere: using it")
+                return False
+            if existing.status != "created" or time.monotonic() > deadline:
+                progress(f"starting environment {spec.name}")
+                await engine.start_environment(spec.name)
+                return False
+            await asyncio.sleep(0.1)  # made, not started yet
+    raise Conflict(f"environment {spec.name!r} was created and removed again while this run tried to create it",
+                   hint="run the plan again")
 
 
 async def _check_existing(engine: Engine, name: str, access: HostAccess) -> None:

@@ -99,6 +99,7 @@ class Step:
     outputs: dict[str, Any] = field(default_factory=dict)
     with_: dict[str, Any] = field(default_factory=dict)  # component parameters or workflow inputs
     shell: str | tuple[str, ...] | None = None
+    keep_running: bool = False  # run steps: what it leaves in the background lives until the run ends
     component: str | None = None  # the component it was made from
 
     @property
@@ -172,6 +173,7 @@ class EnvConfig:
     environment: dict[str, Any] = field(default_factory=dict)
     resources: Resources = Resources()
     network: Literal["bridge", "none", "host"] = "bridge"
+    shared: bool = False  # runs of this plan may use the named environment at the same time
 
 
 @dataclass(frozen=True)

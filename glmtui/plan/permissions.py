@@ -185,7 +185,7 @@ def check_uses(data: dict, base: Path, declared_: Permissions, docker_host: str 
 def _uses(data: dict, base: Path, sockets: tuple[Path, ...], add: Add) -> Iterator[_Use]:
     env = data.get("env") if isinstance(data.get("env"), dict) else {}
     writable: tuple[int, str] | None = None  # the first writable mount: its index and text
-    for index, text in enumerate(env.get("mounts") or []):
+    for index, text in enumerate(_list(env.get("mounts"))):
         parts = text.split(":") if isinstance(text, str) else []
         if len(parts) not in (2, 3):
             continue
@@ -203,7 +203,7 @@ def _uses(data: dict, base: Path, sockets: tuple[Path, ...], add: Add) -> Iterat
             use = replace(use, needs=replace(use.needs, docker_socket=True),
                           reasons={**use.reasons, "docker_socket": _socket_reason(socket)})
         yield use
-    for index, text in enumerate(env.get("copy") or []):
+    for index, text in enumerate(_list(env.get("copy"))):
         if isinstance(text, str) and text.count(":") == 1 and "${" not in text.split(":")[0]:
             yield _host_use(("env", "copy", index), f"env.copy {text!r}", base, text.split(":")[0], False)
     build = env.get("build")
@@ -219,6 +219,10 @@ def _uses(data: dict, base: Path, sockets: tuple[Path, ...], add: Add) -> Iterat
         yield from _root(env.get("user"), *writable)
     for path, spec in _copy_specs(data):
         yield from _copy(path, spec, base, add)
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _host_use(where: tuple[str | int, ...], what: str, base: Path, written: str, write: bool,

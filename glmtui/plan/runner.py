@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import traceback
 import uuid
@@ -22,6 +21,7 @@ from glmtui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, Glmt
 from glmtui.events import Progress, RunFinished, RunStarted, Sink, StepFinished, StepStarted
 from glmtui.masking import Masker
 from glmtui.plan import environment as run_env
+from glmtui.plan.envlock import EnvironmentLock
 from glmtui.plan.expressions import ExpressionError, evaluate_condition, parse, parse_condition
 from glmtui.plan.model import LoadedPlan, Step, Workflow
 from glmtui.plan.permissions import HostAccess, Permissions, grant_covers
@@ -90,12 +90,13 @@ class Runner:
         self.grant = grant
         self.access = HostAccess.of(loaded.plan.dir, loaded.plan.permissions, engine.host)
         self.masker = Masker(loaded.secrets.values())
-        self._slots = asyncio.Semaphore(jobs or os.cpu_count() or 2)
+        self._slots = asyncio.Semaphore(jobs or config.get("jobs"))
         self._cancelled = False
         self._failed = False
         self._reused = self._resumable(resume) if resume else {}
         self._resumed_from = resume
         self._leftovers: set[str] = set()  # shared with every step: the $GLMTUI_OUTPUT files to remove
+        self._kept_running = False  # a keep_running step ran: its processes end with the run
         self.env: run_env.RunEnvironment | None = None
 
     # -- the run ----------------------------------------------------------------------------
@@ -115,11 +116,11 @@ class Runner:
         started = time.monotonic()
         self.sink(RunStarted(self.run_id, plan.name, workflow.name, env_name, throwaway))
         status, error = "failure", None
+        turn = None if throwaway else EnvironmentLock(self.engine.host, env_name)
         try:
-            self.env = await run_env.prepare(
-                self.engine, self.loaded, self.config, self.run_id, resolved,
-                lambda message: self.sink(Progress(self.masker.mask(message))), self.access,
-            )
+            if turn is not None:  # runs that share a named environment take turns
+                await turn.acquire(self.run_id, shared=plan.env.shared, on_wait=self._progress)
+            self.env = await self._prepare(resolved)
             await self._run_workflow(workflow, self.loaded.inputs, prefix="")
             status = "failure" if self._failed else "success"
         except asyncio.CancelledError:
@@ -130,6 +131,8 @@ class Runner:
             self.sink(Progress(f"error: {self.masker.mask(str(err))}"))
         finally:
             kept = await _to_the_end(self._finish(status))
+            if turn is not None:
+                turn.release()
             self.store.finish_run(self.run_id, status)
             self.sink(RunFinished(self.run_id, status, round(time.monotonic() - started, 3), kept))
         if error is not None:
@@ -152,6 +155,23 @@ class Runner:
             raise BadInput(self.masker.mask(str(err))) from None
         return resolved
 
+    def _progress(self, message: str) -> None:
+        self.sink(Progress(self.masker.mask(message)))
+
+    async def _prepare(self, resolved: run_env.RunEnvironment) -> run_env.RunEnvironment:
+        """The run's environment, ready; runs of plans that share it take turns at making it so."""
+        env = self.loaded.plan.env
+        making = EnvironmentLock(self.engine.host, env.name, "make") if env.shared and env.name else None
+        if making is not None:
+            await making.acquire(self.run_id, shared=False, on_wait=self._progress)
+        try:
+            return await run_env.prepare(
+                self.engine, self.loaded, self.config, self.run_id, resolved, self._progress, self.access,
+            )
+        finally:
+            if making is not None:
+                making.release()
+
     async def _finish(self, status: str) -> str | None:
         """Remove a throw-away environment (kept by --keep after a failure); tidy a named one."""
         if self.env is None:
@@ -164,11 +184,20 @@ class Runner:
                     await self.engine.spawn(self.env.name, ["rm", "-rf", "--", *sorted(self._leftovers)], user=self.env.user)
                 except GlmtuiError:
                     pass
+            await self._end_kept_running()
             return None
         if self.keep and status == "failure":
+            await self._end_kept_running()
             return self.env.name
         await self._remove_quietly(self.env.name)
         return None
+
+    async def _end_kept_running(self) -> None:
+        """What keep_running steps left in the background ends with the run (their processes
+        carry GLMTUI_RUN_ID; every other step's have ended with their step)."""
+        if self._kept_running:
+            assert self.env is not None
+            await self.engine.end_processes(self.env.name, "GLMTUI_RUN_ID", self.run_id, user=self.env.user)
 
     async def _remove_quietly(self, name: str) -> None:
         """Remove a throw-away environment; an engine that is restarting gets a few seconds."""
@@ -278,6 +307,8 @@ class Runner:
         self, step: Step, full_id: str, values: dict[str, Any], attempt: int
     ) -> tuple[StepOutcome, OutputCapture]:
         assert self.env is not None
+        if step.keep_running:
+            self._kept_running = True
         log_path = self.store.log_file(self.run_id, full_id)
         with StepLog.open(log_path, configured_cap(self.config)) as log:
             if attempt > 1:

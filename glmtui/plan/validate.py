@@ -56,7 +56,9 @@ SCHEMA_FILE = Path(__file__).with_name("schema.json")  # shipped in the package 
 STEP_RESULT_FIELDS = frozenset({"status", "exit_code", "stdout", "stderr", "outputs", "duration", "usage", "turns", "reason"})
 RESPONSE_FIELDS = frozenset({"status", "headers", "json", "text"})
 PLAN_FIELDS = frozenset({"name", "dir", "run_id"})
-COMMON_KEYS = ("name", "timeout", "retry", "continue_on_error", "environment", "workdir", "outputs", "shell")
+COMMON_KEYS = ("name", "timeout", "retry", "continue_on_error", "environment", "workdir", "outputs", "shell",
+               "keep_running")
+RUN_ONLY_KEYS = ("shell", "keep_running")
 COMPONENT_KINDS = ("run", "write", "copy", "http", "llm", "agent")
 MERGED_KEYS = ("environment", "outputs")  # a step using a component merges these per key
 MAX_DURATION = 7 * 86400.0  # seconds: the longest timeout or retry delay a plan may set, a week
@@ -487,6 +489,9 @@ class _Builder:
             build = None
         user = raw.get("user")
         network = raw.get("network")
+        if raw.get("shared") is True and raw.get("name") is None:
+            self.add((*path, "shared"), "shared is for a named environment (env.name); a throw-away one is its run's own",
+                     key=True)
         return EnvConfig(
             name=_str(raw.get("name")),
             image=_str(raw.get("image")),
@@ -498,6 +503,7 @@ class _Builder:
             environment=_dict(raw.get("environment")),
             resources=self.resources(_dict(raw.get("resources")), (*path, "resources")),
             network=network if network in ("bridge", "none", "host") else "bridge",
+            shared=raw.get("shared") is True,
         )
 
     def mount(self, text: Any, path: Path_) -> Mount | None:
@@ -556,8 +562,9 @@ class _Builder:
         if len(kinds) != 1:
             self.report.add(path, _kinds_message(f"component {name!r}", kinds, COMPONENT_KINDS), reject=True)
             return None
-        if "shell" in raw and kinds != ["run"]:
-            self.add((*path, "shell"), "shell is only for run steps", key=True)
+        for key in RUN_ONLY_KEYS:
+            if key in raw and kinds != ["run"]:
+                self.add((*path, key), f"{key} is only for run steps", key=True)
         if isinstance(raw.get("http"), dict):
             self.check_http_spec(raw["http"], (*path, "http"))
         self.check_workdir(raw.get("workdir"), (*path, "workdir"))
@@ -655,8 +662,9 @@ class _Builder:
         kind = kinds[0]
         if self.report.covered((*path, kind)):
             return None  # the schema refused the kind's value (e.g. `workflow: [a]`): reported there
-        if "shell" in raw and kind not in ("run", "use"):
-            self.add((*path, "shell"), "shell is only for run steps", key=True)
+        for key in RUN_ONLY_KEYS:
+            if key in raw and kind not in ("run", "use"):
+                self.add((*path, key), f"{key} is only for run steps", key=True)
         if "with" in raw and kind not in ("use", "workflow"):
             self.add((*path, "with"), "with is only for use and workflow steps", key=True)
 
@@ -671,8 +679,9 @@ class _Builder:
                 if isinstance(raw["use"], str) and not self.report.covered(("components", raw["use"])):
                     self.add((*path, "use"), f"unknown component {raw['use']!r}{did_you_mean(raw['use'], self.components)}")
                 return None
-            if "shell" in raw and component.kind != "run":
-                self.add((*path, "shell"), "shell is only for run steps", key=True)
+            for key in RUN_ONLY_KEYS:
+                if key in raw and component.kind != "run":
+                    self.add((*path, key), f"{key} is only for run steps", key=True)
             with_ = self.component_values(component, with_, path, step_id)
             comp_path = ("components", component.name)
             suffix = f" (in step {step_id!r}, which uses component {component.name!r})"
@@ -722,6 +731,7 @@ class _Builder:
             outputs=_dict(keys.get("outputs")),
             with_=with_,
             shell=_shell(keys.get("shell")),
+            keep_running=keys.get("keep_running") is True,
             component=component.name if component else None,
         )
 

@@ -49,7 +49,7 @@ async def run_in_environment(
     ctx.leftovers.add(out_file)  # until known absent: a cancelled step may have written it
     result = await ctx.engine.exec(
         ctx.environment, argv, environment=environment, workdir=ctx.workdir, user=ctx.user,
-        timeout=ctx.timeout, on_output=ctx.output.feed,
+        timeout=ctx.timeout, on_output=ctx.output.feed, reap=not ctx.step.keep_running,
     )
     outputs = await read_outputs(ctx, out_file)
     if result.timed_out:
