@@ -51,3 +51,19 @@ def runs_dir() -> Path:
 def images_dir() -> Path:
     """The image definitions shipped in the source tree beside the package."""
     return Path(__file__).resolve().parent.parent / "images"
+
+
+def agents_log() -> Path:
+    """What `glmtui serve` (and an agent run in the background) did: one line per event."""
+    return data_dir() / "agents.log"
+
+
+def scheduler_lock() -> Path:
+    """The lock (holding the pid) of the one process that runs the schedules of saved agents,
+    beside the database whose agents it runs."""
+    return data_dir() / "scheduler.lock"
+
+
+def user_units_dir() -> Path:
+    """Where systemd looks for a user's own units."""
+    return Path(platformdirs.user_config_dir("systemd")) / "user"
