@@ -65,3 +65,92 @@ def test_run_by_hand_streams_records_and_keeps_the_key_out(busybox_image, model_
     assert request.headers["Authorization"] == f"Bearer {cli.key}"
     cli.assert_key_nowhere()
 
+
+
+def test_apply_again_changes_nothing_and_a_changed_file_keeps_the_executions(busybox_image, model_server, tmp_path):
+    cli = Cli(project(tmp_path, model_server), new_key())
+    agent = write_agent(tmp_path, AGENT, NAME="counter")
+    assert cli("agents", "apply", str(agent)).stdout.strip() == "counter: created (by hand)"
+    model_server.script(text("Done.", usage=(10, 2)))
+    assert cli("agents", "run", "counter", "--wait").returncode == 0
+    again = cli("agents", "apply", str(agent))
+    assert (again.returncode, again.stdout.strip()) == (0, "counter: unchanged (by hand)")
+    agent.write_text(agent.read_text().replace("How many files are in /etc?", "How many files are in /bin?")
+                     + 'schedule: "every 2h"\n')
+    changed = cli("agents", "apply", str(agent))
+    assert changed.returncode == 0 and changed.stdout.startswith("counter: updated (every 2 hours, next ")
+    shown = json.loads(cli("agents", "show", "counter", "--json").stdout)
+    assert shown["definition"]["prompt"] == "How many files are in /bin?" and shown["schedule"] == "every 2h"
+    assert len(shown["next_runs"]) == 3 and shown["next_runs"][1] - shown["next_runs"][0] == 7200
+    assert [e["status"] for e in cli.executions("counter")] == ["success"], "the execution is kept"
+    assert shown["totals"]["all time"] == {"executions": 1, "input_tokens": 10, "output_tokens": 2}
+
+
+def test_several_files_are_checked_before_any_is_saved(tmp_path, model_server):
+    cli = Cli(project(tmp_path, model_server), new_key())
+    good = write_agent(tmp_path, AGENT, "good.yaml", NAME="good")
+    bad = write_agent(tmp_path, AGENT.replace("max_turns: 5", "max_turn: 5"), "bad.yaml", NAME="bad")
+    result = cli("agents", "apply", str(good), str(bad))
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"{bad}:7:1: unknown key 'max_turn' (did you mean 'max_turns'?)" in result.stderr
+    assert cli("agents", "list").stdout.startswith("no saved agents yet")
+    both = cli("agents", "apply", str(good), str(write_agent(tmp_path, AGENT, "bad.yaml", NAME="other")))
+    assert both.stdout.splitlines() == ["good: created (by hand)", "other: created (by hand)"]
+
+
+def test_the_budget_stops_an_execution_after_the_turn_that_spent_it(busybox_image, model_server, tmp_path):
+    cli = Cli(project(tmp_path, model_server), new_key())
+    agent = write_agent(tmp_path, AGENT + "    budget: {tokens: 250}\n", NAME="thrifty")
+    assert cli("agents", "apply", str(agent)).returncode == 0
+    model_server.script(
+        tool_calls([("call_1", "bash", {"command": "echo checked"})], content="Let me look.", usage=(200, 60)),
+        text("never asked for", usage=(10, 1)),
+    )
+    result = cli("agents", "run", "thrifty", "--wait", "--json")
+    assert result.returncode == 1, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    finished = events[-1]
+    assert finished["event"] == "execution_finished" and finished["status"] == "budget_spent"
+    assert finished["reason"] == "token budget spent: 260 of 250 tokens after turn 1, so no further turn was started"
+    assert (finished["input_tokens"], finished["output_tokens"], finished["turns"]) == (200, 60, 1)
+    assert finished["result"] == "Let me look."
+    assert len(model_server.requests) == 1, "no turn after the one that reached the budget"
+    [execution] = cli.executions("thrifty")
+    assert execution["status"] == "budget_spent" and execution["tool_calls"][0]["exit_code"] == 0
+    assert execution["reason"] == finished["reason"]
+
+
+def test_run_without_wait_runs_to_its_end_in_the_background(busybox_image, model_server, tmp_path):
+    cli = Cli(project(tmp_path, model_server), new_key())
+    assert cli("agents", "apply", str(write_agent(tmp_path, AGENT, NAME="counter"))).returncode == 0
+    model_server.script(text("Background work done.", usage=(30, 4), delay=1.0))
+    started = cli("agents", "run", "counter")
+    assert started.returncode == 0, started.stderr
+    execution_id = started.stdout.split()[1]
+    assert started.stdout.startswith(f"execution {execution_id} of counter runs in the background (pid ")
+    refused = cli("agents", "run", "counter")
+    assert refused.returncode == 2
+    assert f"agent counter was not started again: execution {execution_id} of it still runs" in refused.stderr
+    done = wait_for(lambda: cli.execution(execution_id)["status"] not in ("queued", "running") and cli.execution(execution_id),
+                    timeout=60, what="the background execution to end")
+    assert done["status"] == "success" and done["result"] == "Background work done."
+    log = (cli.data / "glmtui" / "agents.log").read_text()
+    assert f"counter: execution {execution_id} started (manual)" in log
+    assert f"counter: execution {execution_id} success in " in log
+    cli.assert_key_nowhere()
+
+
+def test_an_agent_that_asks_needs_yes_by_hand(busybox_image, model_server, tmp_path):
+    cli = Cli(project(tmp_path, model_server), new_key())
+    agent = write_agent(tmp_path, AGENT.replace("approval: auto", "approval: ask"), NAME="asker")
+    assert cli("agents", "apply", str(agent)).returncode == 0
+    refused = cli("agents", "run", "asker", "--wait")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == (
+        "glmtui: error: agent asker may ask a person before a tool call (approval: ask) and nobody is there to "
+        "answer: run it with --yes, or set approval: auto or deny")
+    assert cli.executions() == [], "nothing was recorded"
+    model_server.script(tool_calls([("c1", "bash", {"command": "true"})], usage=(5, 1)), text("ok", usage=(6, 1)))
+    approved = cli("agents", "run", "asker", "--wait", "--yes")
+    assert approved.returncode == 0, approved.stderr
+    assert cli.executions()[0]["tool_calls"][0]["status"] == "ok"

@@ -33,7 +33,6 @@ VERSION = 1
 STEP_ID = "agent"  # the one step of an execution's plan: its log is the execution's transcript
 MAX_FILE_BYTES = 1024 * 1024
 STEP_KEYS = ("prompt", "system", "provider", "model", "tools", "max_turns", "approval")  # as in plan agent steps
-BUILTIN_ONLY = ("tools", "max_turns", "approval", "approval_rules", "budget")
 
 
 def schema_text() -> str:
@@ -264,13 +263,8 @@ class _Checker:
         self.driver()
         self.schedule()
         self.provider()
-        builtin = self.ok("driver") is False or self.data["driver"] == "builtin"
-        if builtin:
-            self.asking()
-        else:
-            for key in ("approval_rules", "budget"):
-                if key in self.data:
-                    self.add((key,), f"{key} is for the builtin driver; a driver command runs its own agent program", key=True)
+        if "driver" not in self.data or self.ok("driver"):  # else its own error says what is wrong
+            self.builtin_only()
         self.plan_checks()
 
     def schema(self) -> None:
@@ -359,6 +353,14 @@ class _Checker:
             if problem:
                 self.add(where, problem)
             self.rejected.add(("driver",))
+
+    def builtin_only(self) -> None:
+        if self.data.get("driver", "builtin") == "builtin":
+            self.asking()
+            return
+        for key in ("approval_rules", "budget"):
+            if key in self.data:
+                self.add((key,), f"{key} is for the builtin driver; a driver command runs its own agent program", key=True)
 
     def schedule(self) -> None:
         from glmtui.service.schedule import parse_schedule, zone_of

@@ -74,6 +74,10 @@ class Scheduler:
         now = self.clock.now()
         if self.agents.changed() or not self.started:
             self.load(now)
+        for entry in self.entries.values():
+            if entry.handled_until > now + CLOCK_BACK:  # the clock was set back: go on from now
+                entry.handled_until, entry.due = now, entry.schedule.next_after(now)
+                self.agents.set_handled(entry.name, now)
         for entry in sorted(self.entries.values(), key=lambda e: e.due):
             if entry.due > now:
                 break
@@ -97,8 +101,6 @@ class Scheduler:
                 self.service.announce(f"{agent.name}: not scheduled: {err}")
                 continue
             handled = agent.handled_until if agent.handled_until is not None else now
-            if handled > now + CLOCK_BACK:
-                handled = now  # the clock was set back: the schedule goes on from now
             known = self.entries.get(agent.name)
             if known is not None and known.schedule.text == schedule.text and known.handled_until > handled:
                 handled = known.handled_until
