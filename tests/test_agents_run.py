@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+import helpers
 from agent_helpers import Cli, new_key, project, write_agent
 from helpers import container_exists, wait_for
 from model_server import text, tool_calls
@@ -154,3 +155,40 @@ def test_an_agent_that_asks_needs_yes_by_hand(busybox_image, model_server, tmp_p
     approved = cli("agents", "run", "asker", "--wait", "--yes")
     assert approved.returncode == 0, approved.stderr
     assert cli.executions()[0]["tool_calls"][0]["status"] == "ok"
+
+
+def test_ctrl_c_cancels_a_waited_execution_and_cleans_up(busybox_image, model_server, tmp_path):
+    import signal
+
+    from plan_helpers import LiveRun
+
+    cli = Cli(project(tmp_path, model_server), new_key())
+    assert cli("agents", "apply", str(write_agent(tmp_path, AGENT, NAME="slow"))).returncode == 0
+    model_server.script(tool_calls([("c1", "bash", {"command": "sleep 120"})], usage=(5, 1)))
+    live = LiveRun("agents", "run", "slow", "--wait", "--json", env=cli.env, cwd=tmp_path)
+    call = live.wait_for("tool_call", step="agent")
+    assert call["arguments"] == {"command": "sleep 120"}
+    container = f"run-{live.run_id}"
+    wait_for(lambda: "sleep 120" in helpers.processes(container), timeout=30, what="the tool's command")
+    live.signal(signal.SIGINT)
+    assert live.finish() == 130
+    finished = live.events[-1]
+    assert finished["event"] == "execution_finished" and finished["status"] == "cancelled"
+    assert cli.executions("slow")[0]["status"] == "cancelled"
+    assert not container_exists(container)
+
+
+def test_the_agents_own_approval_rules_hold_in_its_executions(busybox_image, model_server, tmp_path):
+    cli = Cli(project(tmp_path, model_server), new_key())
+    agent = write_agent(tmp_path, AGENT + '    approval_rules: [{tool: bash, pattern: "rm *", mode: deny}]\n', NAME="careful")
+    assert cli("agents", "apply", str(agent)).returncode == 0
+    model_server.script(
+        tool_calls([("c1", "bash", {"command": "rm -rf /etc/hosts"}), ("c2", "bash", {"command": "cat /etc/hostname"})],
+                   usage=(50, 9)),
+        text("I was not allowed to remove it.", usage=(80, 7)),
+    )
+    assert cli("agents", "run", "careful", "--wait").returncode == 0
+    calls = cli.executions("careful")[0]["tool_calls"]
+    assert [(c["call"], c["status"]) for c in calls] == [("rm -rf /etc/hosts", "denied"), ("cat /etc/hostname", "ok")]
+    told = model_server.requests[1].body["messages"]
+    assert any(m["role"] == "tool" and m["content"].startswith("refused: the approval policy") for m in told)

@@ -330,8 +330,8 @@ def _wait(name: str, yes: bool, as_json: bool) -> int:
             if not as_json:
                 render.close()
                 click.echo(f"execution {execution.id} of {name}: {describe(execution.record)}")
-            if execution.task.exception() is not None and not execution.task.cancelled():
-                raise execution.task.exception()
+            if not execution.task.cancelled() and execution.task.exception() is not None:
+                raise execution.task.exception()  # a bug: one line, the traceback with --debug
             return execution.exit_code
 
     try:

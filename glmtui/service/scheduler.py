@@ -17,6 +17,7 @@ An agent whose last execution still runs is not started again: the skip is recor
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -64,7 +65,10 @@ class Scheduler:
     async def run(self) -> None:
         """Pass after pass until cancelled."""
         while True:
-            self.tick()
+            try:
+                self.tick()
+            except sqlite3.OperationalError as err:  # the database is busy beyond its timeout: next pass
+                self.service.announce(f"the scheduler could not read or write the store ({err}); trying again")
             now = self.clock.now()
             due = min((entry.due for entry in self.entries.values()), default=now + NAP)
             await self.clock.sleep(min(max(due - now, 0.0), NAP))
