@@ -188,3 +188,34 @@ async def test_an_overlap_is_skipped_and_executions_wait_in_order(service_for, m
     assert (first.status, second.status) == ("success", "success")
     assert second.started >= first.finished, "the second started when the first had ended"
     assert [r.body["messages"][1]["content"] for r in model_server.requests] == ["Work on it.", "Work on it."]
+
+
+async def test_agents_applied_paused_and_removed_elsewhere_are_seen_at_the_next_pass(service_for, model_server, tmp_path):
+    from glmtui.service.definition import load_agent_file
+    from glmtui.service.records import AgentStore
+    from glmtui.service.scheduler import Scheduler
+
+    service = service_for(model_server)
+    clock = FakeClock(time.time())
+    scheduler = Scheduler(service, clock)
+    scheduler.tick()
+    assert scheduler.entries == {}
+    other = make_store(tmp_path / "data")  # another process's connection: `glmtui agents ...`
+    try:
+        records = AgentStore(other)
+        path = write_agent(tmp_path, "version: 1\nname: yearly\nprompt: x\napproval: auto\nschedule: '@yearly'\n")
+        records.apply(load_agent_file(path, service.config))
+        scheduler.tick()
+        assert list(scheduler.entries) == ["yearly"]
+        assert datetime.fromtimestamp(scheduler.next_fire).strftime("%m-%d %H:%M") == "01-01 00:00"
+        records.set_status("yearly", "paused")
+        scheduler.tick()
+        assert scheduler.entries == {}
+        records.set_status("yearly", "active")
+        scheduler.tick()
+        assert list(scheduler.entries) == ["yearly"]
+        records.remove("yearly")
+        scheduler.tick()
+        assert scheduler.entries == {}
+    finally:
+        other.close()

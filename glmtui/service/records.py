@@ -118,6 +118,10 @@ class AgentStore:
         changed, self._seen_version = version != self._seen_version, version
         return changed
 
+    def fingerprint(self) -> tuple:
+        """What the scheduler's view of the agents depends on: names, definitions, statuses."""
+        return tuple(self._db.execute("SELECT name, digest, status FROM agents ORDER BY name"))
+
     # -- agents -----------------------------------------------------------------------------
 
     def apply(self, definition: AgentDefinition) -> str:

@@ -61,6 +61,7 @@ class Scheduler:
         self.clock = clock or SystemClock()
         self.entries: dict[str, _Entry] = {}
         self.started = False
+        self._fingerprint: tuple | None = None
 
     async def run(self) -> None:
         """Pass after pass until cancelled."""
@@ -76,8 +77,11 @@ class Scheduler:
     def tick(self) -> None:
         """One pass: notice changes to the agents, start what is due."""
         now = self.clock.now()
-        if self.agents.changed() or not self.started:
-            self.load(now)
+        if self.agents.changed() or not self.started:  # another process wrote: perhaps to the agents
+            fingerprint = self.agents.fingerprint()
+            if fingerprint != self._fingerprint:
+                self._fingerprint = fingerprint
+                self.load(now)
         for entry in self.entries.values():
             if entry.handled_until > now + CLOCK_BACK:  # the clock was set back: go on from now
                 entry.handled_until, entry.due = now, entry.schedule.next_after(now)

@@ -36,11 +36,11 @@ UNIT_NAME = "glmtui.service"
 @dataclass(frozen=True)
 class Holder:
     pid: int | None
-    role: str  # serve (later also: the TUI)
+    role: str  # serve, or tui (the TUI runs them while no serve does)
     started: float | None
 
     def describe(self) -> str:
-        what = "glmtui serve" if self.role == "serve" else f"glmtui ({self.role})"
+        what = {"serve": "glmtui serve", "tui": "the glmtui TUI"}.get(self.role, f"glmtui {self.role}")
         since = f", since {datetime.fromtimestamp(self.started):%Y-%m-%d %H:%M}" if self.started else ""
         return f"{what} (pid {self.pid}{since})" if self.pid else f"{what} (pid unknown{since})"
 
