@@ -169,8 +169,8 @@ def _plan_document(agent: Document, skip: Collection[str] = ()) -> Document:
     if isinstance(driver, dict) and "command" in driver:
         command = driver["command"]
         words = command.split() if isinstance(command, str) else command
-        program = str(words[0]) if words else "command"
-        spec["driver"] = os.path.basename(program) if os.path.basename(program) != "builtin" else "command"
+        program = os.path.basename(str(words[0])) if words else "command"
+        spec["driver"] = program if program != "builtin" else "command"
         spec["command"] = command
     step: dict[str, Any] = {"id": STEP_ID, "agent": spec}
     if "timeout" in data:
@@ -259,7 +259,7 @@ class _Checker:
 
     def check(self) -> None:
         self.schema()
-        self.names()
+        self.env_name()
         self.driver()
         self.schedule()
         self.provider()
@@ -314,7 +314,7 @@ class _Checker:
         self.add(path, message)
         self.rejected.add(path)
 
-    def names(self) -> None:
+    def env_name(self) -> None:
         env = self.data.get("env")
         if isinstance(env, str) and ("env",) not in self.rejected:
             from glmtui.docker.spec import NAME_PATTERN

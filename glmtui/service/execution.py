@@ -96,6 +96,10 @@ class Execution(PlanRun):
         except GlmtuiError as err:
             record.status = "failure"
             record.reason = self._masked("; ".join(str(err).splitlines()))
+        except Exception as err:  # a bug: recorded as what it is, then raised
+            record.status = "failure"
+            record.reason = self._masked(f"internal error: {type(err).__name__}: {err}")
+            raise
         finally:
             self._record_end()
         return record
