@@ -123,12 +123,14 @@ class Bench:
         return folder, env
 
     def glmtui(self, folder: Path, env: dict[str, str], *args: str) -> float:
-        started = time.perf_counter()
-        result = subprocess.run([str(GLMTUI_BIN), *args], cwd=folder, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        elapsed = time.perf_counter() - started
-        if result.returncode != 0:
-            raise RuntimeError(f"glmtui {' '.join(args)} failed ({result.returncode}): {result.stderr[-2000:]}")
+        with (self.workdir / "out.txt").open("w+") as out:  # a file, as cheap as /dev/null, read on a failure
+            started = time.perf_counter()
+            result = subprocess.run([str(GLMTUI_BIN), *args], cwd=folder, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT)
+            elapsed = time.perf_counter() - started
+            if result.returncode != 0:
+                out.seek(0)
+                raise RuntimeError(f"glmtui {' '.join(args)} failed ({result.returncode}): {out.read()[-2000:]}")
         return elapsed
 
     def script(self, turns: int) -> None:
