@@ -188,3 +188,37 @@ def test_the_schema_is_shipped_and_its_env_block_is_the_plans(tmp_path):
     assert list(Draft202012Validator(schema).iter_errors(yaml.safe_load(example.read_text()))) == []
     checked = cli("agents", "validate", str(example))
     assert checked.returncode == 0 and checked.stdout.strip() == f"{example}: valid (agent nightly-tests)"
+
+
+def test_list_pause_resume_and_remove_by_name(tmp_path):
+    cli = cli_in(tmp_path)
+    path = write_agent(tmp_path, """
+        version: 1
+        name: weekly-report
+        prompt: Write the weekly report.
+        approval: auto
+        schedule: "0 8 * * mon"
+        timezone: Europe/Berlin
+    """)
+    assert cli("agents", "apply", str(path)).returncode == 0
+    [listed] = json.loads(cli("agents", "list", "--json").stdout)
+    assert listed["status"] == "active" and listed["schedule_words"] == "At 08:00 on Monday (Europe/Berlin)"
+    assert listed["next_run"] > 0 and listed["last_execution"] is None
+    assert listed["totals"]["all time"] == {"executions": 0, "input_tokens": 0, "output_tokens": 0}
+    table = cli("agents", "list").stdout.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "SCHEDULE", "NEXT", "RUN", "LAST", "TOKENS"]
+    assert table[1].startswith("weekly-report  active  At 08:00 on Monday (Europe/Berlin)  ")
+    assert table[-1] == "schedules are not being run: start `glmtui serve` (or `glmtui serve --install-user-unit`)"
+    shown = cli("agents", "show", "weekly-report").stdout
+    assert "next runs        " in shown and shown.count(" 08:00:00+0") == 3, "in the agent's time zone"
+    assert [cli("agents", "pause", "weekly-report").stdout, cli("agents", "pause", "weekly-report").stdout] == [
+        "weekly-report: paused\n", "weekly-report: already paused\n"]
+    assert json.loads(cli("agents", "list", "--json").stdout)[0]["next_run"] is None
+    assert "weekly-report  paused" in cli("agents", "list").stdout
+    assert cli("agents", "resume", "weekly-report").stdout == "weekly-report: resumed\n"
+    missing = cli("agents", "show", "weekly-reprot")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == ("glmtui: error: no agent 'weekly-reprot' (did you mean 'weekly-report'?) "
+                                      "(`glmtui agents list` lists them)")
+    assert cli("agents", "remove", "weekly-report").stdout == "weekly-report: removed, with 0 execution records\n"
+    assert cli("agents", "list").stdout.startswith("no saved agents yet")

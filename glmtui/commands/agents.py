@@ -213,7 +213,9 @@ def show(name: str, as_json: bool) -> None:
         lines.append(("timeout", str(data["timeout"])))
     if definition.schedule_text:
         lines.append(("schedule", f"{definition.schedule_text}: {_schedule_words(agent)}; catch_up {definition.catch_up}"))
-        lines.append(("next runs", ", ".join(_when(t) for t in nexts) if nexts else "none while paused"))
+        zone = definition.schedule()
+        lines.append(("next runs", ", ".join(f"{zone.local(t):%Y-%m-%d %H:%M:%S%z}" for t in nexts) if nexts
+                      else "none while paused"))
     else:
         lines.append(("schedule", "none: runs by hand (glmtui agents run NAME)"))
     for span, figures in totals.items():
