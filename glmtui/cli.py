@@ -11,6 +11,7 @@ from typing import NoReturn
 import click
 
 from glmtui import __version__
+from glmtui.commands.agents import agents_group
 from glmtui.commands.common import State, fail, settle
 from glmtui.commands.chats import chats_group
 from glmtui.commands.config import config_group, init
@@ -18,6 +19,7 @@ from glmtui.commands.env import env_group, logs
 from glmtui.commands.image import image_group
 from glmtui.commands.models import models_group
 from glmtui.commands.plan import plan_group, runs_group
+from glmtui.commands.serve import serve
 from glmtui.commands.system import clean, completion, version
 from glmtui.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BadInput
 
@@ -49,8 +51,8 @@ def tui(plan: Path | None) -> None:
     sys.exit(run_tui(plan))
 
 
-for command in (tui, init, env_group, logs, plan_group, runs_group, models_group, chats_group, config_group, image_group,
-                clean, version, completion):
+for command in (tui, init, env_group, logs, plan_group, runs_group, agents_group, serve, models_group, chats_group,
+                config_group, image_group, clean, version, completion):
     cli.add_command(command)
 
 

@@ -101,6 +101,8 @@ KEYS: dict[str, Key] = {
     "approval_rules": Key([], _approval_rules, "rules like {tool: bash, pattern: 'pytest *', mode: auto}"),
     "max_turns": Key(30, lambda v: parse_positive_int(v, what="max_turns"), "model turns of one agent task"),
     "jobs": Key(16, _jobs, "steps of a plan run at once (--jobs): they wait on containers, not on this machine"),
+    "serve.max_executions": Key(2, lambda v: parse_positive_int(v, what="serve.max_executions"),
+                                "agent executions `glmtui serve` runs at once; the others wait in order"),
 }
 # Free-form subtrees (validated by the code that reads them).
 OPEN_PREFIXES = ("providers.",)

@@ -61,3 +61,19 @@ def images_dir() -> Path:
 def locks_dir() -> Path:
     """The lock files of named environments, by which runs that share one take turns."""
     return data_dir() / "locks"
+
+
+def agents_log() -> Path:
+    """What `glmtui serve` (and an agent run in the background) did: one line per event."""
+    return data_dir() / "agents.log"
+
+
+def scheduler_lock() -> Path:
+    """The lock (holding the pid) of the one process that runs the schedules of saved agents,
+    beside the database whose agents it runs."""
+    return data_dir() / "scheduler.lock"
+
+
+def user_units_dir() -> Path:
+    """Where systemd looks for a user's own units."""
+    return Path(platformdirs.user_config_dir("systemd")) / "user"

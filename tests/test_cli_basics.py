@@ -47,7 +47,8 @@ def test_importing_the_cli_imports_nothing_heavy():
     "args",
     [
         ("--help",), ("-V",), ("env", "--help"), ("env", "create", "--help"), ("config", "--help"),
-        ("models", "--help"), ("models", "check", "--help"), ("chats", "--help"),
+        ("models", "--help"), ("models", "check", "--help"), ("chats", "--help"), ("agents", "--help"),
+        ("agents", "run", "--help"), ("serve", "--help"),
     ],
 )
 def test_help_imports_nothing_heavy(args):

@@ -50,7 +50,7 @@ class AgentResult:
     text: str  # the final message
     turns: int
     usage: Usage
-    finished: bool  # False: max_turns was reached first
+    finished: bool  # False: max_turns or the token budget was reached first
     reason: str | None = None
 
 
@@ -72,6 +72,7 @@ class Agent:
         step: str = "chat",
         model: str | None = None,
         max_turns: int = 30,
+        budget: int | None = None,
         masker: Masker | None = None,
         messages: list[dict[str, Any]] | None = None,
         usage: Usage | None = None,
@@ -85,6 +86,7 @@ class Agent:
         self.step = step
         self.model = model
         self.max_turns = max_turns
+        self.budget = budget  # tokens (in + out) one send() may spend; None: no limit
         self.masker = masker or Masker(())
         self.messages: list[dict[str, Any]] = messages if messages else [{"role": "system", "content": system}]
         self.usage = usage or Usage()
@@ -98,12 +100,14 @@ class Agent:
             self.on_message(message)
 
     async def send(self, text: str) -> AgentResult:
-        """One user message, worked on until the model stops calling tools (or max_turns).
+        """One user message, worked on until the model stops calling tools (or max_turns, or the
+        token budget: the turn that reaches it ends with its tool calls, and no new turn starts).
         The same message again right after it got no answer (the model failed) is a retry: it
         is not said twice."""
         message = {"role": "user", "content": text}
         if self.messages[-1] != message:
             self._add(message)
+        before = self.usage
         last = ""
         for _ in range(self.max_turns):
             said: list[str] = []
@@ -130,6 +134,11 @@ class Agent:
             if not reply.tool_calls:
                 return AgentResult(last, self.turns, self.usage, finished=True)
             await self._run_calls(reply.tool_calls)
+            spent = self.usage.input_tokens + self.usage.output_tokens - before.input_tokens - before.output_tokens
+            if self.budget is not None and spent >= self.budget:
+                return AgentResult(last, self.turns, self.usage, finished=False,
+                                   reason=f"token budget spent: {spent:,} of {self.budget:,} tokens after turn "
+                                          f"{self.turns}, so no further turn was started")
         return AgentResult(last, self.turns, self.usage, finished=False,
                            reason=f"stopped after {counted(self.max_turns, 'turn')} (max_turns)")
 

@@ -97,11 +97,9 @@ def load_plan(
     a mount must not reach undeclared.
     """
     document = load_documents(list(paths))
-    report = _Report(document)
     _check_version(document)
-    _check_schema(document, report)
-    plan = _with_permissions(document, _Builder(document, report).plan(), docker_host, report)
-    env = _env_view(plan, env_files, extra_env or {}, os.environ if environ is None else environ, report)
+    report, plan = check_document(document, docker_host=docker_host)
+    env = env_view(plan, env_files, extra_env or {}, os.environ if environ is None else environ, report)
     secrets = _secrets(document, plan, env, check_secrets, report)
     chosen = _choose_workflow(document, plan, workflow, report)
     values = _input_values(document, plan, chosen, inputs or {}, input_file, report)
@@ -159,6 +157,16 @@ def _check_version(document: Document) -> None:
     else:
         message = f"version must be the number {SUPPORTED_VERSION}, not {version!r}"
     raise PlanInvalid([PlanError.at(where, message)])
+
+
+def check_document(document: Document, *, docker_host: str | None = None) -> tuple[_Report, Plan]:
+    """A plan document (from files, or made by a saved agent) checked and built: the schema, the
+    model (kinds, ids, needs, expressions, components, workflows) and its host access. Problems
+    are in the report (`raise_if_any()`), with the plan built from what is valid."""
+    report = _Report(document)
+    _check_schema(document, report)
+    plan = _with_permissions(document, _Builder(document, report).plan(), docker_host, report)
+    return report, plan
 
 
 def _with_permissions(document: Document, plan: Plan, docker_host: str | None, report: _Report) -> Plan:
@@ -989,7 +997,7 @@ def _shell(value: Any) -> str | tuple[str, ...] | None:
 # --- values from outside the plan ----------------------------------------------------------
 
 
-def _env_view(
+def env_view(
     plan: Plan, env_files: Sequence[Path], extra: Mapping[str, str], environ: Mapping[str, str], report: _Report
 ) -> dict[str, str]:
     view: dict[str, str] = {}

@@ -34,11 +34,13 @@ async def always_yes(_request: Any) -> str:
 
 
 def policy_for(spec: Mapping[str, Any], config: Any) -> Any:
+    """The step's approval (else the config's) with the config's rules and then the step's own
+    `approval_rules` (a saved agent's): of the rules that match a call, deny wins."""
     from glmtui.agent.approval import Policy
 
     mode = spec.get("approval") or (config.get("approval") if config is not None else "ask")
     rules = (config.get("approval_rules") if config is not None else None) or []
-    return Policy.from_config(mode, rules)
+    return Policy.from_config(mode, [*rules, *(spec.get("approval_rules") or [])])
 
 
 def driver_of(spec: Mapping[str, Any]) -> str:
@@ -79,7 +81,7 @@ async def _builtin(ctx: StepContext, spec: Mapping[str, Any]) -> StepOutcome:
     masker = masker_of(ctx)
     agent = Agent(
         client, toolbox, system=system, policy=policy, sink=transcript, approver=approver,
-        step=ctx.output.step, model=provider.model, max_turns=max_turns, masker=masker,
+        step=ctx.output.step, model=provider.model, max_turns=max_turns, budget=spec.get("budget"), masker=masker,
     )
     try:
         result = await agent.send(prompt)

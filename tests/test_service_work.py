@@ -1,0 +1,123 @@
+"""The service layer's running work: numbered events kept for subscribers that come late or come
+back (as an SSE client with Last-Event-ID will), live fan-out, approvals answered from outside,
+cancel, and execution slots taken in order."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from glmtui.agent.approval import Policy
+from glmtui.errors import BadInput
+from glmtui.events import Progress
+from glmtui.service.work import ApprovalAnswered, ApprovalAsked, Slots, Work
+
+
+class Steps(Work):
+    """Work that emits `count` events, waiting for `go` after the first `pause_after`."""
+
+    kind = "test"
+
+    def __init__(self, count: int, pause_after: int = 0) -> None:
+        super().__init__("w1")
+        self.count, self.pause_after = count, pause_after
+        self.go = asyncio.Event()
+
+    async def _work(self) -> str:
+        for n in range(1, self.count + 1):
+            if n == self.pause_after + 1 and self.pause_after:
+                await self.go.wait()
+            self.emit(Progress(f"event {n}"))
+            await asyncio.sleep(0)
+        return "done"
+
+
+async def messages(work: Work, after: int = 0) -> list[tuple[int, str]]:
+    return [(seq, event.message) async for seq, event in work.follow(after)]
+
+
+async def test_followers_get_every_event_numbered_and_can_resume():
+    work = Steps(5, pause_after=2).start()
+    early = asyncio.create_task(messages(work))
+    while work.last_seq < 2:
+        await asyncio.sleep(0)
+    seen: list[tuple[int, str]] = []
+    unsubscribe = work.subscribe(lambda seq, event: seen.append((seq, event.message)), after=1)
+    work.go.set()
+    assert await work.wait() == "done"
+    expected = [(n, f"event {n}") for n in range(1, 6)]
+    assert await early == expected
+    assert seen == expected[1:], "the kept events after 1, then the live ones"
+    assert await messages(work, after=3) == expected[3:], "a follower that comes back continues after its last"
+    assert await messages(work, after=5) == []
+    unsubscribe()
+
+
+async def test_the_history_is_bounded(monkeypatch):
+    from glmtui.service import work as module
+
+    monkeypatch.setattr(module, "HISTORY", 10)
+    work = Steps(35).start()
+    await work.wait()
+    kept = work.history()
+    assert kept[-1][0] == 35 and 10 <= len(kept) <= 20
+    assert work.history(after=30) == kept[-5:]
+
+
+async def test_an_approval_is_asked_as_an_event_and_answered_from_outside():
+    policy = Policy("ask")
+
+    class Asking(Work):
+        async def _work(self) -> str:
+            return await self.ask(policy.request("bash", {"command": "pytest -q tests"}, "fix"))
+
+    work = Asking("w2")
+    asked: list[ApprovalAsked] = []
+    work.subscribe(lambda seq, event: asked.append(event) if isinstance(event, ApprovalAsked) else None)
+    work.start()
+    while not asked:
+        await asyncio.sleep(0)
+    [request] = asked
+    assert (request.step, request.tool, request.subject, request.pattern) == ("fix", "bash", "pytest -q tests", "pytest *")
+    with pytest.raises(BadInput, match="answer 'maybe' is not one of yes, no, always"):
+        work.answer(request.approval_id, "maybe")
+    work.answer(request.approval_id, "always")
+    assert await work.wait() == "always"
+    assert isinstance(work.history()[-1][1], ApprovalAnswered)
+    with pytest.raises(BadInput, match="has no open approval"):
+        work.answer(request.approval_id, "yes")
+
+
+async def test_cancel_ends_the_work_and_its_followers():
+    work = Steps(3, pause_after=1).start()
+    follower = asyncio.create_task(messages(work))
+    while work.last_seq < 1:
+        await asyncio.sleep(0)
+    work.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await work.wait()
+    assert work.status == "cancelled"
+    assert await follower == [(1, "event 1")]
+
+
+async def test_slots_are_taken_in_the_order_asked():
+    slots = Slots(1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(name: str) -> None:
+        async with slots:
+            order.append(name)
+            await release.wait()
+
+    first = asyncio.create_task(hold("a"))
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(hold(name)) for name in "bcd"]
+    await asyncio.sleep(0)
+    assert order == ["a"] and slots.waiting == 3
+    waiters[1].cancel()  # "c" gives up its place
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, waiters[0], waiters[2])
+    assert order == ["a", "b", "d"] and slots.busy == 0 and slots.waiting == 0
