@@ -21,6 +21,7 @@ from glmtui.plan.steps.base import render
 
 CREATE_ATTEMPTS = 3
 REUSE_WAIT = 10  # seconds an environment someone else created may take to start
+UNLISTED_GRACE = 1.0  # seconds a name taken by another creation may not be listed yet
 
 
 @dataclass
@@ -167,11 +168,19 @@ async def _create_or_reuse(
         except Conflict:
             pass
         deadline = time.monotonic() + REUSE_WAIT
+        missing_since = None
         while True:
             try:
                 existing = await engine.get_environment(spec.name)
             except NotFound:
-                break  # theirs failed and is gone: create it after all
+                # The engine takes the name before it lists the container: absent for a moment
+                # may be theirs still being made; absent for longer, theirs failed and is gone.
+                missing_since = missing_since or time.monotonic()
+                if time.monotonic() - missing_since > UNLISTED_GRACE:
+                    break  # create it after all
+                await asyncio.sleep(0.05)
+                continue
+            missing_since = None
             if existing.running:
                 progress(f"environment {spec.name} was created at the same time elsewhere: using it")
                 return False
