@@ -175,8 +175,11 @@ def test_cancel_and_resume(serve, env_name):
     with server.client() as client:
         run_id = client.post("/runs", json={"plan": "sleeper"}).json()["id"]
         container = f"run-{run_id}"
-        helpers.wait_for(lambda: helpers.container_exists(container) and "sleep 120" in helpers.processes(container),
-                         timeout=60, what="the step's command")
+        def sleeping() -> bool:
+            ps = helpers.docker("exec", helpers.container_of(container), "ps", "-o", "args", check=False)
+            return ps.returncode == 0 and "sleep 120" in ps.stdout  # (not before the container runs)
+
+        helpers.wait_for(sleeping, timeout=60, what="the step's command")
         cancelled = client.post(f"/runs/{run_id}/cancel", json={"wait": True})
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
         assert not helpers.container_exists(container)
