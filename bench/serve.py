@@ -19,9 +19,9 @@ temporary folder, driven by httpx2 from this process):
            event once, in order (goal: none lost); the time until the last client has all of it,
            against one client alone.
 
-Figures are medians of N rounds (default 10, --quick 3 for wait; latency and fanout take one run
-per round); a ratio is the median of the per-round ratios (each round runs both sides back to
-back). The named environments `benchserve-<pid>-<random>` and every throw-away environment of a
+Rounds: N (default 10, --quick 3); wait takes 3N samples, latency and fanout one run a round. A
+ratio is the median of the per-sample ratios (both sides run back to back), a latency is over
+every line of every round. The named environments `benchserve-<pid>-<random>` and every throw-away environment of a
 run are removed at the end, also on an error, Ctrl-C or SIGTERM.
 """
 

@@ -46,6 +46,7 @@ class Face:
     app: ASGIApp
     what: str  # for the start line and the OpenAPI document, e.g. "MCP (streamable HTTP)"
     lifespan: Callable[[], AbstractAsyncContextManager[Any]] | None = None
+    public: tuple[str, ...] = ()  # paths below `path` that need no token (a login form)
 
 
 @dataclass
@@ -95,7 +96,8 @@ def build_app(api: Any, settings: Settings, faces: Sequence[Face] = ()) -> ASGIA
                                      allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
                                      expose_headers=["Location"]))
     middleware += [
-        Middleware(TokenCheck, token=settings.token, public=public_paths(), refused=refused),
+        Middleware(TokenCheck, token=settings.token, refused=refused,
+                   public=public_paths() + [face.path.rstrip("/") + path for face in faces for path in face.public]),
         Middleware(BodyLimit, limit=settings.max_body),
     ]
     routes = [*api.routes(), *(Mount(face.path, app=face.app) for face in faces)]
