@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,8 +172,16 @@ class Api:
                                     f"(POST {PREFIX}/runs/ID/approvals/APPROVAL_ID), or set approval: auto") from None
         work = self.service.start_run(loaded, jobs=jobs, keep=keep, resume=resume, asks=approvals,
                                       grant=self.settings.policy)
+        work.task.add_done_callback(self._ended)
         await until_recorded(work)
         return work
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        """A run's error is its own record's (and its events'); a bug goes to the log with its traceback."""
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not isinstance(error, GlmtuiError):
+            self.settings.log(f"api: internal error in {task.get_name()}: {type(error).__name__}: {error}\n"
+                              + "".join(traceback.format_exception(error)).rstrip())
 
     async def finished_run(self, work: Any) -> dict[str, Any]:
         await asyncio.wait([work.task])
