@@ -78,6 +78,56 @@ def _approval_rules(value: Any) -> list[dict[str, Any]]:
     return value
 
 
+def _yaml_text(value: Any, key: str) -> Any:
+    """A value given as text (GLMTUI_* variables, `config set`) read as YAML."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise BadInput(f"{key}: not YAML ({' '.join(str(err).split())[:120]})") from None
+
+
+def _text_list(key: str) -> Callable[[Any], list[str]]:
+    """A list of texts; one text alone is a list of one."""
+
+    def parse(value: Any) -> list[str]:
+        value = _yaml_text(value, key)
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(item, str) and item for item in items):
+            raise BadInput(f"{key}: a list of texts, e.g. [one, two]")
+        return items
+    return parse
+
+
+def _port(value: Any) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"serve.port: {value!r} is not a port number") from None
+    if not 0 <= port <= 65535 or isinstance(value, bool):
+        raise BadInput(f"serve.port: {value!r} is not a port number (0 to 65535; 0: any free port)")
+    return port
+
+
+def _max_body(value: Any) -> str:
+    if parse_size(value, what="serve.max_body") < 1024:
+        raise BadInput(f"serve.max_body: {value!r} is too small", hint="use at least 1k")
+    return str(value)
+
+
+def _serve_allow(value: Any) -> dict[str, Any]:
+    from glmtui.server.policy import check_allow
+
+    return check_allow(_yaml_text(value, "serve.allow") or {})
+
+
+def _serve_hooks(value: Any) -> dict[str, Any]:
+    from glmtui.server.hooks import check_hooks
+
+    return check_hooks(_yaml_text(value, "serve.hooks") or {})
+
+
 @dataclass(frozen=True)
 class Key:
     default: Any
@@ -103,6 +153,19 @@ KEYS: dict[str, Key] = {
     "jobs": Key(16, _jobs, "steps of a plan run at once (--jobs): they wait on containers, not on this machine"),
     "serve.max_executions": Key(2, lambda v: parse_positive_int(v, what="serve.max_executions"),
                                 "agent executions `glmtui serve` runs at once; the others wait in order"),
+    "serve.host": Key("127.0.0.1", _text, "the address `glmtui serve` listens on (--host); beyond loopback it needs TLS"),
+    "serve.port": Key(8765, _port, "the port `glmtui serve` listens on (--port)"),
+    "serve.tls_cert": Key(None, _optional_text, "certificate file (PEM) of `glmtui serve` (--tls-cert)"),
+    "serve.tls_key": Key(None, _optional_text, "private key file (PEM) of `glmtui serve` (--tls-key)"),
+    "serve.plans": Key(["./plans"], _text_list("serve.plans"),
+                       "folders of the plans the server runs, relative to where it starts"),
+    "serve.allow": Key({}, _serve_allow, "host access of runs the server starts: the keys of a plan's permissions"),
+    "serve.hosts": Key([], _text_list("serve.hosts"), "more names the server answers to in the Host header"),
+    "serve.cors_origins": Key([], _text_list("serve.cors_origins"), "web origins that may call the API (CORS)"),
+    "serve.max_body": Key("1m", _max_body, "the largest request body the server reads"),
+    "serve.hooks": Key({}, _serve_hooks, "webhooks by name: {plan or agent, secret_env, inputs, workflow}"),
+    "serve.hook_window": Key(300.0, lambda v: parse_duration(v, what="serve.hook_window"),
+                             "how far a webhook's signed timestamp may be from now"),
 }
 # Free-form subtrees (validated by the code that reads them).
 OPEN_PREFIXES = ("providers.",)

@@ -77,3 +77,8 @@ def scheduler_lock() -> Path:
 def user_units_dir() -> Path:
     """Where systemd looks for a user's own units."""
     return Path(platformdirs.user_config_dir("systemd")) / "user"
+
+
+def serve_token_file() -> Path:
+    """The bearer token of `glmtui serve` (mode 0600), beside the user's config file."""
+    return user_config_file().parent / "serve-token"

@@ -27,7 +27,7 @@ class Serve:
     def __init__(self, cli: Cli) -> None:
         self.out = (cli.folder / "serve.out").open("w+")
         self.proc = subprocess.Popen(
-            helpers.glmtui_argv("serve"), stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
+            helpers.glmtui_argv("serve", "--port", "0"), stdin=subprocess.DEVNULL, stdout=self.out, stderr=subprocess.STDOUT,
             text=True, env=helpers.child_env(cli.env), cwd=str(cli.folder),
         )
 
@@ -84,7 +84,7 @@ def test_serve_runs_an_every_2s_schedule_and_is_the_only_one(make_env, model_ser
                in start
         assert f"log {cli.data / 'glmtui' / 'agents.log'}; Ctrl-C or `kill {pid}` stops it" in start
 
-        second = cli("serve")
+        second = cli("serve", "--port", "0")
         assert second.returncode == 2
         assert helpers.one_error_line(second.stderr).startswith(
             f"glmtui: error: glmtui serve (pid {pid}, since ")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,24 +23,6 @@ def _when(instant: float | None) -> str:
     return "" if instant is None else f"{datetime.fromtimestamp(instant):%Y-%m-%d %H:%M:%S}"
 
 
-def _next_runs(agent: Any, count: int = 1) -> list[float]:
-    """The agent's next fire times, as the scheduler will see them (none while paused)."""
-    schedule = agent.definition.schedule()
-    if schedule is None or agent.status != "active":
-        return []
-    after = max(time.time(), agent.handled_until or 0.0)
-    return schedule.upcoming(after, count)
-
-
-def _schedule_words(agent: Any) -> str:
-    if not agent.definition.schedule_text:
-        return "by hand"
-    try:
-        return agent.definition.schedule().describe()
-    except Exception as err:  # noqa: BLE001 - a zone this machine lacks: say so in the list
-        return f"{agent.definition.schedule_text} ({err})"
-
-
 @click.group("agents")
 def agents_group() -> None:
     """Saved agents: a task for a model that runs by hand or on a schedule (`glmtui serve`)."""
@@ -56,6 +37,7 @@ def apply(files: tuple[Path, ...]) -> None:
     from glmtui.errors import BadInput
     from glmtui.plan.model import PlanInvalid
     from glmtui.service.definition import load_agent_file
+    from glmtui.service.records import next_runs, schedule_words
 
     definitions, errors, seen = [], [], {}
     for path in files:
@@ -74,9 +56,9 @@ def apply(files: tuple[Path, ...]) -> None:
     for definition in definitions:
         outcome = records.apply(definition)
         agent = records.get(definition.name)
-        nexts = _next_runs(agent)
+        nexts = next_runs(agent)
         when = f", next {_when(nexts[0])}" if nexts else ""
-        click.echo(f"{definition.name}: {outcome} ({_schedule_words(agent)}{when})")
+        click.echo(f"{definition.name}: {outcome} ({schedule_words(agent)}{when})")
 
 
 @agents_group.command("validate")
@@ -111,6 +93,7 @@ def schema() -> None:
 def list_(as_json: bool) -> None:
     """The saved agents: schedule, next run, last execution, tokens."""
     from glmtui.render import table
+    from glmtui.service.records import agent_json, next_runs, schedule_words
     from glmtui.service.serve import schedules_status
 
     records = _records()
@@ -118,17 +101,17 @@ def list_(as_json: bool) -> None:
     for agent in records.list():
         last = records.last(agent.name)
         totals = records.totals(agent.name)
-        nexts = _next_runs(agent)
+        nexts = next_runs(agent)
         rows.append((agent, last, totals, nexts[0] if nexts else None))
     if as_json:
-        print_json([_agent_json(agent, last, totals, upcoming) for agent, last, totals, upcoming in rows])
+        print_json([agent_json(agent, last, totals, upcoming) for agent, last, totals, upcoming in rows])
         return
     if not rows:
         click.echo("no saved agents yet (glmtui agents apply FILE; docs/agents.md)")
         return
     table(
         ["NAME", "STATUS", "SCHEDULE", "NEXT RUN", "LAST", "TOKENS"],
-        [[agent.name, agent.status, _schedule_words(agent), _when(upcoming) or ("paused" if agent.status == "paused" else "-"),
+        [[agent.name, agent.status, schedule_words(agent), _when(upcoming) or ("paused" if agent.status == "paused" else "-"),
           f"{last.status} {_ago(last.queued)}" if last else "-",
           f"{totals['all time']['input_tokens'] + totals['all time']['output_tokens']:,}"]
          for agent, last, totals, upcoming in rows],
@@ -145,40 +128,23 @@ def _ago(instant: float) -> str:
     return age(datetime.fromtimestamp(instant, timezone.utc))
 
 
-def _agent_json(agent: Any, last: Any, totals: dict, upcoming: float | None) -> dict[str, Any]:
-    definition = agent.definition
-    return {
-        "name": agent.name,
-        "status": agent.status,
-        "description": definition.description,
-        "file": str(definition.file),
-        "schedule": definition.schedule_text,
-        "schedule_words": _schedule_words(agent),
-        "timezone": definition.timezone,
-        "catch_up": definition.catch_up,
-        "next_run": upcoming,
-        "last_execution": last.as_json() if last else None,
-        "totals": totals,
-        "definition": definition.data,
-    }
-
-
 @agents_group.command("show")
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 def show(name: str, as_json: bool) -> None:
     """One agent: its task, environment, model, approval, schedule with its next three fire
     times, and its tokens today, in 7 days and in all."""
+    from glmtui.service.records import agent_json, next_runs, schedule_words
     from glmtui.service.serve import schedules_status
 
     records = _records()
     agent = records.get(name)
     definition, data = agent.definition, agent.definition.data
     totals = records.totals(name)
-    nexts = _next_runs(agent, 3)
+    nexts = next_runs(agent, 3)
     recent = records.executions(name, limit=5)
     if as_json:
-        print_json({**_agent_json(agent, recent[0] if recent else None, totals, nexts[0] if nexts else None),
+        print_json({**agent_json(agent, recent[0] if recent else None, totals, nexts[0] if nexts else None),
                     "next_runs": nexts, "executions": [r.as_json() for r in recent]})
         return
     env = data.get("env")
@@ -212,7 +178,7 @@ def show(name: str, as_json: bool) -> None:
     if data.get("timeout"):
         lines.append(("timeout", str(data["timeout"])))
     if definition.schedule_text:
-        lines.append(("schedule", f"{definition.schedule_text}: {_schedule_words(agent)}; catch_up {definition.catch_up}"))
+        lines.append(("schedule", f"{definition.schedule_text}: {schedule_words(agent)}; catch_up {definition.catch_up}"))
         zone = definition.schedule()
         lines.append(("next runs", ", ".join(f"{zone.local(t):%Y-%m-%d %H:%M:%S%z}" for t in nexts) if nexts
                       else "none while paused"))

@@ -165,6 +165,7 @@ def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout
     if not command:
         sys.exit(_shell(name, environment, workdir, user))
 
+    from glmtui.service.commands import MaskedLog
     from glmtui.steplog import StepLog, configured_cap
 
     out, err = sys.stdout.buffer, sys.stderr.buffer
@@ -174,7 +175,7 @@ def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout
             await docker.get_environment(name)  # a name that is no environment leaves no record
             with _recorded(name, list(command)) as (store, record, masker):
                 with StepLog.open(store.exec_log(record.id), configured_cap(state().config)) as log:
-                    logged = _MaskedOutput(log, masker)
+                    logged = MaskedLog(log, masker)
 
                     def show(stream: int, data: bytes) -> None:
                         target = err if stream == 2 else out
@@ -225,51 +226,20 @@ def _shell(name: str, environment: dict[str, str], workdir: str | None, user: st
 
 @contextmanager
 def _recorded(name: str, command: list[str], *, shell: bool = False):
-    """A record of a command (or a shell) in environment NAME, for `glmtui logs NAME`, masked;
-    it ends with the reason when the command does not end by itself, and is forgotten when the
-    command could not start (bad input: nothing ran)."""
-    import asyncio
-
+    """A record of a command (or a shell) in environment NAME, for `glmtui logs NAME`, masked
+    (glmtui.service.commands.recorded), with its store and masker."""
     from glmtui.agent.providers import api_keys
-    from glmtui.errors import GlmtuiError
     from glmtui.masking import Masker
+    from glmtui.service.commands import recorded
     from glmtui.store import Store
 
     masker = Masker(api_keys(state().config))
     store = Store()
-    record = store.start_exec(name, masker.mask_value(command), shell=shell)
     try:
-        yield store, record, masker
-    except BadInput:
-        store.forget_exec(record.id)
-        raise
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        store.finish_exec(record.id, None, "interrupted")
-        raise
-    except GlmtuiError as err:
-        store.finish_exec(record.id, None, masker.mask(str(err)))
-        raise
+        with recorded(store, masker, name, command, shell=shell) as record:
+            yield store, record, masker
     finally:
         store.close()
-
-
-class _MaskedOutput:
-    """A command's stdout and stderr, decoded and masked, into its log."""
-
-    def __init__(self, log, masker) -> None:
-        import codecs
-
-        self._log = log
-        decoder = codecs.getincrementaldecoder("utf-8")
-        self._streams = {fd: (decoder(errors="replace"), masker.stream()) for fd in (1, 2)}
-
-    def feed(self, fd: int, data: bytes) -> None:
-        decoder, masking = self._streams[2 if fd == 2 else 1]
-        self._log.write(masking.feed(decoder.decode(data)).encode())
-
-    def close(self) -> None:
-        for decoder, masking in self._streams.values():
-            self._log.write((masking.feed(decoder.decode(b"", final=True)) + masking.flush()).encode())
 
 
 @click.command("logs")

@@ -8,6 +8,7 @@
 - execution.py   Execution: an agent's plan run and its record
 - schedule.py    cron, @daily and `every 30m` schedules in a time zone
 - scheduler.py   starts executions at their fire times, catches up, skips overlaps
+- commands.py    commands run in an environment on someone's behalf, recorded, output masked
 - serve.py       `glmtui serve`: the lock, the faces (the scheduler), the user unit
 
 Nothing here imports textual; the TUI, the headless CLI and `glmtui serve` use it alike.

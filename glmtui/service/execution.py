@@ -9,7 +9,9 @@ the final message. The transcript is the step log of the run, which has the exec
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -44,10 +46,11 @@ class Execution(PlanRun):
     kind: ClassVar[str] = "execution"
 
     def __init__(self, service: Any, agent: AgentRecord, record: ExecutionRecord, *, auto_approve: bool = False,
-                 asks: bool = False) -> None:
+                 asks: bool = False, variables: Mapping[str, str] | None = None) -> None:
         super().__init__(service, None, run_id=record.id, auto_approve=auto_approve, asks=asks)
         self.agent = agent
         self.record = record
+        self.variables = dict(variables or {})  # more for ${env.X} (a webhook's payload)
         self._calls: dict[str, dict[str, Any]] = {}
         self._step: StepFinished | None = None
         self._run_started = False
@@ -84,7 +87,8 @@ class Execution(PlanRun):
                 record.status, record.started = "running", time.time()
                 self.status = "running"
                 self.service.announce(f"{record.agent}: execution {record.id} started ({record.trigger})")
-                self.loaded = execution_plan(self.agent.definition, self.service.config)
+                environ = {**os.environ, **self.variables} if self.variables else None
+                self.loaded = execution_plan(self.agent.definition, self.service.config, environ)
                 await self._check_environment()
                 await super()._work()
                 self._conclude()

@@ -58,7 +58,7 @@ CREATE INDEX IF NOT EXISTS agent_executions_agent ON agent_executions(agent, que
 """
 ACTIVE = ("queued", "running")
 FINAL = ("success", "failure", "cancelled", "skipped", "budget_spent", "interrupted")
-TRIGGERS = ("schedule", "manual", "catch-up")
+TRIGGERS = ("schedule", "manual", "catch-up", "hook")
 _EXECUTION_COLUMNS = ("id, agent, trigger, status, reason, scheduled, queued, started, finished, result, input_tokens,"
                       " output_tokens, turns, turn_usage, tool_calls, run_id, pid, host")
 
@@ -80,7 +80,7 @@ class AgentRecord:
 class ExecutionRecord:
     id: str
     agent: str
-    trigger: str  # schedule | manual | catch-up
+    trigger: str  # schedule | manual | catch-up | hook
     status: str  # queued | running | success | failure | cancelled | skipped | budget_spent | interrupted
     reason: str | None
     scheduled: float | None  # the fire time it was started for
@@ -318,6 +318,43 @@ class AgentStore:
             record.status = "interrupted"
             record.reason = record.reason or "the process running it ended before it did"
         return record
+
+
+def next_runs(agent: AgentRecord, count: int = 1) -> list[float]:
+    """The agent's next fire times, as the scheduler will see them (none while paused)."""
+    schedule = agent.definition.schedule()
+    if schedule is None or agent.status != "active":
+        return []
+    after = max(time.time(), agent.handled_until or 0.0)
+    return schedule.upcoming(after, count)
+
+
+def schedule_words(agent: AgentRecord) -> str:
+    if not agent.definition.schedule_text:
+        return "by hand"
+    try:
+        return agent.definition.schedule().describe()
+    except Exception as err:  # noqa: BLE001 - a zone this machine lacks: say so in the list
+        return f"{agent.definition.schedule_text} ({err})"
+
+
+def agent_json(agent: AgentRecord, last: ExecutionRecord | None, totals: dict, upcoming: float | None) -> dict[str, Any]:
+    """An agent as `glmtui agents list --json` and the HTTP API show it."""
+    definition = agent.definition
+    return {
+        "name": agent.name,
+        "status": agent.status,
+        "description": definition.description,
+        "file": str(definition.file),
+        "schedule": definition.schedule_text,
+        "schedule_words": schedule_words(agent),
+        "timezone": definition.timezone,
+        "catch_up": definition.catch_up,
+        "next_run": upcoming,
+        "last_execution": last.as_json() if last else None,
+        "totals": totals,
+        "definition": definition.data,
+    }
 
 
 def _agent(row: tuple) -> AgentRecord:

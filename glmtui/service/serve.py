@@ -1,23 +1,25 @@
 """`glmtui serve`: the one long-lived process of a user, serving the service's faces.
 
-Today its face is the scheduler of saved agents; the HTTP API, MCP and the web dashboard are
-faces to come, served by the same process on the same service. Exactly one process per user
+It runs the scheduler of saved agents and serves, on one address, the HTTP API with its
+Server-Sent Events and webhooks (glmtui.server), and the faces beside it (`faces()`: MCP, the
+web dashboard), all on the same service. Exactly one process per user
 (per data folder) runs the schedules: it holds an flock on `scheduler.lock` beside the database,
 whose content names it (`scheduler_holder()` tells anyone who runs them). Ctrl-C or SIGTERM
-cancels every running execution as Ctrl-C cancels a headless run (steps killed, throw-away
-environments removed, recorded as cancelled) and then exits with 130.
+cancels every running run and execution as Ctrl-C cancels a headless run (steps killed,
+throw-away environments removed, recorded as cancelled), then stops the HTTP server, and exits
+with 130.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import fcntl
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import IO, Any
 
 from glmtui import paths
 from glmtui.errors import EXIT_INTERRUPTED, Conflict
+from glmtui.units import counted
 
 LOG_LIMIT = 10 * 1024 * 1024  # agents.log is moved to agents.log.1 when over this at a start
 UNIT_NAME = "glmtui.service"
@@ -137,17 +140,26 @@ class AgentsLog:
 
 # --- serving ---------------------------------------------------------------------------------
 
-Face = tuple[str, Callable[[Any], Awaitable[None]]]  # what it serves (for the start line), its coroutine
+
+def faces(service: Any) -> list[Any]:
+    """The faces served beside the HTTP API, behind its token (glmtui.server.app.Face): MCP at
+    /mcp, the web dashboard at /, as they come."""
+    return []
 
 
-async def serve(config: Any, *, out: IO[str] | None = None) -> int:
-    """Hold the lock, serve every face until Ctrl-C or SIGTERM, then cancel the running work."""
+async def serve(config: Any, bind: Any = None, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """Hold the lock, run the scheduler and serve HTTP until Ctrl-C or SIGTERM; then refuse new
+    work, cancel the running work (whose followers see it end), and stop the server."""
     from glmtui.docker.engine import Engine
+    from glmtui.server.listen import Bind
+    from glmtui.server.web import HttpFace
     from glmtui.service.scheduler import Scheduler
     from glmtui.service.service import Service
     from glmtui.store import Store
 
-    out = out or sys.stdout
+    out, err = out or sys.stdout, err or sys.stderr
+    bind = bind or Bind(config.get("serve.host"), config.get("serve.port"))
+    bind.check()
     lock = SchedulerLock()
     lock.acquire("serve")
     store = Store()
@@ -157,31 +169,39 @@ async def serve(config: Any, *, out: IO[str] | None = None) -> int:
         engine = await Engine.connect(config.get("docker_host"))
         service = Service(engine, store, config, announce=log.line)
         scheduler = Scheduler(service)
-        faces: list[Face] = [(_agents_line(service), lambda _service: scheduler.run())]
-        log.line(f"glmtui serve (pid {os.getpid()}): {'; '.join(what for what, _ in faces)}; "
+        http = HttpFace(service, config, bind, log, faces(service))
+        warning = bind.warning()
+        if warning:
+            print(f"glmtui: {warning}", file=err, flush=True)
+            log.line(warning)
+        log.line(f"glmtui serve (pid {os.getpid()}): {'; '.join([_agents_line(service), *http.describe()])}; "
                  f"log {log.path}; Ctrl-C or `kill {os.getpid()}` stops it")
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
 
         def stop() -> None:
             if stopping.is_set():
-                log.line("still stopping: cancelling the running executions and cleaning up")
+                log.line("still stopping: cancelling the running work and cleaning up")
                 return
             stopping.set()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
-        tasks = [asyncio.create_task(run(service), name=what) for what, run in faces]
+        schedules = asyncio.create_task(scheduler.run(), name="scheduler")
+        serving = asyncio.create_task(http.run(), name="http")
         stopper = asyncio.create_task(stopping.wait())
         try:
-            done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            done, _ = await asyncio.wait([stopper, schedules, serving], return_when=asyncio.FIRST_COMPLETED)
+            http.refuse_new_work()
+            schedules.cancel()
+            await asyncio.gather(schedules, return_exceptions=True)
             running = service.running()
             if running:
-                log.line(f"stopping: cancelling {len(running)} running execution{'s' if len(running) != 1 else ''}")
+                kinds = collections.Counter(work.kind for work in running)
+                log.line(f"stopping: cancelling {' and '.join(counted(n, f'running {kind}') for kind, n in sorted(kinds.items()))}")
             await service.shutdown()
+            http.stop()
+            await asyncio.gather(serving, return_exceptions=True)
             failed = [task for task in done if task is not stopper and not task.cancelled() and task.exception()]
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from glmtui.errors import BadInput, Conflict
@@ -19,6 +19,7 @@ from glmtui.service.work import PlanRun, Slots, Work
 
 W = TypeVar("W", bound=Work)
 KEEP_FINISHED = 100  # finished work still found by id (the records have all of it)
+BY_HAND = ("manual", "hook")  # triggers whose start is refused at once (not recorded) when it cannot run
 
 
 class Service:
@@ -40,26 +41,29 @@ class Service:
         return self._start(PlanRun(self, loaded, **options))
 
     def run_agent(self, name: str, trigger: str = "manual", *, scheduled: float | None = None,
-                  auto_approve: bool = False, asks: bool = False) -> Execution | None:
-        """Start an execution of agent `name`. Started by hand, one that cannot run raises
-        BadInput (nothing recorded); started by the scheduler, it is recorded as skipped (the
-        agent's last execution still runs) or failed (its approval would ask), and None returned."""
+                  auto_approve: bool = False, asks: bool = False,
+                  variables: Mapping[str, str] | None = None) -> Execution | None:
+        """Start an execution of agent `name`. Started by hand (or by a webhook), one that cannot
+        run raises BadInput (nothing recorded); started by the scheduler, it is recorded as skipped
+        (the agent's last execution still runs) or failed (its approval would ask), and None
+        returned. `variables` add to what `${env.X}` sees (a webhook's payload)."""
         agent = self.agents.get(name)
+        by_hand = trigger in BY_HAND
         problem = asking_problem(agent, self.config, auto_approve=auto_approve or asks)
         if problem:
-            if trigger == "manual":
+            if by_hand:
                 raise BadInput(problem)
             self.record(agent.name, trigger, scheduled, "failure", problem)
             return None
         execution_id, blocking = self.agents.queue(agent.name, trigger, scheduled)
         if execution_id is None:
             reason = f"execution {blocking} of it still runs"
-            if trigger == "manual":
+            if by_hand:
                 raise Conflict(f"agent {name} was not started again: {reason}",
                                hint=f"glmtui agents executions show {blocking}")
             self.record(agent.name, trigger, scheduled, "skipped", reason)
             return None
-        return self._execute(agent, execution_id, auto_approve=auto_approve, asks=asks)
+        return self._execute(agent, execution_id, auto_approve=auto_approve, asks=asks, variables=variables)
 
     def take_over(self, execution_id: str, *, auto_approve: bool = False) -> Execution:
         """Run an execution queued by another process and handed to this one (`agents run`
@@ -69,9 +73,10 @@ class Service:
             raise Conflict(f"execution {record.id} is {record.status}, not queued")
         return self._execute(self.agents.get(record.agent), record.id, auto_approve=auto_approve, asks=False)
 
-    def _execute(self, agent: AgentRecord, execution_id: str, *, auto_approve: bool, asks: bool) -> Execution:
+    def _execute(self, agent: AgentRecord, execution_id: str, *, auto_approve: bool, asks: bool,
+                 variables: Mapping[str, str] | None = None) -> Execution:
         record = self.agents.execution(execution_id)
-        return self._start(Execution(self, agent, record, auto_approve=auto_approve, asks=asks))
+        return self._start(Execution(self, agent, record, auto_approve=auto_approve, asks=asks, variables=variables))
 
     def record(self, agent: str, trigger: str, scheduled: float | None, status: str, reason: str) -> None:
         """An execution that ended before it started (skipped, refused), recorded and announced."""
