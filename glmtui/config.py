@@ -78,6 +78,26 @@ def _approval_rules(value: Any) -> list[dict[str, Any]]:
     return value
 
 
+def _folders(value: Any) -> list[str]:
+    if isinstance(value, str):  # one folder, or a YAML list from GLMTUI_SERVE__PLANS
+        value = yaml.safe_load(value) if value.lstrip().startswith("[") else [value]
+    if not isinstance(value, list) or not value or not all(isinstance(item, str) and item for item in value):
+        raise BadInput("serve.plans: a folder, or a list of folders like [plans, ~/more-plans]")
+    return value
+
+
+def _host_policy(value: Any) -> dict[str, Any]:
+    from glmtui.plan.permissions import server_policy
+
+    if isinstance(value, str):  # from GLMTUI_SERVE__ALLOW or `config set`: YAML text
+        try:
+            value = yaml.safe_load(value) or {}
+        except yaml.YAMLError as err:
+            raise BadInput(f"serve.allow: not YAML ({' '.join(str(err).split())[:120]})") from None
+    server_policy(value)
+    return value or {}
+
+
 @dataclass(frozen=True)
 class Key:
     default: Any
@@ -103,6 +123,10 @@ KEYS: dict[str, Key] = {
     "jobs": Key(16, _jobs, "steps of a plan run at once (--jobs): they wait on containers, not on this machine"),
     "serve.max_executions": Key(2, lambda v: parse_positive_int(v, what="serve.max_executions"),
                                 "agent executions `glmtui serve` runs at once; the others wait in order"),
+    "serve.plans": Key(["./plans"], _folders, "folders of the plans `glmtui serve` and `glmtui mcp` offer (relative: "
+                       "to the folder they start in)"),
+    "serve.allow": Key({}, _host_policy, "host access of the plans they run, as a plan's permissions: "
+                       "{host_paths: [{path, write}], network_host, docker_socket, root}; default none"),
 }
 # Free-form subtrees (validated by the code that reads them).
 OPEN_PREFIXES = ("providers.",)
