@@ -1,8 +1,10 @@
 """MCP: glmtui's plans as tools, and environments for outside coding agents.
 
 One MCP server (the official SDK's low-level `Server`) on the service, with two transports:
-streamable HTTP (`McpFace.asgi`, which `glmtui serve` routes at `/mcp` behind its token, with
-`McpFace.running()` entered for as long as it serves) and stdio (`glmtui mcp`, `serve_stdio`).
+streamable HTTP and stdio (`glmtui mcp`, `serve_stdio`). For HTTP, `glmtui serve` routes `/mcp`
+to `McpFace.asgi` (`Route("/mcp", endpoint=face.asgi)`: an ASGI app, all methods) behind its own
+token and Host checks (the face does neither), and holds `McpFace.running()` open in its
+lifespan (a mounted app's lifespan is not run by Starlette).
 
 Tools:
 - `plan_NAME`, `plan_NAME__WORKFLOW`: a plan of the configured folders (glmtui.server.catalog),
@@ -57,6 +59,7 @@ _ENVIRONMENT = {"type": "string", "minLength": 1, "description": "The environmen
 _TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean", "list": "array",
           "object": "object"}
 _READ_ONLY = types.ToolAnnotations(read_only_hint=True)
+_ARGV = ("command", "path", "pattern", "glob")  # arguments of the environment tools that become argv elements
 
 Handler = Callable[[dict[str, Any]], Awaitable[types.CallToolResult]]
 
@@ -114,8 +117,7 @@ class McpFace:
         try:
             if name in self._tools:
                 tool, handler = self._tools[name]
-                problem = argument_problem(name, tool.input_schema, arguments, argv=("command", "path", "pattern",
-                                                                                        "glob"))
+                problem = argument_problem(name, tool.input_schema, arguments, argv=_ARGV)
                 return _error(problem) if problem else await handler(arguments)
             entry = self.catalog.find(name)
             if entry is None:
