@@ -8,10 +8,12 @@ container."""
 from __future__ import annotations
 
 import json
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -406,24 +408,70 @@ async def test_a_cancelled_call_cancels_its_run(transport, mode, servers):
         assert not (await client.call_tool("env_list", {})).is_error  # the connection serves on
 
 
+class RawMcp:
+    """`glmtui mcp` spoken to in JSON-RPC lines (the 2025-11-25 session), as a client does."""
+
+    INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+
+    def __init__(self, env: dict[str, str], cwd: Path) -> None:
+        self.process = subprocess.Popen(helpers.glmtui_argv("mcp"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=env, cwd=str(cwd))
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout], daemon=True).start()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        return json.loads(self.lines.get(timeout=60))  # every line of stdout is a JSON-RPC message
+
+    def start(self) -> dict[str, Any]:
+        self.send(self.INITIALIZE)
+        answer = self.receive()
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return answer
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
 def test_glmtui_mcp_writes_nothing_but_the_protocol_and_ends_with_stdin(server_env, plans):
-    messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-    ]
-    done = subprocess.run(
-        helpers.glmtui_argv("mcp"), input="".join(json.dumps(m) + "\n" for m in messages), capture_output=True,
-        text=True, env=server_env, cwd=str(plans.parent), timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    answers = [json.loads(line) for line in done.stdout.splitlines()]  # every line is a JSON-RPC message
-    assert [answer["id"] for answer in answers] == [1, 2]
-    assert answers[0]["result"]["serverInfo"]["name"] == "glmtui"
-    assert "plan_greet" in [tool["name"] for tool in answers[1]["result"]["tools"]]
-    assert "Traceback" not in done.stderr
-    assert "broken.yaml" in done.stderr and "left out until it is valid" in done.stderr
+    mcp = RawMcp(server_env, plans.parent)
+    try:
+        assert mcp.start()["result"]["serverInfo"]["name"] == "glmtui"
+        mcp.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        answer = mcp.receive()
+        assert answer["id"] == 2 and "plan_greet" in [tool["name"] for tool in answer["result"]["tools"]]
+        mcp.process.stdin.close()
+        assert mcp.process.wait(60) == 0
+        assert mcp.lines.empty()
+        stderr = mcp.process.stderr.read()
+        assert "Traceback" not in stderr
+        assert "broken.yaml" in stderr and "left out until it is valid" in stderr
+    finally:
+        mcp.close()
+
+
+def test_glmtui_mcp_stopped_by_sigterm_cancels_its_runs_and_cleans_up(server_env, plans):
+    mcp = RawMcp(server_env, plans.parent)
+    try:
+        mcp.start()
+        mcp.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                  "params": {"name": "plan_slow", "arguments": {}, "_meta": {"progressToken": "p"}}})
+        said = []
+        while "step wait started" not in said:
+            said.append(mcp.receive()["params"]["message"])
+        run_id = next(line.split()[1] for line in said if line.startswith("run "))
+        mcp.process.send_signal(signal.SIGTERM)  # stdin stays open
+        assert mcp.process.wait(60) == 130
+        assert json.loads(run_glmtui("runs", "show", run_id, "--json").stdout)["status"] == "cancelled"
+        assert not container_exists(f"run-{run_id}")
+        assert "Traceback" not in mcp.process.stderr.read()
+    finally:
+        mcp.close()
 
 
 def test_glmtui_mcp_without_an_engine_says_so_in_one_line(server_env):

@@ -273,7 +273,9 @@ class Toolbox:
         saved = {name: path for name, path in (("stdout", saved_stdout), ("stderr", saved_stderr)) if path}
         return CommandResult(result.exit_code, stdout, stderr, result.duration, result.reason, saved)
 
-    async def _execute(self, argv: Sequence[str], timeout: float | None, on_output: Callable[[int, bytes], None]) -> ExecResult:
+    async def _execute(
+        self, argv: Sequence[str], timeout: float | None, on_output: Callable[[int, bytes], None]
+    ) -> ExecResult:
         limit = min(timeout, max(MAX_COMMAND_TIMEOUT, self.command_timeout)) if timeout else self.command_timeout
         return await self.engine.exec(
             self.environment, argv, workdir=await self._resolve("."), user=self.user, timeout=limit,
@@ -304,7 +306,9 @@ class Toolbox:
         target = await self._existing_file(path)
         data = await self._cat(target)
         if _is_binary(data):
-            raise _Refusal(f"{target} is a binary file ({len(data)} bytes); look at it with {self.shell_tool} (e.g. od, file)")
+            raise _Refusal(
+                f"{target} is a binary file ({len(data)} bytes); look at it with {self.shell_tool} (e.g. od, file)"
+            )
         lines = _lines(data.decode("utf-8", "replace"))
         if not lines:
             return ToolResult(True, f"({target} is empty)")

@@ -27,6 +27,7 @@ import collections
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -101,7 +102,7 @@ class McpFace:
 
     async def serve_stdio(self) -> None:
         """Serve over this process's stdin and stdout until the client closes stdin."""
-        async with stdio_server() as (read_stream, write_stream):
+        async with stdio_server(stdin=StdinLines()) as (read_stream, write_stream):
             await self.server.run(read_stream, write_stream, self.server.create_initialization_options())
 
     # -- the protocol's handlers --------------------------------------------------------------
@@ -205,6 +206,37 @@ class McpFace:
             return _answer(result.output, error=not result.ok)
 
         return handler
+
+
+class StdinLines:
+    """This process's stdin, line by line, as the SDK's stdio transport reads it, read by a daemon
+    thread: SIGTERM stops `glmtui mcp` while its client keeps stdin open. (The SDK's own reader
+    is a worker thread blocked in a read, which a cancel waits for and the interpreter's exit
+    joins.)"""
+
+    def __init__(self) -> None:
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        stream = os.fdopen(os.dup(0), encoding="utf-8", errors="replace")
+
+        def read() -> None:
+            try:
+                for line in stream:
+                    loop.call_soon_threadsafe(self._lines.put_nowait, line)
+                loop.call_soon_threadsafe(self._lines.put_nowait, None)
+            except RuntimeError:  # the loop has closed: nobody reads any more
+                pass
+
+        threading.Thread(target=read, name="mcp stdin", daemon=True).start()
+
+    def __aiter__(self) -> StdinLines:
+        return self
+
+    async def __anext__(self) -> str:
+        line = await self._lines.get()
+        if line is None:
+            raise StopAsyncIteration
+        return line
 
 
 class RunReport:
