@@ -259,7 +259,8 @@ class RunReport:
         """Take in an event; the progress line it makes, if any."""
         message = None
         if isinstance(event, Output):
-            self._tails[event.step].extend(line[:TAIL_LINE_LIMIT] for line in event.lines)
+            last = event.text.rsplit("\n", TAIL_LINES)[-TAIL_LINES:]  # not every line of a flood: its end
+            self._tails[event.step].extend(line[:TAIL_LINE_LIMIT] for line in last)
         elif isinstance(event, StepStarted):
             self.steps.setdefault(event.step, {"step": event.step, "status": "running"})
             message = f"step {event.step} started" + (f" (attempt {event.attempt})" if event.attempt > 1 else "")
