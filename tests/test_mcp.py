@@ -115,6 +115,7 @@ PLANS = {
     """,
     "dotted.yaml": "version: 1\nname: my.dotted-plan\nenv: {image: glmtui/busybox:latest}\nsteps: [{id: a, run: 'true'}]\n",
     "broken.yaml": "version: 1\nname: broken\nstepz: []\n",
+    "greet2.yaml": "version: 1\nname: greet\ndescription: Another greet.\nsteps: [{id: a, run: 'true'}]\n",
     "notes.txt": "not a plan\n",
 }
 ENVIRONMENT_TOOLS = {"env_list", "env_create", "env_remove", "exec", "read_file", "write_file", "edit_file",
@@ -451,6 +452,7 @@ def test_glmtui_mcp_writes_nothing_but_the_protocol_and_ends_with_stdin(server_e
         stderr = mcp.process.stderr.read()
         assert "Traceback" not in stderr
         assert "broken.yaml" in stderr and "left out until it is valid" in stderr
+        assert f"greet2.yaml: its tool plan_greet is {plans / 'greet.yaml'}'s already" in stderr
     finally:
         mcp.close()
 

@@ -46,8 +46,8 @@ class PlanEntry:
 
     def describe(self) -> str:
         what = f"plan {self.plan.name}" + (f", workflow {self.workflow.name}" if self.named else "")
-        about = " ".join((self.workflow.description or self.plan.description or "").split())
-        return (f"Run the glmtui {what} ({self.plan.file.name}){': ' + about if about else ''}. It runs in its own "
+        about = " ".join((self.workflow.description or self.plan.description or "").split()).rstrip(".")
+        return (f"Run the glmtui {what} ({self.plan.file.name}){': ' + about if about else ''}. It runs in the plan's "
                 "Docker environment; the answer gives the run's status, each step's status and outputs, and the "
                 "last lines of the steps that failed.")
 
@@ -60,6 +60,7 @@ class PlanCatalog:
         self.log = log
         self._checked: dict[Path, tuple[tuple[int, int], list[PlanEntry]]] = {}  # file -> (mtime, size), entries
         self._missing: set[Path] = set()  # folders already said to be missing
+        self._clashes: set[tuple[Path, str]] = set()  # files whose tool name another file has, already said
 
     def folders(self) -> list[Path]:
         return [Path(folder).expanduser().resolve() for folder in self.config.get("serve.plans")]
@@ -71,7 +72,8 @@ class PlanCatalog:
                 taken = found.get(entry.name)
                 if taken is None:
                     found[entry.name] = entry
-                elif taken.plan.file != file:
+                elif taken.plan.file != file and (file, entry.name) not in self._clashes:
+                    self._clashes.add((file, entry.name))
                     self.log(f"mcp: {file}: its tool {entry.name} is {taken.plan.file}'s already; rename the plan")
         return list(found.values())
 
