@@ -17,6 +17,7 @@ from glmtui.commands.chats import chats_group
 from glmtui.commands.config import config_group, init
 from glmtui.commands.env import env_group, logs
 from glmtui.commands.image import image_group
+from glmtui.commands.mcp import mcp
 from glmtui.commands.models import models_group
 from glmtui.commands.plan import plan_group, runs_group
 from glmtui.commands.serve import serve
@@ -51,8 +52,8 @@ def tui(plan: Path | None) -> None:
     sys.exit(run_tui(plan))
 
 
-for command in (tui, init, env_group, logs, plan_group, runs_group, agents_group, serve, models_group, chats_group,
-                config_group, image_group, clean, version, completion):
+for command in (tui, init, env_group, logs, plan_group, runs_group, agents_group, serve, mcp, models_group,
+                chats_group, config_group, image_group, clean, version, completion):
     cli.add_command(command)
 
 

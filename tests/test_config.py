@@ -232,6 +232,23 @@ def test_approval_settings_are_checked_and_text_that_is_not_yaml_is_one_error(cf
     assert cfg("config", "set", "theme", "a: [b", "--user").returncode == 0  # any text is a theme's name
 
 
+def test_server_settings_are_checked(cfg):
+    assert cfg("config", "get", "serve.plans").stdout.strip() == "[./plans]"
+    assert cfg("config", "set", "serve.plans", "[plans, ~/more-plans]", "--user").returncode == 0
+    assert cfg("config", "get", "serve.plans").stdout.strip() == "[plans, ~/more-plans]"
+    good = cfg("config", "set", "serve.allow", "{network_host: true, host_paths: [{path: /srv/data, write: true}]}",
+               "--user")
+    assert good.returncode == 0, good.stderr
+    for value, said in (("{netwrk_host: true}", "unknown key 'netwrk_host' (did you mean 'network_host'?)"),
+                        ("{host_paths: [{path: data}]}", "'data' is not an absolute path"),
+                        ("{root: yes please}", "serve.allow.root: true or false"),
+                        ("[network_host]", "serve.allow: a mapping like")):
+        bad = cfg("config", "set", "serve.allow", value, "--user")
+        assert bad.returncode == 2 and said in one_error_line(bad.stderr), bad.stderr
+    empty = cfg("config", "set", "serve.plans", "[]", "--user")
+    assert empty.returncode == 2 and "serve.plans: a folder, or a list of folders" in one_error_line(empty.stderr)
+
+
 # -- the configuration at work ----------------------------------------------------------------
 
 

@@ -2,22 +2,25 @@
 
 Everything runs in the container through the engine. Model values only ever travel as argv
 elements or as file content; the one shell string is the `bash` tool's own command, given
-whole to `sh -c` inside the container.
+whole to `sh -c` inside the container. The same tools serve outside agents over MCP
+(glmtui.server.mcp), whose command tool (`Toolbox.command`) keeps stdout and stderr apart.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
 import posixpath
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from glmtui.agent.approval import READ_ONLY  # noqa: F401 - the tools that change nothing
+from glmtui.docker.engine import STDERR, STDOUT
 from glmtui.errors import BadInput, EngineUnreachable, GlmtuiError, did_you_mean
 from glmtui.units import counted
 
@@ -137,6 +140,22 @@ for _schema in _SCHEMAS.values():
 
 
 @dataclass
+class CommandResult:
+    """A command run by `Toolbox.command`: each stream within the output limit, with a note where cut."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration: float
+    reason: str | None = None  # why it ended other than by exiting: timeout, killed, not found
+    saved_to: dict[str, str] = field(default_factory=dict)  # stream -> the file in the environment with all of it
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.reason is None
+
+
+@dataclass
 class ToolResult:
     ok: bool  # False: bad arguments, a missing file, an edit that does not apply, a command's exit != 0 ...
     output: str  # for the model, within the output limit
@@ -172,12 +191,15 @@ class Toolbox:
         allowed: Iterable[str] | None = None,
         command_timeout: float = 120.0,
         output_limit: int = 16_000,
+        shell_tool: str = "bash",
     ) -> None:
+        """`shell_tool` is the name the notes give the tool that runs commands (MCP's is `exec`)."""
         self.engine = engine
         self.environment = environment
         self.user = user
         self.command_timeout = command_timeout
         self.output_limit = output_limit
+        self.shell_tool = shell_tool
         self.names = _allowed_names(allowed)
         self._workdir = workdir
         self._tools: dict[str, Callable[..., Awaitable[ToolResult]]] = {
@@ -225,7 +247,7 @@ class Toolbox:
         if arguments is not None and not isinstance(arguments, Mapping):
             raise _Refusal(f"{name}: the arguments must be a JSON object")
         given = {key: value for key, value in (arguments or {}).items() if value is not None}
-        problem = _argument_problem(name, given)
+        problem = argument_problem(name, _SCHEMAS[name]["parameters"], given, argv=_ARGV_ARGUMENTS)
         if problem:
             raise _Refusal(problem)
         return given
@@ -233,21 +255,41 @@ class Toolbox:
     # -- the tools --------------------------------------------------------------------------
 
     async def _bash(self, command: str, timeout: float | None = None) -> ToolResult:
-        limit = min(timeout, max(MAX_COMMAND_TIMEOUT, self.command_timeout)) if timeout else self.command_timeout
         capture = _Capture()
-        result = await self.engine.exec(
-            self.environment, ["sh", "-c", command], workdir=await self._resolve("."),
-            user=self.user, timeout=limit, on_output=capture.add, reap=True,
-        )
-        text = capture.text()
-        saved_to = None
-        if len(text) > self._room:
-            saved_to = await self._save(capture.saved())
-            text = _head_and_tail(text, self._room, capture.dropped, saved_to)
+        result = await self._execute(["sh", "-c", command], timeout, capture.add)
+        text, saved_to = await self._within_limit(capture, "output")
         ended = f"exit code {result.exit_code}" + (f" ({result.reason})" if result.reason else "")
         output = text.removesuffix("\n") + f"\n{ended}" if text.strip() else f"(no output)\n{ended}"
         ok = result.exit_code == 0 and not result.timed_out
         return ToolResult(ok, output, result.exit_code, result.duration, saved_to)
+
+    async def command(self, argv: Sequence[str], *, timeout: float | None = None) -> CommandResult:
+        """Run argv as `bash` runs its command (in the working folder, within the timeout, what it
+        leaves running ended), with stdout and stderr apart, each within the output limit."""
+        captures = {STDOUT: _Capture(), STDERR: _Capture()}
+        result = await self._execute(argv, timeout, lambda fd, data: captures[fd].add(fd, data))
+        stdout, saved_stdout = await self._within_limit(captures[STDOUT], "stdout")
+        stderr, saved_stderr = await self._within_limit(captures[STDERR], "stderr")
+        saved = {name: path for name, path in (("stdout", saved_stdout), ("stderr", saved_stderr)) if path}
+        return CommandResult(result.exit_code, stdout, stderr, result.duration, result.reason, saved)
+
+    async def _execute(
+        self, argv: Sequence[str], timeout: float | None, on_output: Callable[[int, bytes], None]
+    ) -> ExecResult:
+        limit = min(timeout, max(MAX_COMMAND_TIMEOUT, self.command_timeout)) if timeout else self.command_timeout
+        return await self.engine.exec(
+            self.environment, argv, workdir=await self._resolve("."), user=self.user, timeout=limit,
+            on_output=on_output, reap=True,
+        )
+
+    async def _within_limit(self, capture: _Capture, what: str) -> tuple[str, str | None]:
+        """A command's output (`what`: output, stdout or stderr) as text within the limit: when
+        longer, its head and tail around a note, the whole of it saved in the environment."""
+        text = capture.text()
+        if len(text) <= self._room:
+            return text, None
+        saved_to = await self._save(capture.saved())
+        return _head_and_tail(text, self._room, capture.dropped, saved_to, what), saved_to
 
     async def _save(self, output: bytes) -> str | None:
         """The whole output of a command, in a file inside the environment; None if it cannot be written."""
@@ -264,7 +306,9 @@ class Toolbox:
         target = await self._existing_file(path)
         data = await self._cat(target)
         if _is_binary(data):
-            raise _Refusal(f"{target} is a binary file ({len(data)} bytes); look at it with bash (e.g. od, file)")
+            raise _Refusal(
+                f"{target} is a binary file ({len(data)} bytes); look at it with {self.shell_tool} (e.g. od, file)"
+            )
         lines = _lines(data.decode("utf-8", "replace"))
         if not lines:
             return ToolResult(True, f"({target} is empty)")
@@ -295,7 +339,7 @@ class Toolbox:
         except UnicodeDecodeError:
             text = None
         if text is None:
-            raise _Refusal(f"{target} is not UTF-8 text; change it with bash instead")
+            raise _Refusal(f"{target} is not UTF-8 text; change it with {self.shell_tool} instead")
         count = text.count(old_text)
         if count == 0:
             raise _Refusal(f"old_text was not found in {target}; read the file again to see its exact text")
@@ -412,7 +456,7 @@ class Toolbox:
             raise _Refusal(f"{target} is a {_kind(info)}, not a regular file")
         if info.size > READ_LIMIT:
             raise _Refusal(
-                f"{target} is {info.size} bytes, too big to read whole; look at parts of it with bash "
+                f"{target} is {info.size} bytes, too big to read whole; look at parts of it with {self.shell_tool} "
                 "(head, tail, sed -n '100,200p', grep -n)"
             )
         return target
@@ -519,28 +563,35 @@ def _allowed_names(allowed: Iterable[str] | None) -> tuple[str, ...]:
     return tuple(name for name in ALL_TOOLS if name in wanted)
 
 
-@functools.cache
-def _validator(name: str) -> Any:
+def tool_schema(name: str) -> dict[str, Any]:
+    """A tool's description and JSON Schema of its parameters (a copy)."""
+    return copy.deepcopy(_SCHEMAS[name])
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(parameters: str) -> Any:
     from jsonschema import Draft202012Validator  # about 50 ms to import: only when a tool is called
 
-    return Draft202012Validator(_SCHEMAS[name]["parameters"])
+    return Draft202012Validator(json.loads(parameters))
 
 
-def _argument_problem(name: str, arguments: dict[str, Any]) -> str | None:
-    parameters = _SCHEMAS[name]["parameters"]
-    properties = parameters["properties"]
+def argument_problem(
+    name: str, parameters: Mapping[str, Any], arguments: Mapping[str, Any], *, argv: Collection[str] = ()
+) -> str | None:
+    """What is wrong with the arguments of a call of tool `name` (JSON Schema `parameters`), in one
+    line that says what the tool takes; None when nothing is. The `argv` arguments become argv
+    elements: no NUL may be in them."""
+    properties = parameters.get("properties", {})
     problems = [f"missing required argument {key!r}" for key in parameters.get("required", ()) if key not in arguments]
     problems += [
         f"unknown argument {key!r}{did_you_mean(key, properties)}" for key in arguments if key not in properties
     ]
-    problems += [
-        f"argument {key!r} cannot contain a NUL character"
-        for key in _ARGV_ARGUMENTS if isinstance(arguments.get(key), str) and "\0" in arguments[key]
-    ]
+    problems += [f"argument {key!r} cannot contain a NUL character" for key in argv if _has_nul(arguments.get(key))]
     if not problems:
+        validator = _validator(json.dumps(parameters, sort_keys=True))
         problems = [
             f"argument {error.path[0]!r}: {error.message}" if error.path else error.message
-            for error in sorted(_validator(name).iter_errors(arguments), key=lambda e: list(e.path))
+            for error in sorted(validator.iter_errors(dict(arguments)), key=lambda e: list(e.path))
         ]
     if not problems:
         return None
@@ -549,7 +600,12 @@ def _argument_problem(name: str, arguments: dict[str, Any]) -> str | None:
     return f"{name}: {'; '.join(problems)} ({name} takes {usage})"
 
 
-def _head_and_tail(text: str, room: int, dropped: int, saved_to: str | None) -> str:
+def _has_nul(value: Any) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return any(isinstance(item, str) and "\0" in item for item in values)
+
+
+def _head_and_tail(text: str, room: int, dropped: int, saved_to: str | None, what: str = "output") -> str:
     """The start and the end of a long output, at line breaks, around a note saying where the rest is."""
     head, tail = text[: room // 2], text[len(text) - room // 2:]
     if "\n" in head[room // 4:]:
@@ -558,12 +614,12 @@ def _head_and_tail(text: str, room: int, dropped: int, saved_to: str | None) -> 
         tail = tail[tail.index("\n") + 1:]
     omitted = len(text) - len(head) - len(tail) + dropped
     if saved_to is None:
-        where = "the whole output could not be saved; run the command again with less output"
+        where = f"the whole {what} could not be saved; run the command again with less output"
     elif dropped:
         kept = f"its first {SAVE_LIMIT // 2**20} MiB and last {TAIL_KEPT // 2**10} KiB"
         where = f"{kept} are in {saved_to}, read them with read_file"
     else:
-        where = f"the whole output is in {saved_to}, read it with read_file"
+        where = f"the whole {what} is in {saved_to}, read it with read_file"
     note = f"... {omitted} characters omitted; {where}"
     return head.removesuffix("\n") + f"\n{note}\n" + tail
 

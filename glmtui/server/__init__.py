@@ -13,6 +13,8 @@
 - hooks.py    webhooks: HMAC signatures (GitHub's too), replays refused
 - listen.py   the address, TLS or --insecure-bind, uvicorn in serve's event loop
 - web.py      all of it put together from the config, for glmtui.service.serve
+- mcp.py      MCP: plans as tools, environment tools; the streamable-HTTP face and stdio
+- environments.py  which environments outside agents may use, making and removing them
 
 A face beside the API (MCP, the dashboard) is an app.Face returned by
 glmtui.service.serve.faces(): it is mounted behind the same gate and does no authentication

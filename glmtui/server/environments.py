@@ -1,0 +1,75 @@
+"""Environments for outside coding agents: which ones they may use, and making and removing them.
+
+An outside agent (Claude Code, Codex, opencode through MCP) works in named glmtui environments,
+the ones `glmtui env list` shows, whoever made them; never in the throw-away environment of a
+plan run, which belongs to its run. Inside one it has the agent's own tools (glmtui.agent.tools:
+commands, files, search), acting only inside the environment, as the environment's user, with
+the same output limits; a stopped environment is started first, as a plan run starts its own.
+
+It makes environments with the safe defaults of every environment (glmtui.docker.spec) and the
+configured limits, with no mounts and no copies from the host: only the image, the memory and
+CPU limits and the network (`bridge` or `none`; `host` only where the server's policy,
+`serve.allow`, grants the host's network).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from glmtui.agent.tools import Toolbox
+from glmtui.docker.spec import EnvSpec, Resources
+from glmtui.docker.types import Environment
+from glmtui.errors import BadInput, NotFound
+from glmtui.plan.permissions import Permissions
+
+SHELL_TOOL = "exec"  # what the notes of the tools call the tool that runs commands
+LIST_HINT = "env_list shows them; env_create makes one"
+
+
+class EnvironmentTools:
+    def __init__(self, engine: Any, config: Any, policy: Callable[[], Permissions]) -> None:
+        self.engine = engine
+        self.config = config
+        self.policy = policy
+
+    async def list(self) -> list[Environment]:
+        return await self.engine.list_environments(include_runs=False)
+
+    async def create(self, name: str, *, image: str | None = None, memory: str | None = None,
+                     cpus: float | None = None, network: str | None = None) -> Environment:
+        config = self.config
+        network = network or config.get("network")
+        if network == "host" and not self.policy().network_host:
+            raise BadInput("network host shares the host's network, which the server's policy does not grant",
+                           hint="use bridge or none, or grant it in config serve.allow: {network_host: true}")
+        spec = EnvSpec(
+            name=name,
+            image=image or config.get("default_image"),
+            resources=Resources.parse(memory or config.get("resources.memory"), cpus or config.get("resources.cpus"),
+                                      config.get("resources.pids")),
+            network=network,
+        )
+        return await self.engine.create_environment(spec)
+
+    async def remove(self, name: str, *, volumes: bool = False) -> None:
+        await self.named(name)
+        await self.engine.remove_environment(name, volume=volumes)
+
+    async def toolbox(self, name: str) -> Toolbox:
+        """The tools inside named environment `name`, started if it was stopped."""
+        env = await self.named(name)
+        if not env.running:
+            await self.engine.start_environment(name)
+        return Toolbox(self.engine, name, workdir=env.workdir, shell_tool=SHELL_TOOL)
+
+    async def named(self, name: str) -> Environment:
+        """Named environment `name`; BadInput for any other (none, a run's throw-away one)."""
+        try:
+            env = await self.engine.get_environment(name)
+        except NotFound:
+            raise NotFound(f"no environment named {name!r}", hint=LIST_HINT) from None
+        if env.run_id:
+            raise BadInput(f"{name} is the throw-away environment of plan run {env.run_id}, which belongs to that run",
+                           hint=f"work in a named environment: {LIST_HINT}")
+        return env
