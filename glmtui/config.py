@@ -116,6 +116,14 @@ def _max_body(value: Any) -> str:
     return str(value)
 
 
+def _serve_plans(value: Any) -> list[str]:
+    value = _yaml_text(value, "serve.plans")
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(item, str) and item for item in items):
+        raise BadInput("serve.plans: a folder, or a list of folders, e.g. [./plans, ~/more-plans]")
+    return items
+
+
 def _serve_allow(value: Any) -> dict[str, Any]:
     from glmtui.server.policy import check_allow
 
@@ -157,7 +165,7 @@ KEYS: dict[str, Key] = {
     "serve.port": Key(8765, _port, "the port `glmtui serve` listens on (--port)"),
     "serve.tls_cert": Key(None, _optional_text, "certificate file (PEM) of `glmtui serve` (--tls-cert)"),
     "serve.tls_key": Key(None, _optional_text, "private key file (PEM) of `glmtui serve` (--tls-key)"),
-    "serve.plans": Key(["./plans"], _text_list("serve.plans"),
+    "serve.plans": Key(["./plans"], _serve_plans,
                        "folders of the plans the server runs, relative to where it starts"),
     "serve.allow": Key({}, _serve_allow, "host access of runs the server starts: the keys of a plan's permissions"),
     "serve.hosts": Key([], _text_list("serve.hosts"), "more names the server answers to in the Host header"),
@@ -292,7 +300,11 @@ def _parse_value(key: str, value: Any, *, where: str) -> Any:
     try:
         return spec.parse(value)
     except BadInput as err:
-        raise BadInput(f"{where}: {err}") from None
+        said = err.message
+        if said.startswith(key):  # the key's own check named it already: "serve.port: ..."
+            said = said[len(key):]
+            raise BadInput(f"{where}{said}", hint=err.hint) from None
+        raise BadInput(f"{where}: {said}", hint=err.hint) from None
 
 
 def scope_file(scope: str, cwd: Path | None = None) -> Path:

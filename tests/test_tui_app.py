@@ -349,7 +349,7 @@ async def test_s_stops_and_starts_the_selected_environment(tmp_path: Path, make_
         await pilot.press("s")
         await wait_until(pilot, lambda: env_row(app, env.name)["status"] == "running", what="running again")
         assert helpers.container_status(env.name) == "running"
-        assert f"started {env.name}" in notifications(app)
+        await wait_until(pilot, lambda: f"started {env.name}" in notifications(app), what="the notification")
 
 
 async def test_e_on_a_stopped_environment_says_how_to_start_it(tmp_path: Path, make_env: Any) -> None:
@@ -410,7 +410,7 @@ async def test_d_asks_first_then_removes_the_container_and_keeps_or_removes_the_
         await wait_until(pilot, lambda: env_row(app, keep.name) is None, what=f"{keep.name} gone from the pane")
         assert not container_exists(keep.name)
         assert volume_of(keep.name) in docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
-        assert f"removed {keep.name}" in notifications(app)
+        await wait_until(pilot, lambda: f"removed {keep.name}" in notifications(app), what="the notification")
         # d, tick the volume, Remove: both go
         await select_env(pilot, app, drop.name)
         await pilot.press("d")
@@ -423,7 +423,7 @@ async def test_d_asks_first_then_removes_the_container_and_keeps_or_removes_the_
         await wait_until(pilot, lambda: env_row(app, drop.name) is None, what=f"{drop.name} gone from the pane")
         assert not container_exists(drop.name)
         assert volume_of(drop.name) not in docker("volume", "ls", "--format", "{{.Name}}").stdout.split()
-        assert f"removed {drop.name} and its volume" in notifications(app)
+        await wait_until(pilot, lambda: f"removed {drop.name} and its volume" in notifications(app), what="the notification")
     helpers.remove_quietly(keep.name)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from glmtui.errors import BadInput
+from glmtui.errors import BadInput, did_you_mean
 from glmtui.plan.permissions import HostPath, Permissions, resolve
 
 FLAGS = ("network_host", "docker_socket", "root")
@@ -21,11 +21,12 @@ KEYS = ("host_paths", *FLAGS)
 def check_allow(value: Any) -> dict[str, Any]:
     """`serve.allow` as written, checked: BadInput naming the first wrong key."""
     if not isinstance(value, dict):
-        raise BadInput("serve.allow: a mapping with the keys of a plan's permissions: "
+        raise BadInput("serve.allow: a mapping like "
                        "{host_paths: [{path: /srv/data, write: false}], network_host: false, docker_socket: false, root: false}")
     for key, item in value.items():
         if key not in KEYS:
-            raise BadInput(f"serve.allow: unknown key {key!r} (the keys are {', '.join(KEYS)})")
+            raise BadInput(f"serve.allow: unknown key {key!r}{did_you_mean(str(key), KEYS)}",
+                           hint=f"the keys are {', '.join(KEYS)}")
         if key in FLAGS and not isinstance(item, bool):
             raise BadInput(f"serve.allow.{key}: true or false, not {item!r}")
     if not isinstance(value.get("host_paths") or [], list):
