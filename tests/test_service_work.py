@@ -10,7 +10,7 @@ import pytest
 
 from glmtui.agent.approval import Policy
 from glmtui.errors import BadInput
-from glmtui.events import Progress
+from glmtui.events import Output, Progress, StepStarted
 from glmtui.service.work import ApprovalAnswered, ApprovalAsked, Slots, Work
 
 
@@ -54,15 +54,33 @@ async def test_followers_get_every_event_numbered_and_can_resume():
     unsubscribe()
 
 
-async def test_the_history_is_bounded(monkeypatch):
+async def test_the_history_drops_the_oldest_output_and_keeps_every_other_event(monkeypatch):
+    """However much a run prints, a follower that comes late still sees every step start."""
     from glmtui.service import work as module
 
-    monkeypatch.setattr(module, "HISTORY", 10)
-    work = Steps(35).start()
+    monkeypatch.setattr(module, "HISTORY_TEXT", 100)
+
+    class Chatty(Work):
+        async def _work(self) -> None:
+            for n in range(1, 31):
+                self.emit(StepStarted(f"s{n}"))
+                self.emit(Output(f"s{n}", "stdout", "x" * 9))
+
+    work = Chatty("w3").start()
     await work.wait()
     kept = work.history()
-    assert kept[-1][0] == 35 and 10 <= len(kept) <= 20
-    assert work.history(after=30) == kept[-5:]
+    assert [seq for seq, _ in kept] == sorted(seq for seq, _ in kept)
+    assert [event.step for _, event in kept if isinstance(event, StepStarted)] == [f"s{n}" for n in range(1, 31)]
+    outputs = [(seq, event) for seq, event in kept if isinstance(event, Output)]
+    assert sum(len(event.text) for _, event in outputs) <= 100
+    assert [seq for seq, _ in outputs] == list(range(62 - 2 * len(outputs), 61, 2)), "the newest kept, in order"
+    dropped = outputs[0][0] - 2  # the output before the first kept one
+    assert work.history(after=dropped)[0][0] == dropped + 1, "a follower continues with the next kept"
+    assert await messages_of(work, after=58) == [(59, "s30"), (60, "s30")]
+
+
+async def messages_of(work: Work, after: int) -> list[tuple[int, str]]:
+    return [(seq, event.step) async for seq, event in work.follow(after)]
 
 
 async def test_an_approval_is_asked_as_an_event_and_answered_from_outside():
