@@ -54,29 +54,45 @@ async def test_followers_get_every_event_numbered_and_can_resume():
     unsubscribe()
 
 
+class Chatty(Work):
+    """Work of 30 steps, each announced and printing 9 characters."""
+
+    async def _work(self) -> None:
+        for n in range(1, 31):
+            self.emit(StepStarted(f"s{n}"))
+            self.emit(Output(f"s{n}", "stdout", "x" * 9))
+
+
+def kept_output(work: Work) -> list[int]:
+    """The seqs of the Output events kept, checking that every step start is kept too."""
+    kept = work.history()
+    assert [seq for seq, _ in kept] == sorted(seq for seq, _ in kept)
+    assert [event.step for _, event in kept if isinstance(event, StepStarted)] == [f"s{n}" for n in range(1, 31)]
+    return [seq for seq, event in kept if isinstance(event, Output)]
+
+
 async def test_the_history_drops_the_oldest_output_and_keeps_every_other_event(monkeypatch):
     """However much a run prints, a follower that comes late still sees every step start."""
     from glmtui.service import work as module
 
     monkeypatch.setattr(module, "HISTORY_TEXT", 100)
-
-    class Chatty(Work):
-        async def _work(self) -> None:
-            for n in range(1, 31):
-                self.emit(StepStarted(f"s{n}"))
-                self.emit(Output(f"s{n}", "stdout", "x" * 9))
-
     work = Chatty("w3").start()
     await work.wait()
-    kept = work.history()
-    assert [seq for seq, _ in kept] == sorted(seq for seq, _ in kept)
-    assert [event.step for _, event in kept if isinstance(event, StepStarted)] == [f"s{n}" for n in range(1, 31)]
-    outputs = [(seq, event) for seq, event in kept if isinstance(event, Output)]
-    assert sum(len(event.text) for _, event in outputs) <= 100
-    assert [seq for seq, _ in outputs] == list(range(62 - 2 * len(outputs), 61, 2)), "the newest kept, in order"
-    dropped = outputs[0][0] - 2  # the output before the first kept one
+    outputs = kept_output(work)
+    assert 9 * len(outputs) <= 100
+    assert outputs == list(range(62 - 2 * len(outputs), 61, 2)), "the newest kept, in order"
+    dropped = outputs[0] - 2  # the output before the first kept one
     assert work.history(after=dropped)[0][0] == dropped + 1, "a follower continues with the next kept"
     assert await messages_of(work, after=58) == [(59, "s30"), (60, "s30")]
+
+
+async def test_ended_work_keeps_less_of_its_output(monkeypatch):
+    from glmtui.service import work as module
+
+    monkeypatch.setattr(module, "ENDED_TEXT", 30)
+    work = Chatty("w4").start()
+    await work.wait()
+    assert kept_output(work) == [56, 58, 60]
 
 
 async def messages_of(work: Work, after: int) -> list[tuple[int, str]]:

@@ -9,7 +9,9 @@ person in the TUI, a later API call, or `auto_approve` (--yes) which answers yes
 
 The history keeps every event but the oldest output: once the text of the kept Output and
 Token events passes HISTORY_TEXT characters, the oldest of them are dropped (the step logs on
-disk have all of it), so a late follower still sees every step start and end.
+disk have all of it), so a late follower still sees every step start and end. Once the work
+has ended, it keeps ENDED_TEXT characters of its output (the service keeps ended work for a
+while: a hundred long runs must not hold all their output).
 
 `PlanRun` is exactly the plan runner's run (glmtui.plan.runner.Runner) with the work's
 `emit` as its sink; there is no second implementation of runs.
@@ -31,6 +33,7 @@ from glmtui.errors import BadInput, GlmtuiError
 from glmtui.events import ApprovalAnswered, ApprovalAsked, Event, Output, Token
 
 HISTORY_TEXT = 4_000_000  # characters of output kept for followers that come late (all of it is on disk)
+ENDED_TEXT = 500_000  # ... once the work has ended
 ANSWERS = ("yes", "no", "always")
 _TEXT_EVENTS = (Output, Token)
 
@@ -78,7 +81,7 @@ class Work:
         if isinstance(event, _TEXT_EVENTS):
             self._text += len(event.text)
             if self._text > HISTORY_TEXT:
-                self._drop_output()
+                self._drop_output(HISTORY_TEXT // 2)
         for subscriber in self._subscribers:
             subscriber(self._seq, event)
         self._wake()
@@ -95,12 +98,14 @@ class Work:
         """The kept events numbered above `after`."""
         return self._history[bisect.bisect_right(self._history, after, key=itemgetter(0)):]
 
-    def _drop_output(self) -> None:
-        """The oldest Output and Token events, until half of HISTORY_TEXT is left (a pass over the
-        history now and then, not at every event)."""
+    def _drop_output(self, keep: int) -> None:
+        """The oldest Output and Token events, until `keep` characters of them are left (a pass
+        over the history now and then, not at every event)."""
+        if self._text <= keep:
+            return
         kept: list[tuple[int, Event]] = []
         for seq, event in self._history:
-            if self._text > HISTORY_TEXT // 2 and isinstance(event, _TEXT_EVENTS):
+            if self._text > keep and isinstance(event, _TEXT_EVENTS):
                 self._text -= len(event.text)  # type: ignore[attr-defined]
                 continue
             kept.append((seq, event))
@@ -154,6 +159,7 @@ class Work:
         finally:
             for approval in self.approvals.values():
                 approval.future.cancel()
+            self._drop_output(ENDED_TEXT)
             self._wake()
             for callback in self._done:
                 callback(self)

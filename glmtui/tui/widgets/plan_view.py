@@ -601,14 +601,16 @@ class PlanPane(Widget):
                 return
         if isinstance(event, Output):
             state = self._state(event.step)
-            lines = event.lines[-STEP_LINES:]  # only what the step's bounded buffer keeps
-            state.lines.extend((event.stream, line) for line in lines)
+            # Split here, not event.lines: the service keeps the event a while, and it would keep
+            # the list of its lines too (several times the text).
+            lines = event.text.split("\n")
+            state.lines.extend((event.stream, line) for line in lines[-STEP_LINES:])  # what the buffer keeps
             state.buffered = True
             if event.step == self._shown:
                 if self._pending and self._pending[-1][0] == event.stream:
-                    self._pending[-1][1].extend(event.lines)
+                    self._pending[-1][1].extend(lines)
                 else:
-                    self._pending.append((event.stream, list(event.lines)))
+                    self._pending.append((event.stream, lines))
             return
         if isinstance(event, StepStarted):
             state = self._state(event.step)
