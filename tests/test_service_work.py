@@ -86,6 +86,16 @@ async def test_the_history_drops_the_oldest_output_and_keeps_every_other_event(m
     assert await messages_of(work, after=58) == [(59, "s30"), (60, "s30")]
 
 
+async def test_work_nobody_follows_late_keeps_no_output_but_hands_all_of_it_on():
+    """The headless run's service: its renderer, a subscriber, gets everything; nothing is kept."""
+    work = Chatty("w5")
+    work.kept_output = 0
+    seen: list[int] = []
+    work.subscribe(lambda seq, event: seen.append(seq))
+    await work.start().wait()
+    assert seen == list(range(1, 61)) and kept_output(work) == []
+
+
 async def test_ended_work_keeps_less_of_its_output(monkeypatch):
     from glmtui.service import work as module
 

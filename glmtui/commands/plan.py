@@ -108,7 +108,7 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool, al
     async def work() -> int:
         nonlocal plan_run
         async with engine() as docker:
-            service = Service(docker, store, state().config)
+            service = Service(docker, store, state().config, late_followers=False)  # the renderer only
             plan_run = service.start_run(loaded, jobs=jobs, keep=keep, resume=resume, auto_approve=yes,
                                          grant=asked if allow else None)
             plan_run.subscribe(show, after=0)  # every event, as the run emits it

@@ -29,12 +29,15 @@ KEEP_FINISHED = 100  # finished work still found by id (the records have all of 
 
 class Service:
     def __init__(self, engine: Any, store: Any, config: Any, *, max_executions: int | None = None,
-                 announce: Callable[[str], None] | None = None) -> None:
+                 announce: Callable[[str], None] | None = None, late_followers: bool = True) -> None:
+        """`late_followers`: False when only whoever starts work follows it (the headless run):
+        the work then keeps none of its output for later (see glmtui.service.work)."""
         self.engine = engine
         self.store = store
         self.config = config
         self.slots = Slots(max_executions or config.get("serve.max_executions"))
         self.announce = announce or (lambda line: None)  # one line per execution started, ended or skipped
+        self.late_followers = late_followers
         self._work: dict[str, Work] = {}
         self._finished: collections.deque[str] = collections.deque()
 
@@ -112,6 +115,8 @@ class Service:
         self.announce(f"{agent}: execution {execution_id} {status} ({trigger}) · {reason}")
 
     def _start(self, work: W) -> W:
+        if not self.late_followers:
+            work.kept_output = 0
         self._work[work.id] = work
         work.on_done(self._done)
         work.start()

@@ -11,7 +11,8 @@ The history keeps every event but the oldest output: once the text of the kept O
 Token events passes HISTORY_TEXT characters, the oldest of them are dropped (the step logs on
 disk have all of it), so a late follower still sees every step start and end. Once the work
 has ended, it keeps ENDED_TEXT characters of its output (the service keeps ended work for a
-while: a hundred long runs must not hold all their output).
+while: a hundred long runs must not hold all their output). Work that nobody can follow late
+(the headless run's) keeps none: `kept_output = 0`.
 
 `PlanRun` is exactly the plan runner's run (glmtui.plan.runner.Runner) with the work's
 `emit` as its sink; there is no second implementation of runs.
@@ -62,6 +63,7 @@ class Work:
         self.approvals: dict[str, Approval] = {}
         self._history: list[tuple[int, Event]] = []  # in order of seq; the oldest output dropped
         self._text = 0  # characters of the Output and Token events in the history
+        self.kept_output = HISTORY_TEXT  # at most this many of them (then the oldest half goes)
         self._seq = 0
         self._subscribers: list[Subscriber] = []
         self._wakeup: asyncio.Future[None] | None = None
@@ -77,11 +79,13 @@ class Work:
     def emit(self, event: Event) -> None:
         """The sink of the work's events: numbered, kept, handed to every subscriber."""
         self._seq += 1
-        self._history.append((self._seq, event))
-        if isinstance(event, _TEXT_EVENTS):
+        if not isinstance(event, _TEXT_EVENTS):
+            self._history.append((self._seq, event))
+        elif self.kept_output:
+            self._history.append((self._seq, event))
             self._text += len(event.text)
-            if self._text > HISTORY_TEXT:
-                self._drop_output(HISTORY_TEXT // 2)
+            if self._text > self.kept_output:
+                self._drop_output(self.kept_output // 2)
         for subscriber in self._subscribers:
             subscriber(self._seq, event)
         self._wake()
@@ -159,7 +163,7 @@ class Work:
         finally:
             for approval in self.approvals.values():
                 approval.future.cancel()
-            self._drop_output(ENDED_TEXT)
+            self._drop_output(min(ENDED_TEXT, self.kept_output))
             self._wake()
             for callback in self._done:
                 callback(self)
