@@ -236,7 +236,7 @@ async def child_main(spec: dict[str, Any]) -> dict[str, Any]:
         envs = app.query_one(EnvironmentsPane)
         plan = app.query_one(PlanPane)
         log = app.query_one(LogView)
-        await until(lambda: plan.engine is not None and plan.loaded is not None
+        await until(lambda: plan.backend is not None and plan.loaded is not None
                     and envs.row_count >= spec["min_envs"], 60, "the engine, the plan and the environments")
         result["ready_s"] = time.perf_counter() - started
         result["environments_listed"] = envs.row_count

@@ -1,7 +1,10 @@
-"""The typed events a run emits. The TUI and the headless renderer are two sinks of one stream.
+"""The typed events of work: a plan run, an agent execution, a chat turn. The TUI and the
+headless renderer are two sinks of one stream.
 
 Every event becomes one JSON object with its kind in "event" and a timestamp "ts"
-(PLAN-FORMAT.md, "Running").
+(PLAN-FORMAT.md, "Running"), and `from_json` reads that object back as the same event, so
+events cross a process boundary (`glmtui serve`'s Server-Sent Events) as plain JSON. Every
+kind is registered in KINDS when its class is made; all of them are defined here.
 """
 
 from __future__ import annotations
@@ -13,15 +16,41 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, ClassVar
 
+KINDS: dict[str, type[Event]] = {}  # "run_started" -> RunStarted, ...
+
 
 @dataclass(frozen=True)
 class Event:
     kind: ClassVar[str] = "event"
     ts: float = field(default_factory=time.time, kw_only=True)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if kind is not None:
+            assert kind not in KINDS, f"two events of kind {kind!r}"
+            KINDS[kind] = cls
+
     def to_json(self) -> dict[str, Any]:
         # Shallow on purpose: asdict() deep-copies every output line, millions of them.
         return {"event": self.kind, **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> Event:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def from_json(data: dict[str, Any]) -> Event:
+    """The event of a `to_json()` object (a line of `--json`, an SSE message's data)."""
+    from glmtui.errors import BadInput
+
+    kind = KINDS.get(data.get("event"))  # type: ignore[arg-type]
+    if kind is None:
+        raise BadInput(f"unknown event {data.get('event')!r}")
+    try:
+        return kind._from_json(data)
+    except (TypeError, KeyError) as err:
+        raise BadInput(f"event {data['event']!r} is not whole: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,10 @@ class Output(Event):
 
     def to_json(self) -> dict[str, Any]:
         return {"event": self.kind, "ts": self.ts, "step": self.step, "stream": self.stream, "lines": self.lines}
+
+    @classmethod
+    def _from_json(cls, data: dict[str, Any]) -> Output:
+        return cls(data["step"], data["stream"], "\n".join(data["lines"]), ts=data["ts"])
 
     def json_line(self) -> str:
         """`json.dumps(self.to_json())`, without splitting the text: a text with no backslash
@@ -156,6 +189,77 @@ class Usage(Event):
     output_tokens: int
     total_input_tokens: int
     total_output_tokens: int
+
+
+# --- approvals: an agent asks a person (or whoever follows the work) before a tool call --------
+
+
+@dataclass(frozen=True)
+class ApprovalAsked(Event):
+    """An agent asks before a tool call; the work's `answer(approval_id, ...)` answers. Its
+    arguments and subject are masked as the tool call's are."""
+
+    kind: ClassVar[str] = "approval_asked"
+    approval_id: str
+    step: str
+    tool: str
+    subject: str  # what the rules look at: the command, or the path
+    pattern: str  # what "always" would allow from now on
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.tool}: {self.subject}" if self.subject else self.tool
+
+
+@dataclass(frozen=True)
+class ApprovalAnswered(Event):
+    kind: ClassVar[str] = "approval_answered"
+    approval_id: str
+    answer: str  # yes | no | always
+
+
+# --- a chat turn: one message to the agent of a conversation ---------------------------------
+
+
+@dataclass(frozen=True)
+class TurnStarted(Event):
+    """The message is the conversation's from here on (an error before it: it was not sent)."""
+
+    kind: ClassVar[str] = "turn_started"
+    conversation_id: str
+    environment: str
+    provider: str
+    model: str
+    input_tokens: int  # of the conversation so far
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class TurnFinished(Event):
+    """The agent answered (`finished`), or stopped first: max_turns or its budget (`reason`)."""
+
+    kind: ClassVar[str] = "turn_finished"
+    finished: bool
+    reason: str | None = None
+
+
+# --- an agent execution ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExecutionFinished(Event):
+    """The last event of an execution: what its record says."""
+
+    kind: ClassVar[str] = "execution_finished"
+    execution_id: str
+    agent: str
+    trigger: str
+    status: str  # success | failure | cancelled | budget_spent
+    reason: str | None
+    result: str | None
+    input_tokens: int
+    output_tokens: int
+    turns: int
 
 
 Sink = Callable[[Event], None]

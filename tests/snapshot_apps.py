@@ -30,8 +30,9 @@ from glmtui.tui.app import GlmtuiApp
 SIZE = (160, 45)
 HELLO = helpers.PROJECT_ROOT / "plans" / "hello.yaml"
 RUN_ID = "20250102-030405-5a9f0e"
-CLOCK_START = 1_000.0  # what the plan pane's clock says when a scripted step starts
-CLOCK_NOW = 1_012.3  # ... and when the screenshot is taken: a running step shows 12.3s
+EPOCH = 1_735_786_800.0  # the scripted events' times are seconds after this
+CLOCK_START = EPOCH + 1  # what the plan pane's clock says when the scripted steps start (their ts)
+CLOCK_NOW = CLOCK_START + 12.3  # ... and when the screenshot is taken: a running step shows 12.3s
 
 
 def fixed_config() -> Config:
@@ -95,7 +96,7 @@ def disconnected(folder: Path) -> GlmtuiApp:
     return build(folder, reachable=False)
 
 
-# --- a scripted run: synthetic events through the plan pane's sink ------------------------------
+# --- a scripted run: synthetic events, through the service's run to the plan pane ---------------
 
 
 class FakeClock:
@@ -107,13 +108,10 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
-    def monotonic(self) -> float:
-        return self.now
-
 
 class ScriptedRunner:
-    """Stands in for glmtui.plan.runner.Runner: gives its events to the pane's sink, one list per
-    clock reading, then returns `result` (or, with None, stays running)."""
+    """Stands in for glmtui.plan.runner.Runner (in the service's PlanRun): gives its events to the
+    run's sink, one list per clock reading, then returns `result` (or, with None, stays running)."""
 
     script: list[tuple[float, list[Event]]] = []
     result: str | None = None
@@ -136,7 +134,7 @@ class ScriptedRunner:
 
 
 def _ts(seconds: float) -> dict[str, float]:
-    return {"ts": 1_735_786_800.0 + seconds}
+    return {"ts": EPOCH + seconds}
 
 
 def in_progress_script() -> list[tuple[float, list[Event]]]:

@@ -10,7 +10,7 @@ import pytest
 
 from glmtui.agent.approval import Policy
 from glmtui.errors import BadInput
-from glmtui.events import Progress
+from glmtui.events import Output, Progress, StepStarted
 from glmtui.service.work import ApprovalAnswered, ApprovalAsked, Slots, Work
 
 
@@ -54,15 +54,59 @@ async def test_followers_get_every_event_numbered_and_can_resume():
     unsubscribe()
 
 
-async def test_the_history_is_bounded(monkeypatch):
+class Chatty(Work):
+    """Work of 30 steps, each announced and printing 9 characters."""
+
+    async def _work(self) -> None:
+        for n in range(1, 31):
+            self.emit(StepStarted(f"s{n}"))
+            self.emit(Output(f"s{n}", "stdout", "x" * 9))
+
+
+def kept_output(work: Work) -> list[int]:
+    """The seqs of the Output events kept, checking that every step start is kept too."""
+    kept = work.history()
+    assert [seq for seq, _ in kept] == sorted(seq for seq, _ in kept)
+    assert [event.step for _, event in kept if isinstance(event, StepStarted)] == [f"s{n}" for n in range(1, 31)]
+    return [seq for seq, event in kept if isinstance(event, Output)]
+
+
+async def test_the_history_drops_the_oldest_output_and_keeps_every_other_event(monkeypatch):
+    """However much a run prints, a follower that comes late still sees every step start."""
     from glmtui.service import work as module
 
-    monkeypatch.setattr(module, "HISTORY", 10)
-    work = Steps(35).start()
+    monkeypatch.setattr(module, "HISTORY_TEXT", 100)
+    work = Chatty("w3").start()
     await work.wait()
-    kept = work.history()
-    assert kept[-1][0] == 35 and 10 <= len(kept) <= 20
-    assert work.history(after=30) == kept[-5:]
+    outputs = kept_output(work)
+    assert 9 * len(outputs) <= 100
+    assert outputs == list(range(62 - 2 * len(outputs), 61, 2)), "the newest kept, in order"
+    dropped = outputs[0] - 2  # the output before the first kept one
+    assert work.history(after=dropped)[0][0] == dropped + 1, "a follower continues with the next kept"
+    assert await messages_of(work, after=58) == [(59, "s30"), (60, "s30")]
+
+
+async def test_work_nobody_follows_late_keeps_no_output_but_hands_all_of_it_on():
+    """The headless run's service: its renderer, a subscriber, gets everything; nothing is kept."""
+    work = Chatty("w5")
+    work.kept_output = 0
+    seen: list[int] = []
+    work.subscribe(lambda seq, event: seen.append(seq))
+    await work.start().wait()
+    assert seen == list(range(1, 61)) and kept_output(work) == []
+
+
+async def test_ended_work_keeps_less_of_its_output(monkeypatch):
+    from glmtui.service import work as module
+
+    monkeypatch.setattr(module, "ENDED_TEXT", 30)
+    work = Chatty("w4").start()
+    await work.wait()
+    assert kept_output(work) == [56, 58, 60]
+
+
+async def messages_of(work: Work, after: int) -> list[tuple[int, str]]:
+    return [(seq, event.step) async for seq, event in work.follow(after)]
 
 
 async def test_an_approval_is_asked_as_an_event_and_answered_from_outside():

@@ -36,7 +36,7 @@ from glmtui.tui.app import GlmtuiApp
 from glmtui.tui.screens.dialogs import Confirm, ConfirmRemove, EnvironmentDetails
 from glmtui.tui.screens.help import HelpScreen
 from glmtui.tui.screens.new_env import NewEnvironment
-from glmtui.tui.screens.plan_picker import PlanPickerScreen
+from glmtui.tui.screens.plan_picker import PastRunsScreen, PlanPickerScreen
 from glmtui.tui.widgets.environments import EnvironmentsPane
 from glmtui.tui.widgets.log_view import LogView
 from glmtui.tui.widgets.placeholders import AgentsPane, ChatPane
@@ -758,6 +758,85 @@ async def test_q_during_a_run_asks_first_then_cancels_and_quits(tmp_path: Path, 
         assert app.return_value == 0
         assert run_containers(run_id) == []
         assert helpers.docker("ps", "-aq", "--filter", f"label=glmtui.run={run_id}").stdout.strip() == ""
+    finally:
+        if run_id:
+            remove_run_leftovers(run_id)
+
+
+TICKER = """
+    version: 1
+    name: ticker
+    env: {image: @IMAGE@}
+    steps:
+      - id: tick
+        run: for i in $(seq 1 20); do echo "tick $i"; sleep 0.4; done
+      - id: after
+        needs: [tick]
+        run: echo after the ticks
+    """
+
+
+async def test_a_run_goes_on_while_another_plan_is_picked_and_p_follows_it_again(
+    tmp_path: Path, busybox_image: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run belongs to the service, not to the plan pane: picking another plan lets it go on
+    (the pane says so, and q still asks), `p` lists it first, and opening it shows its steps and
+    its output from the start, then live, to its end."""
+    plan = write_plan(tmp_path, TICKER, "ticker.yaml", IMAGE=busybox_image)
+    write_plan(tmp_path, "version: 1\nname: other\nsteps:\n  - {id: hello, run: echo hi}\n", "other.yaml")
+    monkeypatch.chdir(tmp_path)  # the picker lists the plans here
+    run_id = None
+    try:
+        async with tui(tmp_path, plan=plan) as (app, pilot):
+            run_id = await start_run(pilot, app)
+            pane = app.query_one(PlanPane)
+            log = app.query_one(LogView)
+            await wait_until(pilot, lambda: "tick 2" in "\n".join(region_text(app, log)), what="tick's output, live")
+            # r, another plan: the run goes on without the pane
+            await pilot.press("r")
+            await wait_until(pilot, lambda: isinstance(app.screen, PlanPickerScreen), what="the plan picker")
+            await pilot.press(*"other", "enter")
+            await wait_until(pilot, lambda: list(step_rows(app)) == ["hello"], what="the other plan's preview")
+            assert f"run {run_id} of ticker goes on: p shows it" in notifications(app)
+            assert not pane.running and pane.check_action("run", ()) is True
+            log_file = app.store.log_file(run_id, "tick")
+            await wait_until(pilot, lambda: "tick 4" in log_file.read_text(), what="the run going on")
+            assert run_containers(run_id)
+            # q asks first: the runs of the app end with it
+            await pilot.press("q")
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+            assert "A plan is running. Cancel it and quit?" in screen_text(app)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not isinstance(app.screen, Confirm))
+            # p: the run still going comes first; enter follows it again, from its start
+            app.query_one(StepTable).focus()
+            await pilot.press("p")
+            await wait_until(pilot, lambda: isinstance(app.screen, PastRunsScreen), what="the past runs")
+            await pilot.pause(0.1)
+            listed = [line for line in screen_text(app).splitlines() if re.search(r"\d{8}-\d{6}-[0-9a-f]{6}", line)]
+            assert f"▶ {run_id}  ticker  running" in listed[0] and "live" in listed[0]
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: pane.running and list(step_rows(app)) == ["tick", "after"],
+                             what="the run followed again")
+            assert step_rows(app)["tick"][6].startswith("running") and step_rows(app)["after"][6] == "waits for tick"
+            assert f"run {run_id}" in screen_text(app)
+
+            def shown() -> list[str]:
+                return [line.strip() for line in region_text(app, log) if line.strip()]
+
+            await wait_until(pilot, lambda: "tick 1" in shown() or log.line_count > 3, what="the output from the start")
+            await wait_until(pilot, lambda: pane.run_status == "success" and not pane.running, timeout=60,
+                             what="the run to end")
+            await pilot.pause(0.3)
+            assert {step: cells[0] for step, cells in step_rows(app).items()} == {"tick": "✔", "after": "✔"}
+            assert f"✔ run {run_id} success in" in screen_text(app)
+            # the log pane got every line once: those from before (the run's history), then the live ones
+            assert log.border_title == "tick" and log.line_count == 20 and shown()[-1] == "tick 20"
+            log.focus()
+            await pilot.press("home")
+            await wait_until(pilot, lambda: shown()[:3] == ["tick 1", "tick 2", "tick 3"], what="the log's top")
+            await pilot.press("q")  # nothing runs now: no question
+            await wait_for_exit(app)
     finally:
         if run_id:
             remove_run_leftovers(run_id)

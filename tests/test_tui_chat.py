@@ -28,6 +28,7 @@ from textual.widgets import Button, Input, OptionList
 
 import helpers
 from glmtui.config import KEYS, Config
+from glmtui.conversations import Conversations
 from glmtui.docker.engine import Engine
 from glmtui.tui.app import GlmtuiApp
 from glmtui.tui.screens.chat import ConversationPicker, EnvironmentPicker, ExportScreen, ModelPicker
@@ -373,6 +374,35 @@ async def test_esc_stops_the_reply_and_keeps_what_was_said(
         sent = model_server.requests[1].body["messages"]
         assert sent[-2]["role"] == "assistant" and "charlie" in sent[-2]["content"]
         assert "[stopped by the user]" in sent[-2]["content"] and sent[-1]["content"] == "again"
+
+
+async def test_the_reply_is_a_turn_of_the_service_and_esc_stops_it_there(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    """The pane does not own the agent: the reply is a chat turn of the app's service, which a
+    second follower can attach to, and esc cancels the turn through it."""
+    env = await make_env()
+    model_server.script(drip("alpha bravo charlie delta echo foxtrot golf hotel india juliet", interval=0.2))
+    async with chat_tui(tmp_path, chat_config(model_server), env.name) as (app, pilot, pane):
+        await send(pilot, app, "spell")
+        await wait_until(pilot, lambda: "bravo" in pane_text(app), what="a part of the reply")
+        [info] = await app.backend.list_work()
+        assert (info.kind, info.status, info.title) == ("chat", "running", f"chat in {env.name}")
+        turn = await app.backend.attach(info.id)
+        await pilot.press("escape")
+        await idle(pilot, pane)
+        assert "stopped: what was said so far is kept" in pane_text(app)
+        assert turn.status == "cancelled" and turn.error is None
+        events = [event async for _, event in turn.events()]
+        assert events[0].kind == "turn_started" and events[0].conversation_id == pane.conversation_id
+        said = "".join(event.text for event in events if event.kind == "token")
+        assert said.startswith("alpha bravo") and "juliet" not in said
+        assert "turn_finished" not in {event.kind for event in events}
+        [info] = await app.backend.list_work()
+        assert (info.status, info.running) == ("cancelled", False)
+        saved = Conversations(app.store).messages(pane.conversation_id)
+        assert saved[-1]["role"] == "assistant" and saved[-1]["content"].startswith(said)
+        assert saved[-1]["content"].endswith("[stopped by the user]")
 
 
 async def test_esc_while_the_prompt_waits_stops_the_reply(

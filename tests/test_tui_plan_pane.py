@@ -22,6 +22,8 @@ import helpers
 from plan_helpers import make_store, remove_run_leftovers, run_containers, run_volume_exists, write_plan
 
 from glmtui.config import Config
+from glmtui.service.backend import LocalBackend
+from glmtui.service.service import Service
 from glmtui.tui.messages import RunStateChanged, StepOutput, StepSelected
 from glmtui.tui.screens.permissions import AllowHostAccess
 from glmtui.tui.screens.plan_inputs import PlanInputsScreen
@@ -35,7 +37,8 @@ SIZE = (120, 40)
 
 
 class PaneApp(App):
-    """Only a PlanPane; every message it posts upwards is recorded."""
+    """Only a PlanPane, its runs owned by a service over `engine` (as GlmtuiApp's are); every
+    message the pane posts upwards is recorded."""
 
     CSS_PATH = str(PLAN_TCSS)
 
@@ -44,14 +47,18 @@ class PaneApp(App):
         self.store = make_store(tmp / "data")
         self.config = Config.load(cwd=tmp)
         self.plan = plan
-        self.engine = engine
+        self.backend = LocalBackend(Service(engine, self.store, self.config)) if engine is not None else None
         self.messages: list[Any] = []
 
     def compose(self) -> ComposeResult:
         yield PlanPane(plan_path=self.plan, config=self.config, store=self.store, id="plan")
 
     def on_mount(self) -> None:
-        self.pane.engine = self.engine
+        self.pane.backend = self.backend
+
+    async def on_unmount(self) -> None:
+        if self.backend is not None:
+            await self.backend.close()
 
     @property
     def pane(self) -> PlanPane:
@@ -433,11 +440,12 @@ async def test_run_hello_live_then_select_steps_and_open_the_past_run(
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("how", ["key c", "cancel_and_wait()"])
+@pytest.mark.parametrize("how", ["key c", "the service's shutdown"])
 async def test_cancel_stops_the_run_and_removes_its_environment(
     tmp_path: Path, engine: Any, busybox_image: str, how: str
 ) -> None:
-    """`c`, or the app's `await pane.cancel_and_wait()` before it exits: the same clean-up as Ctrl-C headless."""
+    """`c`, or the service's shutdown (the app's `await backend.close()` before it exits): the same
+    clean-up as Ctrl-C headless."""
     plan = write_plan(tmp_path, """
         version: 1
         name: sleepy
@@ -466,8 +474,8 @@ async def test_cancel_stops_the_run_and_removes_its_environment(
             if how == "key c":
                 await pilot.press("c")
             else:
-                await app.pane.cancel_and_wait()
-                assert not app.pane.running
+                await app.backend.close()
+                assert app.store.run(run_id).status == "cancelled"
             ended = await run_finished(pilot, app, timeout=30)
             assert time.monotonic() - started < 15
             assert (ended.status, ended.run_id) == ("cancelled", run_id)

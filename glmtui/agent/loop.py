@@ -9,6 +9,7 @@ every tool call the model made gets an answer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -206,7 +207,11 @@ class Agent:
             if self.policy.decide(tool, arguments) == "auto":  # an "always" while we waited
                 return None
             request = self.policy.request(tool, arguments, self.step)
-            answer = await self.approver(request)
+            # Whoever answers sees it masked, as the tool call; "always" remembers the real pattern.
+            answer = await self.approver(dataclasses.replace(
+                request, arguments=self.masker.mask_value(dict(request.arguments)),
+                subject=self.masker.mask(request.subject), pattern=self.masker.mask(request.pattern),
+            ))
             if answer == "always":
                 self.policy.allow_always(request)
             if answer in ("yes", "always"):

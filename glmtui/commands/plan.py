@@ -73,13 +73,14 @@ def run_(plan, files, workflow, inputs, input_file, env_files, variables, as_jso
 
 
 def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool, allow: bool) -> int:
+    """The run, started through the service and followed into the renderer; the exit status."""
     import asyncio
     import signal
 
     from glmtui.errors import BadInput
     from glmtui.events import Progress
     from glmtui.headless import renderer_for
-    from glmtui.plan.runner import Runner
+    from glmtui.service.service import Service
     from glmtui.store import Store
 
     asked = loaded.plan.permissions
@@ -91,7 +92,7 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool, al
 
     output_closed = False
 
-    def sink(event) -> None:
+    def show(seq: int, event) -> None:
         """The renderer; when the reader of the output goes away (`| head`), the run stops as
         on Ctrl-C, its records kept, the rest of its output dropped."""
         nonlocal output_closed
@@ -102,16 +103,15 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool, al
         except BrokenPipeError:
             output_closed = True
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered
-            task.cancel()
+            plan_run.cancel()
 
     async def work() -> int:
-        nonlocal task
+        nonlocal plan_run
         async with engine() as docker:
-            runner = Runner(
-                docker, loaded, sink=sink, store=store, config=state().config, jobs=jobs, keep=keep,
-                resume=resume, auto_approve=yes, grant=asked if allow else None,
-            )
-            task = asyncio.create_task(runner.run())
+            service = Service(docker, store, state().config, late_followers=False)  # the renderer only
+            plan_run = service.start_run(loaded, jobs=jobs, keep=keep, resume=resume, auto_approve=yes,
+                                         grant=asked if allow else None)
+            plan_run.subscribe(show, after=0)  # every event, as the run emits it
             signals = 0
 
             def interrupt() -> None:
@@ -119,30 +119,23 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool, al
                 signals += 1
                 if signals == 1:
                     render(Progress("interrupted: stopping the steps and cleaning up"))
-                    task.cancel()
+                    plan_run.cancel()
                 else:
-                    render(Progress("still cleaning up, one moment"))
+                    render(Progress("still cleaning up, one moment"))  # a second Ctrl-C does not cut it short
 
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, interrupt)
             try:
-                result = await asyncio.shield(task)
+                result = await plan_run.wait()
             except asyncio.CancelledError:
-                while not task.done():  # a second Ctrl-C must not cut the clean-up short
-                    try:
-                        await asyncio.shield(task)
-                    except asyncio.CancelledError:
-                        continue
-                if task.cancelled():
-                    return 130
-                result = task.result()
+                return 130
             finally:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
             return result.exit_code
 
-    task: asyncio.Task | None = None
+    plan_run = None
     try:
         code = run(work)
     finally:

@@ -78,6 +78,14 @@ class Permissions:
             "root": self.root,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Permissions:
+        """The permissions of an `as_json()` object."""
+        return cls(
+            tuple(HostPath(Path(p["path"]), bool(p["write"])) for p in data.get("host_paths", ())),
+            bool(data.get("network_host")), bool(data.get("docker_socket")), bool(data.get("root")),
+        )
+
 
 POLICY_KEYS = ("host_paths", "network_host", "docker_socket", "root")
 

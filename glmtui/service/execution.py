@@ -12,11 +12,10 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from glmtui.errors import GlmtuiError, NotFound
-from glmtui.events import Event, RunStarted, StepFinished, ToolCall, ToolResult, Usage
+from glmtui.events import Event, ExecutionFinished, RunStarted, StepFinished, ToolCall, ToolResult, Usage
 from glmtui.service.definition import STEP_ID, execution_plan
 from glmtui.service.records import AgentRecord, ExecutionRecord
 from glmtui.service.work import PlanRun
@@ -24,22 +23,6 @@ from glmtui.transcript import summarize_call
 from glmtui.units import counted
 
 EXIT_CODES = {"success": 0, "cancelled": 130}  # anything else: 1
-
-
-@dataclass(frozen=True)
-class ExecutionFinished(Event):
-    """The last event of an execution: what its record says."""
-
-    kind: ClassVar[str] = "execution_finished"
-    execution_id: str
-    agent: str
-    trigger: str
-    status: str  # success | failure | cancelled | budget_spent
-    reason: str | None
-    result: str | None
-    input_tokens: int
-    output_tokens: int
-    turns: int
 
 
 class Execution(PlanRun):
@@ -54,6 +37,10 @@ class Execution(PlanRun):
         self._calls: dict[str, dict[str, Any]] = {}
         self._step: StepFinished | None = None
         self._run_started = False
+
+    @property
+    def title(self) -> str:
+        return self.agent.name
 
     @property
     def exit_code(self) -> int:

@@ -1,8 +1,10 @@
 """The service: one engine connection, the store and the config, and the work running on them.
 
-Whoever starts work (the scheduler, `glmtui agents run`, later the TUI and the HTTP API of
-`glmtui serve`) starts it here and gets a `Work` to follow, answer and cancel; the service keeps
-the running work (and the last finished) by id, and cancels all of it on shutdown.
+Whoever starts work (the TUI through glmtui.service.backend, the headless `glmtui --run`, the
+scheduler, `glmtui agents run`, later the HTTP API of `glmtui serve`) starts it here and gets a
+`Work` to follow, answer and cancel; the service keeps the running work (and the last finished)
+by id, and cancels all of it on shutdown. What only saved agents need (their records, the
+Execution) is imported when first used: a headless run imports none of it.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from glmtui.errors import BadInput, Conflict
-from glmtui.service.execution import Execution
-from glmtui.service.records import AgentRecord, AgentStore
 from glmtui.service.work import PlanRun, Slots, Work
+
+if TYPE_CHECKING:
+    from glmtui.service.chat import ChatTurn, Chats
+    from glmtui.service.execution import Execution
+    from glmtui.service.records import AgentRecord, AgentStore
 
 W = TypeVar("W", bound=Work)
 KEEP_FINISHED = 100  # finished work still found by id (the records have all of it)
@@ -24,21 +30,49 @@ BY_HAND = ("manual", "hook")  # triggers whose start is refused at once (not rec
 
 class Service:
     def __init__(self, engine: Any, store: Any, config: Any, *, max_executions: int | None = None,
-                 announce: Callable[[str], None] | None = None) -> None:
+                 announce: Callable[[str], None] | None = None, late_followers: bool = True) -> None:
+        """`late_followers`: False when only whoever starts work follows it (the headless run):
+        the work then keeps none of its output for later (see glmtui.service.work)."""
         self.engine = engine
         self.store = store
         self.config = config
-        self.agents = AgentStore(store)
         self.slots = Slots(max_executions or config.get("serve.max_executions"))
         self.announce = announce or (lambda line: None)  # one line per execution started, ended or skipped
+        self.late_followers = late_followers
         self._work: dict[str, Work] = {}
         self._finished: collections.deque[str] = collections.deque()
+
+    @cached_property
+    def agents(self) -> AgentStore:
+        from glmtui.service.records import AgentStore
+
+        return AgentStore(self.store)
+
+    @cached_property
+    def chats(self) -> Chats:
+        from glmtui.service.chat import Chats
+
+        return Chats(self)
 
     # -- starting work ----------------------------------------------------------------------
 
     def start_run(self, loaded: Any, **options: Any) -> PlanRun:
-        """A plan run (options as PlanRun takes them: jobs, keep, resume, auto_approve, asks)."""
+        """A plan run (options as PlanRun takes them: jobs, keep, resume, auto_approve, asks, grant)."""
         return self._start(PlanRun(self, loaded, **options))
+
+    def send_chat(self, environment: str, text: str, *, conversation_id: str | None = None,
+                  provider: str | None = None, model: str | None = None) -> ChatTurn:
+        """One message to the agent of a conversation in `environment` (None: a new conversation);
+        Conflict while that conversation replies to another."""
+        from glmtui.service.chat import ChatTurn
+
+        if conversation_id is not None and any(
+            isinstance(work, ChatTurn) and work.conversation_id == conversation_id for work in self.running()
+        ):
+            raise Conflict(f"conversation {conversation_id} is still replying to a message",
+                           hint="stop that reply first")
+        return self._start(ChatTurn(self.chats, environment=environment, text=text, conversation_id=conversation_id,
+                                    provider=provider, model=model))
 
     def run_agent(self, name: str, trigger: str = "manual", *, scheduled: float | None = None,
                   auto_approve: bool = False, asks: bool = False,
@@ -75,6 +109,8 @@ class Service:
 
     def _execute(self, agent: AgentRecord, execution_id: str, *, auto_approve: bool, asks: bool,
                  variables: Mapping[str, str] | None = None) -> Execution:
+        from glmtui.service.execution import Execution
+
         record = self.agents.execution(execution_id)
         return self._start(Execution(self, agent, record, auto_approve=auto_approve, asks=asks, variables=variables))
 
@@ -84,9 +120,14 @@ class Service:
         self.announce(f"{agent}: execution {execution_id} {status} ({trigger}) · {reason}")
 
     def _start(self, work: W) -> W:
+        if not self.late_followers:
+            work.kept_output = 0
         self._work[work.id] = work
         work.on_done(self._done)
         work.start()
+        # What ended it is the work's `error`, for whoever follows it: not a warning that nobody
+        # retrieved the task's exception.
+        work.task.add_done_callback(lambda task: task.cancelled() or task.exception())  # type: ignore[union-attr]
         return work
 
     def _done(self, work: Work) -> None:
@@ -102,6 +143,12 @@ class Service:
     def running(self) -> list[Work]:
         return [work for work in self._work.values() if not work.finished]
 
+    def recent(self) -> list[Work]:
+        """The work still known: the running first (oldest first), then the finished (newest first)."""
+        finished = [self._work[work_id] for work_id in reversed(self._finished)
+                    if work_id in self._work and self._work[work_id].finished]
+        return self.running() + finished
+
     async def shutdown(self) -> None:
         """Cancel every running work and wait for each to clean up (a second cancel of the
         caller does not cut that short)."""
@@ -115,6 +162,8 @@ class Service:
                     await asyncio.shield(asyncio.wait(tasks))
                 except asyncio.CancelledError:
                     continue
+        if "chats" in self.__dict__:  # chat sessions were opened: close their model clients
+            await self.chats.close()
 
 
 def asking_problem(agent: AgentRecord, config: Any, *, auto_approve: bool) -> str | None:

@@ -1,11 +1,18 @@
 """Running work, owned by the service rather than by whoever started it.
 
-A `Work` is one piece of running work (a plan run, an agent execution): it owns its asyncio
-task, keeps its events (a bounded history, each event with a sequence number, so a subscriber
-that comes late or comes back, e.g. an SSE client with Last-Event-ID, continues where it was)
-and hands each new event to any number of subscribers; it is cancelled through `cancel()`;
-its approvals are requests that whoever follows it answers (`answer()`): a person in the TUI,
-a later API call, or `auto_approve` (--yes) which answers yes itself.
+A `Work` is one piece of running work (a plan run, an agent execution, a chat turn): it owns
+its asyncio task, keeps its events (each with a sequence number, so a subscriber that comes
+late or comes back, e.g. the TUI attaching to a run or an SSE client with Last-Event-ID,
+continues where it was) and hands each new event to any number of subscribers; it is cancelled
+through `cancel()`; its approvals are requests that whoever follows it answers (`answer()`): a
+person in the TUI, a later API call, or `auto_approve` (--yes) which answers yes itself.
+
+The history keeps every event but the oldest output: once the text of the kept Output and
+Token events passes HISTORY_TEXT characters, the oldest of them are dropped (the step logs on
+disk have all of it), so a late follower still sees every step start and end. Once the work
+has ended, it keeps ENDED_TEXT characters of its output (the service keeps ended work for a
+while: a hundred long runs must not hold all their output). Work that nobody can follow late
+(the headless run's) keeps none: `kept_output = 0`.
 
 `PlanRun` is exactly the plan runner's run (glmtui.plan.runner.Runner) with the work's
 `emit` as its sink; there is no second implementation of runs.
@@ -14,36 +21,22 @@ a later API call, or `auto_approve` (--yes) which answers yes itself.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, ClassVar
 
-from glmtui.errors import BadInput
-from glmtui.events import Event
+from glmtui.errors import BadInput, GlmtuiError
+from glmtui.events import ApprovalAnswered, ApprovalAsked, Event, Output, Token
 
-HISTORY = 20_000  # events kept for subscribers that come late (older ones are on disk: step logs)
+HISTORY_TEXT = 4_000_000  # characters of output kept for followers that come late (all of it is on disk)
+ENDED_TEXT = 500_000  # ... once the work has ended
 ANSWERS = ("yes", "no", "always")
-
-
-@dataclass(frozen=True)
-class ApprovalAsked(Event):
-    """An agent asks before a tool call; `Work.answer(approval_id, ...)` answers."""
-
-    kind: ClassVar[str] = "approval_asked"
-    approval_id: str
-    step: str
-    tool: str
-    subject: str
-    pattern: str  # what "always" would allow from now on
-
-
-@dataclass(frozen=True)
-class ApprovalAnswered(Event):
-    kind: ClassVar[str] = "approval_answered"
-    approval_id: str
-    answer: str  # yes | no | always
+_TEXT_EVENTS = (Output, Token)
 
 
 @dataclass
@@ -63,24 +56,36 @@ class Work:
 
     def __init__(self, work_id: str) -> None:
         self.id = work_id
+        self.created = time.time()
         self.status = "queued"  # queued | running | then the final status the kind gives
         self.error: BaseException | None = None  # what ended it, when not its own result
         self.task: asyncio.Task[Any] | None = None
         self.approvals: dict[str, Approval] = {}
-        self._history: list[tuple[int, Event]] = []  # trimmed to the last HISTORY now and then
+        self._history: list[tuple[int, Event]] = []  # in order of seq; the oldest output dropped
+        self._text = 0  # characters of the Output and Token events in the history
+        self.kept_output = HISTORY_TEXT  # at most this many of them (then the oldest half goes)
         self._seq = 0
         self._subscribers: list[Subscriber] = []
         self._wakeup: asyncio.Future[None] | None = None
         self._done: list[Callable[[Work], None]] = []
+
+    @property
+    def title(self) -> str:
+        """What a person calls it in a list: the plan's name, the agent's, the chat's environment."""
+        return f"{self.kind} {self.id}"
 
     # -- events -----------------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
         """The sink of the work's events: numbered, kept, handed to every subscriber."""
         self._seq += 1
-        self._history.append((self._seq, event))
-        if len(self._history) > 2 * HISTORY:
-            del self._history[:-HISTORY]
+        if not isinstance(event, _TEXT_EVENTS):
+            self._history.append((self._seq, event))
+        elif self.kept_output:
+            self._history.append((self._seq, event))
+            self._text += len(event.text)
+            if self._text > self.kept_output:
+                self._drop_output(self.kept_output // 2)
         for subscriber in self._subscribers:
             subscriber(self._seq, event)
         self._wake()
@@ -94,9 +99,21 @@ class Work:
         return self.task is not None and self.task.done()
 
     def history(self, after: int = 0) -> list[tuple[int, Event]]:
-        """The kept events numbered above `after` (all kept ones when it is older than the history)."""
-        first = self._seq - len(self._history) + 1
-        return self._history[max(0, after - first + 1):]
+        """The kept events numbered above `after`."""
+        return self._history[bisect.bisect_right(self._history, after, key=itemgetter(0)):]
+
+    def _drop_output(self, keep: int) -> None:
+        """The oldest Output and Token events, until `keep` characters of them are left (a pass
+        over the history now and then, not at every event)."""
+        if self._text <= keep:
+            return
+        kept: list[tuple[int, Event]] = []
+        for seq, event in self._history:
+            if self._text > keep and isinstance(event, _TEXT_EVENTS):
+                self._text -= len(event.text)  # type: ignore[attr-defined]
+                continue
+            kept.append((seq, event))
+        self._history = kept
 
     def subscribe(self, subscriber: Subscriber, *, after: int | None = None) -> Callable[[], None]:
         """Call `subscriber(seq, event)` for every event from now on, first for the kept ones
@@ -140,10 +157,13 @@ class Work:
             raise
         except BaseException as err:
             self.error = err
+            if self.status in ("queued", "running"):
+                self.status = "failure"
             raise
         finally:
             for approval in self.approvals.values():
                 approval.future.cancel()
+            self._drop_output(min(ENDED_TEXT, self.kept_output))
             self._wake()
             for callback in self._done:
                 callback(self)
@@ -171,7 +191,8 @@ class Work:
         """The approver given to the work's agents: an ApprovalAsked event, then the answer."""
         approval = Approval(uuid.uuid4().hex[:8], request, asyncio.get_running_loop().create_future())
         self.approvals[approval.id] = approval
-        self.emit(ApprovalAsked(approval.id, request.step, request.tool, request.subject, request.pattern))
+        self.emit(ApprovalAsked(approval.id, request.step, request.tool, request.subject, request.pattern,
+                                dict(request.arguments)))
         try:
             answer = await approval.future
         finally:
@@ -186,6 +207,14 @@ class Work:
         if approval is None or approval.future.done():
             raise BadInput(f"{self.kind} {self.id} has no open approval {approval_id!r}")
         approval.future.set_result(answer)
+
+
+def error_line(error: BaseException) -> str:
+    """What a person reads of what ended work: a GlmtuiError's line, else the bug, in one line."""
+    if isinstance(error, GlmtuiError):
+        return str(error)
+    lines = str(error).strip().splitlines()
+    return f"internal error: {type(error).__name__}" + (f": {lines[0]}" if lines else "")
 
 
 class PlanRun(Work):
@@ -220,6 +249,10 @@ class PlanRun(Work):
         self.grant = grant
         self.runner: Any = None  # glmtui.plan.runner.Runner, once started
         self.result: Any = None  # glmtui.plan.runner.RunResult
+
+    @property
+    def title(self) -> str:
+        return self.loaded.plan.name if self.loaded is not None else super().title
 
     async def _work(self) -> Any:
         from glmtui.plan.runner import Runner

@@ -1,6 +1,7 @@
 """The full-screen glmtui: environments, plan, log, agents and chat panes, keyboard first.
 
-The app owns the engine connection and hands it down; widgets post messages up.
+The app owns the engine connection and the backend (`GlmtuiApp.backend`, glmtui.service.backend:
+the service that owns plan runs and chat turns) and hands them down; widgets post messages up.
 Docker events keep the environments pane current; nothing polls the list. The chat pane works
 in the environment the user picked for it (c on its row), whatever the cursor does after.
 """
@@ -26,7 +27,7 @@ from glmtui.config import Config, set_value
 from glmtui.errors import EngineUnreachable, GlmtuiError
 from glmtui.store import Store
 from glmtui.tui.commands import GlmtuiCommands
-from glmtui.tui.messages import EnvironmentAction, RunStateChanged, StepOutput, StepSelected
+from glmtui.tui.messages import EnvironmentAction, StepOutput, StepSelected
 from glmtui.tui.screens.dialogs import Confirm, ConfirmRemove, EnvironmentDetails
 from glmtui.tui.screens.help import HelpScreen, binding_rows
 from glmtui.tui.screens.new_env import NewEnvironment
@@ -71,11 +72,13 @@ class GlmtuiApp(App[int]):
         self.store = store or Store()
         self.plan_path = plan
         self.engine: Any | None = None
+        # Starts and follows plan runs and chat turns (glmtui.service.backend.Backend): made once
+        # the engine is connected; its work ends with the app (quitting asks first).
+        self.backend: Any | None = None
         self._engine_factory = engine_factory or self._connect_docker
         self._stats: dict[str, Any] = {}
         self._stats_workers: dict[str, Worker] = {}
         self._refresh_pending = False
-        self._run_active = False
 
     async def _connect_docker(self) -> Any:
         from glmtui.docker.engine import Engine
@@ -109,6 +112,8 @@ class GlmtuiApp(App[int]):
         self.call_after_refresh(gc.freeze)
 
     async def on_unmount(self) -> None:
+        if self.backend is not None:
+            await self.backend.close()
         if self.engine is not None:
             await self.engine.close()
 
@@ -149,8 +154,13 @@ class GlmtuiApp(App[int]):
     def _on_connected(self) -> None:
         self.connected = True
         self.set_banner(None)
-        self.query_one(PlanPane).engine = self.engine
-        self.query_one(ChatPane).engine = self.engine
+        if self.backend is None:
+            from glmtui.service.backend import LocalBackend
+            from glmtui.service.service import Service
+
+            self.backend = LocalBackend(Service(self.engine, self.store, self.config))
+            self.query_one(PlanPane).backend = self.backend
+            self.query_one(ChatPane).backend = self.backend
         self.refresh_soon()
 
     def _on_disconnected(self) -> None:
@@ -307,16 +317,6 @@ class GlmtuiApp(App[int]):
     def on_step_output(self, message: StepOutput) -> None:
         self.query_one(LogView).write_lines(message.lines, stream=message.stream)
 
-    @on(RunStateChanged)
-    def on_run_state_changed(self, message: RunStateChanged) -> None:
-        self._run_active = message.running
-        self.refresh_bindings()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "pick_plan":
-            return not self._run_active  # while a plan runs, the plan pane's keys are its own
-        return super().check_action(action, parameters)
-
     # -- app actions ------------------------------------------------------------------------
 
     def action_help(self) -> None:
@@ -336,15 +336,20 @@ class GlmtuiApp(App[int]):
         self.push_screen(HelpScreen(sections))
 
     async def action_quit(self) -> None:
-        if self._run_active:
-            self._confirm_quit()
+        runs = []
+        if self.backend is not None and self.backend.in_process:  # its runs end with the app
+            runs = [info for info in await self.backend.list_work() if info.kind != "chat" and info.running]
+        if runs:
+            self._confirm_quit(len(runs))
             return
         self.exit(0)
 
     @work(group="quit", exit_on_error=False)
-    async def _confirm_quit(self) -> None:
-        if await self.push_screen_wait(Confirm("A plan is running. Cancel it and quit?", yes="Cancel run and quit")):
-            await self.query_one(PlanPane).cancel_and_wait()
+    async def _confirm_quit(self, runs: int) -> None:
+        question = "A plan is running. Cancel it and quit?" if runs == 1 else \
+            f"{runs} plans are running. Cancel them and quit?"
+        if await self.push_screen_wait(Confirm(question, yes="Cancel runs and quit" if runs > 1 else "Cancel run and quit")):
+            await self.backend.close()  # every run cancelled, each clean-up to its end
             self.exit(0)
 
     def palette_actions(self) -> list[tuple[str, str, str]]:

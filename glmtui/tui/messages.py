@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,12 @@ class StepOutput(Message):
 
 @dataclass
 class RunStateChanged(Message):
-    """A plan run started or ended in the plan pane."""
+    """The plan pane follows a run (it started it, or attached to it with `p`), or no longer
+    does: the run ended, or the pane let it go on without it."""
 
     running: bool
     run_id: str | None = None
-    status: str | None = None  # when it ended: success, failure, cancelled
+    status: str | None = None  # when it is no longer followed: success, failure, cancelled, or running
 
 
 @dataclass
@@ -54,16 +54,8 @@ class ChatEvent(Message):
 
 
 @dataclass
-class ApprovalAsked(Message):
-    """The agent waits for the user's answer to `request` (an ApprovalRequest) on `answer`."""
-
-    request: Any
-    answer: asyncio.Future[str]
-
-
-@dataclass
-class ApprovalAnswered(Message):
-    """The user answered an approval prompt: yes, no or always."""
+class PromptAnswered(Message):
+    """The user answered an approval prompt of the chat: yes, no or always."""
 
     prompt: Any
     answer: str

@@ -262,19 +262,24 @@ class PlanPickerScreen(_FilterScreen[Path]):
 
 
 class PastRunsScreen(_FilterScreen[str]):
-    """Pick a past run from the run records (newest first)."""
+    """Pick a run: those still going first (`going`: glmtui.service.backend.WorkInfo), then the
+    run records (newest first)."""
 
     TITLE_TEXT = "Past runs"
     EMPTY_TEXT = "no runs yet: enter runs the plan"
     PLACEHOLDER = "filter by run id, plan or status"
 
-    def __init__(self, runs: list[Any]) -> None:
+    def __init__(self, runs: list[Any], going: list[Any] | None = None) -> None:
         super().__init__()
         self.runs = runs
+        self.going = list(going or [])
 
     def entries(self) -> list[tuple[str, str, str]]:
         now = datetime.now(timezone.utc)
         out = []
+        for info in self.going:
+            when = age(datetime.fromtimestamp(info.created, timezone.utc), now)
+            out.append((f"{SYMBOLS['running']} {info.id}  {info.title}  running", info.id, f"{when} · live"))
         for run in self.runs:
             glyph = SYMBOLS.get(run.status, "■" if run.status == "interrupted" else "·")
             took = "" if run.finished is None else f" · {run.finished - run.started:.1f}s"
@@ -283,6 +288,9 @@ class PastRunsScreen(_FilterScreen[str]):
         return out
 
     def decorate(self, rendered: Text, value: str) -> None:
+        if any(info.id == value for info in self.going):
+            rendered.stylize(COLORS["running"], 0, 1)
+            return
         run = next((r for r in self.runs if r.id == value), None)
         if run is not None:
             rendered.stylize(COLORS.get(run.status, "magenta"), 0, 1)

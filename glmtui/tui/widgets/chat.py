@@ -1,9 +1,11 @@
 """The chat pane: a conversation with an agent that works in the environment the user picked.
 
-The agent (glmtui.agent) runs in the pane's worker and reports to the pane's sink, which
-gathers its events in order and posts one ChatEvents message for all those that arrive before
-the pane handles it (a burst of 200 pieces is a few messages, not 200); only the pane's handlers
-change its widgets. A reply streams in as Markdown (AnswerText: rich's Markdown, parsed and drawn
+Each message is a chat turn, work of the service (glmtui.service.chat: it owns the conversation's
+session and the agent's task): the pane sends it through the app's backend (glmtui.service.backend)
+and follows the turn's events in its worker, whose sink gathers them in order and posts one
+ChatEvents message for all those that arrive before the pane handles it (a burst of 200 pieces is
+a few messages, not 200); only the pane's handlers change its widgets. esc stops the turn through
+its handle. A reply streams in as Markdown (AnswerText: rich's Markdown, parsed and drawn
 in the same call, in a widget mounted when the message is sent, holding a dim "…" on the line
 its first words will take). The first pieces are drawn once the stream has been quiet for
 FIRST_WORDS_QUIET (a burst the client reads at once is drawn once, after it), a piece after a
@@ -12,18 +14,18 @@ FLUSH_SECONDS, and always once more at the end; the title and the status line ch
 the frames that draw words. (Textual's Markdown widget parses in a thread and mounts a widget
 per block: it put a piece on screen tens of milliseconds after it came.) The model's thinking
 goes to a collapsed section of its own, each tool call to a card. When the approval policy
-asks, a prompt appears inline and takes the focus; the agent waits on a future the prompt's
-answer resolves.
+asks (an ApprovalAsked event), a prompt appears inline and takes the focus; its answer goes to the
+turn's handle, and the agent goes on.
 
-The model SDK takes about 0.4 s to import: glmtui.agent.session (and with it the client) is
-imported in the worker, when the first message is sent, never at start-up. rich.markdown (about
+The model SDK takes about 0.4 s to import: the service imports glmtui.agent.session (and with it
+the client) when the first message is sent, never at start-up. rich.markdown (about
 50 ms, markdown-it) is imported when the first answer's widget is drawn.
 
 The pane has no environment until the user picks one (c on a row of the environments pane, or
 ctrl+l here), and keeps it: moving the environments pane's cursor does not change it, and when
 the environment is stopped or removed the pane says so and sends nothing (a reply under way is
 stopped if it is removed); it never moves on to another environment by itself. Conversations are
-saved by the session as they go; the pane shows the environment's latest one (or the one picked
+saved by their session as they go; the pane shows the environment's latest one (or the one picked
 with ctrl+o) when the environment is picked, from the stored messages.
 """
 
@@ -48,10 +50,21 @@ from textual.widgets import Collapsible, Input, Static
 from textual.widgets._collapsible import CollapsibleTitle
 from textual.worker import Worker, WorkerState
 
-from glmtui.errors import BadInput, GlmtuiError
-from glmtui.events import ModelRetry, Token, ToolCall, ToolResult, Usage
+from glmtui.errors import GlmtuiError
+from glmtui.events import (
+    ApprovalAnswered,
+    ApprovalAsked,
+    ModelRetry,
+    Token,
+    ToolCall,
+    ToolResult,
+    TurnFinished,
+    TurnStarted,
+    Usage,
+)
+from glmtui.service.backend import Backend, ChatRequest, WorkHandle
 from glmtui.transcript import retry_line
-from glmtui.tui.messages import ApprovalAnswered, ApprovalAsked, ChatEvent
+from glmtui.tui.messages import ChatEvent, PromptAnswered
 from glmtui.tui.widgets.answer import AnswerText
 from glmtui.units import counted
 
@@ -323,7 +336,8 @@ class ToolCard(Vertical):
 
 
 class ApprovalPrompt(Static, can_focus=True):
-    """Run this? y yes, n no, a always (for the suggested pattern). Inline, in the call's card."""
+    """Run this? y yes, n no, a always (for the suggested pattern). Inline, in the call's card.
+    `request`: the turn's ApprovalAsked event."""
 
     BINDINGS = [
         Binding("y", "answer('yes')", "Yes, run it", id="chat.approve.yes"),
@@ -331,7 +345,7 @@ class ApprovalPrompt(Static, can_focus=True):
         Binding("a", "answer('always')", "Always (this pattern)", id="chat.approve.always"),
     ]
 
-    def __init__(self, request: Any, masker: Masker) -> None:
+    def __init__(self, request: ApprovalAsked, masker: Masker) -> None:
         self.request = request
         super().__init__(self._text(masker), classes="approval")
         self.border_title = "Approve?"
@@ -373,7 +387,7 @@ class ApprovalPrompt(Static, can_focus=True):
         self.call_after_refresh(self.scroll_visible, animate=False)
 
     def action_answer(self, answer: str) -> None:
-        self.post_message(ApprovalAnswered(self, answer))
+        self.post_message(PromptAnswered(self, answer))
 
 
 class ChatInput(Input):
@@ -439,7 +453,7 @@ class ChatPane(Widget, can_focus=True):
         super().__init__(id=id)
         self.config = config
         self.store = store
-        self.engine: Any | None = None  # set by the app when the engine (dis)connects
+        self.backend: Backend | None = None  # set by the app once the engine is connected
         self.environment: str | None = None  # where the agent works: only the user changes it
         self.listed: dict[str, str] = {}  # every environment's status, from the app's last listing
         self.conversation_id: str | None = None
@@ -453,9 +467,8 @@ class ChatPane(Widget, can_focus=True):
         self._picked: dict[str, str | None] = {}  # environment -> conversation picked (None: a new one)
         self._history: Any = None
         self._masker: Masker | None = None
-        self._session: Any = None
-        self._session_key: tuple[Any, ...] | None = None
-        self._worker: Worker | None = None
+        self._worker: Worker | None = None  # sends the message and follows its turn
+        self._turn: WorkHandle | None = None  # the turn under way
         self._sending: UserMessage | None = None  # the message being sent, until the model has it
         self._sent_text = ""
         self._answer: AnswerStream | None = None
@@ -465,7 +478,7 @@ class ChatPane(Widget, can_focus=True):
         self._events: list[Any] = []  # the agent's events not handled yet (the sink's batch)
         self._drawn_at = 0.0  # time.monotonic() of the last batch drawn (leading-edge batching)
         self._cards: dict[str, ToolCard] = {}
-        self._prompts: dict[ApprovalPrompt, tuple[asyncio.Future[str], ToolCard | None]] = {}
+        self._prompts: dict[ApprovalPrompt, ToolCard | None] = {}  # waiting for the user, with their cards
         self._status_width = 0  # of the status line's text
         self._status_later: str | None = None  # the status line's next text, at the ticker's next tick
         self._first_words: asyncio.TimerHandle | None = None  # the answer's first draw, once the stream is quiet
@@ -485,14 +498,8 @@ class ChatPane(Widget, can_focus=True):
         self.transcript.anchor()
         self.call_after_refresh(self._describe_provider)
 
-    async def on_unmount(self) -> None:
+    def on_unmount(self) -> None:
         self._drop_first_words()
-        session, self._session = self._session, None
-        if session is not None:
-            try:
-                await session.close()
-            except Exception:  # noqa: BLE001 - leaving: nothing to tell anyone
-                pass
 
     @property
     def transcript(self) -> Transcript:
@@ -578,11 +585,18 @@ class ChatPane(Widget, can_focus=True):
                 section.collapsed = not opening
 
     def action_stop(self) -> None:
-        if self.busy and self._worker is not None:
-            self._worker.cancel()
+        if self.busy:
+            self._stop_turn()
             self._set_status("stopping…")
         elif self.screen.focused is self.input:
             self.focus()
+
+    def _stop_turn(self) -> None:
+        """Stop the reply: the turn through its handle (what was said stays), or the sending."""
+        if self._turn is not None:
+            self.run_worker(self._turn.cancel(), group="chat-stop", exit_on_error=False)
+        elif self._worker is not None:
+            self._worker.cancel()
 
     # -- the environment and its conversation ------------------------------------------------
 
@@ -593,7 +607,6 @@ class ChatPane(Widget, can_focus=True):
             return True
         if self._refuse_while_busy():
             return False
-        self._drop_session()
         self.environment = environment
         if environment in self._picked:
             self._show_conversation(self._picked[environment])
@@ -609,8 +622,8 @@ class ChatPane(Widget, can_focus=True):
         self.listed = dict(statuses)
         if self.environment is None or self.listed.get(self.environment) == before:
             return
-        if self.environment not in self.listed and self.busy and self._worker is not None:
-            self._worker.cancel()
+        if self.environment not in self.listed and self.busy:
+            self._stop_turn()
         if not self.busy:
             self._set_status(self._advice(), warning=True)
 
@@ -797,7 +810,7 @@ class ChatPane(Widget, can_focus=True):
         environment = self.environment
         if self._refuse_without_environment(removed_too=True):
             return
-        if self.engine is None:
+        if self.backend is None:
             self.notify("the Docker engine is unreachable", severity="error")
             return
         self.input.reset()
@@ -811,60 +824,25 @@ class ChatPane(Widget, can_focus=True):
         self._set_status(f"waiting for {self.provider_name or 'the model'}…")
         self._ticker.resume()
         self.refresh_bindings()
-        self._worker = self._reply(environment, text)
+        provider, model = self._choice or (None, None)
+        self._worker = self._reply(ChatRequest(environment, text, self.conversation_id, provider, model))
 
     @work(exclusive=True, group="chat", exit_on_error=False)
-    async def _reply(self, environment: str, text: str) -> None:
-        session = await self._open_session(environment)
-        self._sending = None  # from here on, the message is the conversation's
-        result = await session.send(text)
-        if not result.finished and result.reason:
-            self._mount(Note(f"■ {result.reason}: send a message to go on"))
-
-    async def _open_session(self, environment: str) -> Any:
-        env = await self.engine.get_environment(environment)
-        if not env.running:
-            raise BadInput(f"{environment} is {env.status}: start it first (s in the environments pane)")
-        key = (environment, self.conversation_id, self._choice)
-        if self._session is not None and self._session_key == key:
-            return self._session
-        self._drop_session()
-        from glmtui.agent.session import ChatSession  # the model SDK: only once a message is sent
-
-        provider, model = self._choice or (None, None)
-        session = await ChatSession.open(
-            engine=self.engine, store=self.store, config=self.config, environment=environment,
-            sink=self.sink, approver=self.approve, provider=provider, model=model,
-            conversation_id=self.conversation_id, new=self.conversation_id is None,
-        )
-        self._session = session
-        self.conversation_id = session.conversation.id
-        self._picked[environment] = session.conversation.id
-        self._session_key = (environment, self.conversation_id, self._choice)
-        self.provider_name, self.model_name = session.client.provider.name, session.client.provider.model
-        self.total_tokens = session.conversation.input_tokens + session.conversation.output_tokens
-        self._show_title()
-        return session
-
-    def _drop_session(self) -> None:
-        session, self._session, self._session_key = self._session, None, None
-        if session is not None:
-            self.run_worker(session.close(), group="chat-close", exit_on_error=False)
+    async def _reply(self, request: ChatRequest) -> None:
+        """Send the message (a turn of the service) and follow the turn's events until it ends."""
+        assert self.backend is not None
+        self._turn = await self.backend.send_chat(request)
+        async for _, event in self._turn.events():
+            self.sink(event)
 
     # -- what the agent reports -------------------------------------------------------------
 
     def sink(self, event: Any) -> None:
-        """The agent's sink: its events become messages to the pane, one message for all the
-        events that arrive before the pane handles it (in order: it is posted with the first)."""
+        """The turn's events become messages to the pane, one message for all the events that
+        arrive before the pane handles it (in order: it is posted with the first)."""
         self._events.append(event)
         if len(self._events) == 1:
             self.post_message(ChatEvents(self._events))
-
-    async def approve(self, request: Any) -> str:
-        """The agent's approver: a prompt in the pane, and the user's answer (yes, no, always)."""
-        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.post_message(ApprovalAsked(request, answer))
-        return await answer
 
     @on(ChatEvents)
     def on_chat_events(self, message: ChatEvents) -> None:
@@ -939,6 +917,22 @@ class ChatPane(Widget, can_focus=True):
             self.last_tokens += event.input_tokens + event.output_tokens
             self.total_tokens = event.total_input_tokens + event.total_output_tokens
             self.set_timer(AFTER_WORDS, self._show_title)
+        elif isinstance(event, TurnStarted):
+            self._sending = None  # from here on, the message is the conversation's
+            self.conversation_id = event.conversation_id
+            self._picked[event.environment] = event.conversation_id
+            self.provider_name, self.model_name = event.provider, event.model
+            self.total_tokens = event.input_tokens + event.output_tokens
+            self._show_title()
+        elif isinstance(event, TurnFinished):
+            if not event.finished and event.reason:
+                self._mount(Note(f"■ {event.reason}: send a message to go on"))
+        elif isinstance(event, ApprovalAsked):
+            self._ask(event)
+        elif isinstance(event, ApprovalAnswered):  # answered here (the prompt is gone), or elsewhere
+            prompt = next((p for p in self._prompts if p.request.approval_id == event.approval_id), None)
+            if prompt is not None:
+                self._answered(prompt, event.answer)
 
     def _add_thinking(self, pieces: list[str]) -> None:
         if self._thinking is None:
@@ -1023,14 +1017,10 @@ class ChatPane(Widget, can_focus=True):
 
     # -- approvals --------------------------------------------------------------------------
 
-    @on(ApprovalAsked)
-    def on_approval_asked(self, message: ApprovalAsked) -> None:
-        message.stop()
-        if message.answer.done():
-            return
-        prompt = ApprovalPrompt(message.request, self.masker)
-        card = self._card_for(message.request)
-        self._prompts[prompt] = (message.answer, card)
+    def _ask(self, request: ApprovalAsked) -> None:
+        prompt = ApprovalPrompt(request, self.masker)
+        card = self._card_for(request)
+        self._prompts[prompt] = card
         if card is not None:
             card.ask(prompt)
         else:
@@ -1047,37 +1037,50 @@ class ChatPane(Widget, can_focus=True):
                 return card
         return candidates[0] if candidates else None
 
-    @on(ApprovalAnswered)
-    def on_approval_answered(self, message: ApprovalAnswered) -> None:
+    @on(PromptAnswered)
+    def on_prompt_answered(self, message: PromptAnswered) -> None:
         message.stop()
         prompt = message.prompt
         if prompt not in self._prompts:
             return
-        future, card = self._prompts.pop(prompt)
-        if not future.done():
-            future.set_result(message.answer)
+        if self._turn is not None:
+            self.run_worker(self._turn.answer(prompt.request.approval_id, message.answer), group="chat-answer",
+                            exit_on_error=False)
+        self._answered(prompt, message.answer)
+
+    def _answered(self, prompt: ApprovalPrompt, answer: str) -> None:
+        """The prompt goes, its card says the answer, the agent goes on."""
+        card = self._prompts.pop(prompt)
         had_focus = prompt.has_focus
         prompt.remove()
         if card is not None:
             card.set_status("running")
             card.note_answer({"yes": "you said yes", "no": "you said no",
-                              "always": f"always: {self.masker.mask(prompt.request.pattern)}"}[message.answer])
-        self._set_status("running…" if message.answer != "no" else f"waiting for {self.model_name or 'the model'}…")
+                              "always": f"always: {self.masker.mask(prompt.request.pattern)}"}[answer])
+        self._set_status("running…" if answer != "no" else f"waiting for {self.model_name or 'the model'}…")
         if had_focus and not self._prompts:
             self.input.focus()
 
     # -- the end of a reply -----------------------------------------------------------------
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Where the chat's work ends, however it ends: errors become one line in the pane."""
+        """Where a reply ends, however it ends (the turn's status, or the sending's failure): errors
+        become one line in the pane."""
         worker = event.worker
         if worker is not self._worker:
-            if event.state is WorkerState.ERROR and worker.group != "chat-close":  # a closing client: no news
+            if event.state is WorkerState.ERROR:
                 self.notify(one_line(worker.error), severity="error", timeout=8)
             return
         if event.state not in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             return
         self._worker = None
+        turn, self._turn = self._turn, None
+        if event.state is WorkerState.SUCCESS and turn is not None:
+            status, error = turn.status, turn.error
+        elif event.state is WorkerState.ERROR:  # the backend did not take the message
+            status, error = "failure", one_line(worker.error)
+        else:
+            status, error = "cancelled", None
         self._ticker.pause()
         self._status_later = None
         self._flush()
@@ -1085,8 +1088,7 @@ class ChatPane(Widget, can_focus=True):
         if self._ready is not None:
             self._ready.remove()
             self._ready = None
-        for prompt, (future, _) in list(self._prompts.items()):
-            future.cancel()
+        for prompt in self._prompts:
             prompt.remove()
         self._prompts.clear()
         for card in self._cards.values():
@@ -1094,15 +1096,15 @@ class ChatPane(Widget, can_focus=True):
                 card.set_status("cancelled")
         unsent = self._sending
         self._sending = None
-        if event.state is WorkerState.CANCELLED:
+        if status == "cancelled":
             self.transcript.mount(Note("■ stopped: what was said so far is kept"))
-        elif event.state is WorkerState.ERROR:
+        elif error is not None:
             if unsent is not None:  # it never reached the model: back into the message line
                 unsent.remove()
                 if not self.input.value:
                     self.input.value = self._sent_text
                     self.input.cursor_position = len(self._sent_text)
-            self.transcript.mount(Note(f"✘ {one_line(worker.error)}", error=True))
+            self.transcript.mount(Note(f"✘ {error}", error=True))
         self.busy = False
         self._cards.clear()
         self.refresh_bindings()
@@ -1137,7 +1139,6 @@ class ChatPane(Widget, can_focus=True):
             return
         if self._refuse_without_environment():
             return
-        self._drop_session()
         self._picked[self.environment] = None
         self._show_conversation(None)
         self.transcript.mount(Note("new conversation: your first message starts it"))
@@ -1153,7 +1154,6 @@ class ChatPane(Widget, can_focus=True):
 
         def picked(conversation_id: str | None) -> None:
             if conversation_id is not None and not self.busy and self.environment == environment:
-                self._drop_session()
                 self._picked[environment] = conversation_id
                 self._show_conversation(conversation_id)
                 self.input.focus()
@@ -1170,7 +1170,6 @@ class ChatPane(Widget, can_focus=True):
             if choice is None or self.busy:
                 return
             self._choice = choice
-            self._drop_session()
             self._describe_provider()
             self.transcript.mount(Note(f"next messages go to {choice[0]} · {choice[1]}"))
             self.input.focus()

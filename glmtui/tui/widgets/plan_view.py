@@ -1,14 +1,19 @@
 """The plan pane: pick a plan, see what it will do, run it and watch each step live, open past runs.
 
-The pane is one sink of the runner's event stream (the headless renderer is the
-other). The sink runs in the app's event loop and only updates per-step state and
-bounded output buffers; a timer redraws the table about eight times a second, so
-output at any rate never redraws per line.
+Runs belong to the service (glmtui.service), not to the pane: the pane starts one through the
+app's backend (glmtui.service.backend) and follows its events, cancels it and answers its
+agents' approvals (ApprovalAsked events, the ApproveCall dialog) through the run's handle. A
+run goes on when the pane shows something else (another plan, a past run); `p` lists the runs
+still going first, and opening one follows it again from its first event.
+
+The pane is one sink of the run's event stream (the headless renderer is another). The sink
+runs in the app's event loop and only updates per-step state and bounded output buffers (the
+pane's drawing state); a timer redraws the table about eight times a second, so output at any
+rate never redraws per line.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -30,12 +35,24 @@ from textual.worker import Worker, WorkerState
 
 from glmtui.config import Config
 from glmtui.errors import GlmtuiError
-from glmtui.events import Event, Output, Progress, RunFinished, RunStarted, StepFinished, StepStarted
+from glmtui.events import (
+    ApprovalAnswered,
+    ApprovalAsked,
+    Event,
+    Output,
+    Progress,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+)
 from glmtui.headless import COLORS, SYMBOLS
 from glmtui.masking import MASK
 from glmtui.plan.model import LoadedPlan, PlanInvalid
 from glmtui.plan.permissions import Permissions
 from glmtui.plan.preview import step_facts
+from glmtui.service.backend import Backend, RunRequest, WorkHandle, WorkInfo
+from glmtui.service.work import error_line
 from glmtui.store import Store
 from glmtui.transcript import AGENT_EVENTS, AgentLines
 from glmtui.tui.screens.dialogs import ApproveCall
@@ -48,7 +65,7 @@ REFRESH_SECONDS = 1 / 8
 MAX_ERRORS_SHOWN = 12
 MAX_DETAIL_LINES = 6
 STATUS_WIDTH = 40  # a step's status cell; longer reasons end in … (the detail area has them whole)
-clock = time.monotonic  # a seam for deterministic snapshots
+clock = time.time  # what a running step's time is measured with (from its event's ts): a seam for snapshots
 FINAL = frozenset({"success", "failure", "skipped", "cancelled", "interrupted", "notrun"})
 RESUMABLE = frozenset({"failure", "cancelled", "interrupted"})
 _REUSED = re.compile(r"reused from run (\S+)")
@@ -63,7 +80,7 @@ class StepState:
     """What the pane knows of one step of the run it shows."""
 
     status: str = "waiting"
-    started: float | None = None  # time.monotonic() when it started here
+    started: float | None = None  # when it started (its StepStarted's ts)
     duration: float | None = None
     exit_code: int | None = None
     reason: str | None = None
@@ -119,7 +136,7 @@ class PlanPane(Widget):
         self.plan_path = plan_path
         self.config = config
         self.store = store
-        self.engine: Any | None = None  # set by the app when the engine (dis)connects
+        self.backend: Backend | None = None  # set by the app once the engine is connected
         self.input_texts: dict[str, str] = {}  # inputs as given (text, like --input K=V)
         self.loaded: LoadedPlan | None = None
         self.description: dict[str, Any] | None = None
@@ -134,7 +151,9 @@ class PlanPane(Widget):
         self.from_record = False  # showing a past run from the store
         self.resumable: str | None = None  # the failed or cancelled run `R` resumes
         self.progress = ""
-        self._worker: Worker | None = None
+        self._follower: Worker | None = None  # follows the run shown, while it goes
+        self._handle: WorkHandle | None = None  # the run shown, while it goes
+        self._asking: dict[str, ApproveCall | None] = {}  # approval id -> its dialog (None: about to open)
         self._cancelling = False
         self._shown: str | None = None  # the step whose output the log pane shows
         self._pending: list[tuple[str, list[str]]] = []  # its live lines, sent on the next tick
@@ -175,10 +194,9 @@ class PlanPane(Widget):
     # -- loading and previewing --------------------------------------------------------------
 
     def load(self, path: Path) -> None:
-        """Load the plan at `path` and show what it will do (its errors, if it is invalid)."""
-        if self.running:
-            self.notify("a run is going on: c cancels it", severity="warning")
-            return
+        """Load the plan at `path` and show what it will do (its errors, if it is invalid); a run
+        shown goes on without the pane."""
+        self._let_go()
         if self.plan_path is None or Path(path).resolve() != Path(self.plan_path).resolve():
             self.input_texts = {}
             self.resumable = None
@@ -413,6 +431,8 @@ class PlanPane(Widget):
                     text.append(" · R resumes", style="dim")
             if self.progress:
                 text.append(f" · {self.progress}", style="dim")
+        elif self.running:
+            text.append("▶ starting the run…", style="cyan")
         elif self.description is not None:
             text.append("enter runs · i inputs · r picks a plan · p past runs", style="dim")
             if self.resumable is not None:
@@ -485,7 +505,7 @@ class PlanPane(Widget):
         if self.plan_path is None:
             self.notify("no plan: r picks one", severity="warning")
             return
-        if self.engine is None:
+        if self.backend is None:
             self.notify("no Docker engine: start Docker, then run the plan again", severity="error")
             return
         try:
@@ -515,41 +535,64 @@ class PlanPane(Widget):
         self.app.push_screen(AllowHostAccess(loaded.plan.name, asked.phrases()), answered)
 
     def _begin(self, loaded: LoadedPlan, description: dict[str, Any], resume: str | None, grant: Permissions | None) -> None:
-        from glmtui.plan.runner import new_run_id
-
-        run_id = new_run_id()
+        assert self.plan_path is not None
+        request = RunRequest([str(self.plan_path)], loaded.workflow.name, dict(self.input_texts), resume,
+                             grant.as_json() if grant is not None else None)
         self._reset_run()
         self._set_plan(loaded, description, [])
-        self.run_id, self.run_status, self.run_plan = run_id, "running", loaded.plan.name
+        self.run_status, self.run_plan = "running", loaded.plan.name
+        self._follow(request=request)
+
+    def _follow(self, *, request: RunRequest | None = None, run_id: str | None = None) -> None:
+        """Start the run asked for, or follow the one with `run_id`: its steps as the plan lists
+        them, waiting, until its events say more."""
         self.states = {step_id: StepState() for step_id in self.order}
         self._cancelling = False
         self._rebuild = True
         self.running = True
-        self.post_message(RunStateChanged(True, run_id=run_id))
-        if self._table_focused():
-            self._select(force=True)
-        self._worker = self._run_plan(loaded, run_id, resume, grant)
+        self._follower = self._run(request, run_id)
         self._show_all()
 
     @work(exclusive=True, group="plan-run", exit_on_error=False, description="plan run")
-    async def _run_plan(self, loaded: LoadedPlan, run_id: str, resume: str | None, grant: Permissions | None) -> Any:
-        from glmtui.plan.runner import Runner
+    async def _run(self, request: RunRequest | None, run_id: str | None) -> None:
+        """The run's events into the sink, from its first, until it ends."""
+        assert self.backend is not None
+        if request is not None:
+            handle = await self.backend.start_run(request)
+        else:
+            handle = await self.backend.attach(run_id)  # type: ignore[arg-type]
+        self._handle = handle
+        self.run_id = handle.id
+        self.post_message(RunStateChanged(True, run_id=handle.id))
+        if self._table_focused():
+            self._select(force=True)
+        async for _, event in handle.events():
+            self.sink(event)
 
-        runner = Runner(
-            self.engine, loaded, sink=self.sink, store=self.store, config=self.config, resume=resume, run_id=run_id,
-            approver=self._approve, grant=grant,
-        )
-        return await runner.run()
+    def _ask_person(self, event: ApprovalAsked) -> None:
+        """An agent step asks to run a tool call: the person answers in a dialog (unless it was
+        answered meanwhile, e.g. in the history of a run the pane attached to)."""
+        handle = self._handle
+        if handle is None or event.approval_id not in self._asking:
+            return
 
-    async def _approve(self, request: Any) -> str:
-        """An agent step asks to run a tool call: the person answers in a dialog."""
-        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.app.push_screen(ApproveCall(request.step, request),
-                             callback=lambda said: answer.done() or answer.set_result(said or "no"))
-        return await answer
+        def answered(said: str | None) -> None:
+            if self._asking.pop(event.approval_id, None) is dialog:
+                self.run_worker(handle.answer(event.approval_id, said or "no"), group="plan-answer",
+                                exit_on_error=False)
+
+        dialog = self._asking[event.approval_id] = ApproveCall(event.step, event)
+        self.app.push_screen(dialog, callback=answered)
+
+    def _close_dialogs(self) -> None:
+        """The run's approvals were answered elsewhere, or the pane let go of the run."""
+        asking, self._asking = self._asking, {}
+        for dialog in asking.values():
+            if dialog is not None and self.app.screen is dialog:
+                dialog.dismiss(None)
 
     def sink(self, event: Event) -> None:
-        """The runner's events, in the app's event loop: state and buffers only, no drawing."""
+        """The run's events, in the app's event loop: state and buffers only, no drawing."""
         if isinstance(event, (*AGENT_EVENTS, StepFinished)):
             for step, group in groupby(self._agent_lines.feed(event), key=lambda line: line[0]):
                 text = "\n".join(f"~ {line}" if kind == "reasoning" else line for _, kind, line in group)
@@ -558,18 +601,20 @@ class PlanPane(Widget):
                 return
         if isinstance(event, Output):
             state = self._state(event.step)
-            lines = event.lines[-STEP_LINES:]  # only what the step's bounded buffer keeps
-            state.lines.extend((event.stream, line) for line in lines)
+            # Split here, not event.lines: the service keeps the event a while, and it would keep
+            # the list of its lines too (several times the text).
+            lines = event.text.split("\n")
+            state.lines.extend((event.stream, line) for line in lines[-STEP_LINES:])  # what the buffer keeps
             state.buffered = True
             if event.step == self._shown:
                 if self._pending and self._pending[-1][0] == event.stream:
-                    self._pending[-1][1].extend(event.lines)
+                    self._pending[-1][1].extend(lines)
                 else:
-                    self._pending.append((event.stream, list(event.lines)))
+                    self._pending.append((event.stream, lines))
             return
         if isinstance(event, StepStarted):
             state = self._state(event.step)
-            state.status, state.started, state.attempt = "running", clock(), event.attempt
+            state.status, state.started, state.attempt = "running", event.ts, event.attempt
             state.reason = state.exit_code = None
             self.progress = ""  # the preparation is over
         elif isinstance(event, StepFinished):
@@ -585,6 +630,13 @@ class PlanPane(Widget):
         elif isinstance(event, RunFinished):
             self.run_status, self.run_duration = event.status, event.duration
             self.progress = f"kept environment {event.kept_environment}" if event.kept_environment else ""
+        elif isinstance(event, ApprovalAsked):
+            self._asking[event.approval_id] = None
+            self.call_later(self._ask_person, event)
+        elif isinstance(event, ApprovalAnswered):
+            dialog = self._asking.pop(event.approval_id, None)
+            if dialog is not None and self.app.screen is dialog:
+                dialog.dismiss(None)
         self._dirty = True
 
     def _state(self, step_id: str) -> StepState:
@@ -607,25 +659,26 @@ class PlanPane(Widget):
         self._rebuild = True
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker is not self._worker:
+        if event.worker is not self._follower:
             return
         event.stop()
         self._run_ended(event.worker)
 
     def _run_ended(self, worker: Worker) -> None:
         """The one place a run's end is handled: statuses, notification, RunStateChanged."""
-        if worker is not self._worker or worker.state not in (
+        if worker is not self._follower or worker.state not in (
             WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED
         ):
             return
-        self._worker = None
-        error = worker.error if worker.state == WorkerState.ERROR else None
-        if worker.state == WorkerState.SUCCESS:
-            status = worker.result.status
-        elif worker.state == WorkerState.CANCELLED:
-            status = "cancelled"
+        self._follower = None
+        handle, self._handle = self._handle, None
+        self._close_dialogs()
+        if worker.state == WorkerState.ERROR:  # it could not start, or the backend failed
+            status, error = "failure", error_line(worker.error)
+        elif handle is None:
+            status, error = "cancelled", None
         else:
-            status = "failure" if self.run_status in (None, "running") else self.run_status
+            status, error = handle.status, handle.error
         self.run_status = status
         self.resumable = self.run_id if status in RESUMABLE else None
         for state in self.states.values():
@@ -641,13 +694,26 @@ class PlanPane(Widget):
         self._announce(status, error)
         self.post_message(RunStateChanged(False, run_id=self.run_id, status=status))
 
-    def _announce(self, status: str, error: BaseException | None) -> None:
+    def _let_go(self) -> None:
+        """Stop following the run shown: it goes on in the service (`p` shows it again)."""
+        follower, handle = self._follower, self._handle
+        if follower is None:
+            return
+        self._follower = self._handle = None
+        follower.cancel()
+        self._close_dialogs()
+        self._cancelling = False
+        self.running = False
+        run_id = handle.id if handle is not None else self.run_id
+        self.notify(f"run {run_id} of {self.run_plan or 'the plan'} goes on: p shows it", title="Run goes on")
+        self.post_message(RunStateChanged(False, run_id=run_id, status="running"))
+
+    def _announce(self, status: str, error: str | None) -> None:
         plan = self.run_plan or "plan"
         took = f" in {_seconds(self.run_duration)}" if self.run_duration is not None else ""
         if error is not None:
-            message = str(error) if isinstance(error, GlmtuiError) else f"internal error: {type(error).__name__}: {error}"
-            self.progress = message
-            self.notify(f"{plan}: {message}", title="Run failed", severity="error", timeout=10)
+            self.progress = error
+            self.notify(f"{plan}: {error}", title="Run failed", severity="error", timeout=10)
         elif status == "success":
             self.notify(f"{plan}: every step succeeded{took}", title="Run finished")
         elif status == "cancelled":
@@ -663,25 +729,16 @@ class PlanPane(Widget):
         self._show_status()
 
     def action_cancel(self) -> None:
-        if self._worker is None or self._cancelling:
+        if self._follower is None or self._cancelling:
             return
         self._cancelling = True
         self.progress = "cancelling: stopping the steps and removing the environment"
-        self._worker.cancel()
+        if self._handle is not None:
+            self.run_worker(self._handle.cancel(), group="plan-cancel", exit_on_error=False)
+        else:  # not started yet: it will not be
+            self._follower.cancel()
         self.refresh_bindings()
         self._show_status()
-
-    async def cancel_and_wait(self) -> None:
-        """Cancel the run (if any) and wait for its clean-up; for the app before it exits."""
-        worker = self._worker
-        if worker is None:
-            return
-        self.action_cancel()
-        try:
-            await worker.wait()
-        except Exception:  # noqa: BLE001 - cancelled or failed: the clean-up is done either way
-            pass
-        self._run_ended(worker)
 
     def watch_running(self, running: bool) -> None:
         if running and self._ticker is not None:
@@ -697,8 +754,6 @@ class PlanPane(Widget):
             return not self.running and self.loaded is not None and self.resumable is not None
         if action == "inputs":
             return not self.running and self.plan_path is not None
-        if action in ("pick", "past_runs"):
-            return not self.running
         return True
 
     # -- step selection: the log pane ---------------------------------------------------------
@@ -794,36 +849,57 @@ class PlanPane(Widget):
         self._reset_run()
         self._preview()
 
-    def action_past_runs(self) -> None:
+    @work(exclusive=True, group="plan-past", exit_on_error=False)
+    async def action_past_runs(self) -> None:
+        """The runs still going in the service first (opened, they are followed live), then the
+        run records."""
         from glmtui.tui.screens.plan_picker import PastRunsScreen
 
-        self.app.push_screen(PastRunsScreen(self.store.runs(100)), self._run_picked)
-
-    def _run_picked(self, run_id: str | None) -> None:
-        if run_id is not None:
+        going = [info for info in await self.backend.list_work() if info.kind == "run" and info.running] \
+            if self.backend is not None else []
+        records = [record for record in self.store.runs(100) if record.id not in {info.id for info in going}]
+        run_id = await self.app.push_screen_wait(PastRunsScreen(records, going))
+        if run_id is None:
+            return
+        info = next((info for info in going if info.id == run_id), None)
+        if info is None:
             self.open_run(run_id)
+        elif info.id != (self._handle.id if self._handle is not None else None):
+            self.attach(info)
 
-    def open_run(self, run_id: str) -> None:
-        """Show a past run from its record: its plan (when the file is still there) and its steps."""
-        if self.running:
-            self.notify("a run is going on: c cancels it", severity="warning")
-            return
-        try:
-            record = self.store.run(run_id)
-        except GlmtuiError as err:
-            self.notify(str(err), severity="error")
-            return
-        plan_file = Path(record.plan_file)
+    def attach(self, info: WorkInfo) -> None:
+        """Follow a run that goes on in the service, from its first event: its plan's steps (when
+        the file is still there), then what its events say."""
+        self._let_go()
         self._reset_run()
-        if plan_file.is_file():
+        self._show_plan_of(Path(info.plan_file) if info.plan_file else None, info.inputs)
+        self.run_id, self.run_status, self.run_plan = info.id, "running", info.title
+        self.resumable = None
+        self._follow(run_id=info.id)
+
+    def _show_plan_of(self, plan_file: Path | None, inputs: dict[str, Any]) -> None:
+        """The preview of a run's plan, with the run's inputs (or the plan's own defaults when the
+        plan changed since and no longer takes them)."""
+        if plan_file is not None and plan_file.is_file():
             self.plan_path = plan_file
-            self.input_texts = _input_texts(record.inputs)
+            self.input_texts = _input_texts(inputs)
             if not self._preview() and self.input_texts:
                 self.input_texts = {}  # the plan changed since: its own defaults, then
                 self._preview()
         else:
             self.plan_path = plan_file
-            self._set_plan(None, None, [f"{plan_file}: the plan file is gone; showing the run's record only"])
+            self._set_plan(None, None, [f"{plan_file}: the plan file is gone; showing the run's steps only"])
+
+    def open_run(self, run_id: str) -> None:
+        """Show a past run from its record: its plan (when the file is still there) and its steps."""
+        try:
+            record = self.store.run(run_id)
+        except GlmtuiError as err:
+            self.notify(str(err), severity="error")
+            return
+        self._let_go()
+        self._reset_run()
+        self._show_plan_of(Path(record.plan_file), record.inputs)
         self.run_id, self.run_status, self.run_plan = record.id, record.status, record.plan
         self.run_duration = None if record.finished is None else record.finished - record.started
         self.from_record = True
