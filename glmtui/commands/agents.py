@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,24 +21,6 @@ def _records():
 
 def _when(instant: float | None) -> str:
     return "" if instant is None else f"{datetime.fromtimestamp(instant):%Y-%m-%d %H:%M:%S}"
-
-
-def _next_runs(agent: Any, count: int = 1) -> list[float]:
-    """The agent's next fire times, as the scheduler will see them (none while paused)."""
-    schedule = agent.definition.schedule()
-    if schedule is None or agent.status != "active":
-        return []
-    after = max(time.time(), agent.handled_until or 0.0)
-    return schedule.upcoming(after, count)
-
-
-def _schedule_words(agent: Any) -> str:
-    if not agent.definition.schedule_text:
-        return "by hand"
-    try:
-        return agent.definition.schedule().describe()
-    except Exception as err:  # noqa: BLE001 - a zone this machine lacks: say so in the list
-        return f"{agent.definition.schedule_text} ({err})"
 
 
 @click.group("agents")
@@ -73,10 +54,7 @@ def apply(files: tuple[Path, ...]) -> None:
     records = _records()
     for definition in definitions:
         outcome = records.apply(definition)
-        agent = records.get(definition.name)
-        nexts = _next_runs(agent)
-        when = f", next {_when(nexts[0])}" if nexts else ""
-        click.echo(f"{definition.name}: {outcome} ({_schedule_words(agent)}{when})")
+        click.echo(records.get(definition.name).applied(outcome))
 
 
 @agents_group.command("validate")
@@ -118,7 +96,7 @@ def list_(as_json: bool) -> None:
     for agent in records.list():
         last = records.last(agent.name)
         totals = records.totals(agent.name)
-        nexts = _next_runs(agent)
+        nexts = agent.next_runs()
         rows.append((agent, last, totals, nexts[0] if nexts else None))
     if as_json:
         print_json([_agent_json(agent, last, totals, upcoming) for agent, last, totals, upcoming in rows])
@@ -128,7 +106,7 @@ def list_(as_json: bool) -> None:
         return
     table(
         ["NAME", "STATUS", "SCHEDULE", "NEXT RUN", "LAST", "TOKENS"],
-        [[agent.name, agent.status, _schedule_words(agent), _when(upcoming) or ("paused" if agent.status == "paused" else "-"),
+        [[agent.name, agent.status, agent.schedule_words(), _when(upcoming) or ("paused" if agent.status == "paused" else "-"),
           f"{last.status} {_ago(last.queued)}" if last else "-",
           f"{totals['all time']['input_tokens'] + totals['all time']['output_tokens']:,}"]
          for agent, last, totals, upcoming in rows],
@@ -153,7 +131,7 @@ def _agent_json(agent: Any, last: Any, totals: dict, upcoming: float | None) -> 
         "description": definition.description,
         "file": str(definition.file),
         "schedule": definition.schedule_text,
-        "schedule_words": _schedule_words(agent),
+        "schedule_words": agent.schedule_words(),
         "timezone": definition.timezone,
         "catch_up": definition.catch_up,
         "next_run": upcoming,
@@ -175,7 +153,7 @@ def show(name: str, as_json: bool) -> None:
     agent = records.get(name)
     definition, data = agent.definition, agent.definition.data
     totals = records.totals(name)
-    nexts = _next_runs(agent, 3)
+    nexts = agent.next_runs(3)
     recent = records.executions(name, limit=5)
     if as_json:
         print_json({**_agent_json(agent, recent[0] if recent else None, totals, nexts[0] if nexts else None),
@@ -212,7 +190,7 @@ def show(name: str, as_json: bool) -> None:
     if data.get("timeout"):
         lines.append(("timeout", str(data["timeout"])))
     if definition.schedule_text:
-        lines.append(("schedule", f"{definition.schedule_text}: {_schedule_words(agent)}; catch_up {definition.catch_up}"))
+        lines.append(("schedule", f"{definition.schedule_text}: {agent.schedule_words()}; catch_up {definition.catch_up}"))
         zone = definition.schedule()
         lines.append(("next runs", ", ".join(f"{zone.local(t):%Y-%m-%d %H:%M:%S%z}" for t in nexts) if nexts
                       else "none while paused"))
