@@ -68,6 +68,12 @@ def agents_log() -> Path:
     return data_dir() / "agents.log"
 
 
+def agent_files_dir(data: Path | None = None) -> Path:
+    """Agent files made in the TUI (`n` in the agents pane), NAME.yaml each, in the data folder
+    (`data`: the folder of the database the TUI uses)."""
+    return (data or data_dir()) / "agents"
+
+
 def scheduler_lock() -> Path:
     """The lock (holding the pid) of the one process that runs the schedules of saved agents,
     beside the database whose agents it runs."""

@@ -197,8 +197,19 @@ async def settle(pilot: Pilot, until: Callable[[], Any] | None = None, timeout: 
         if time.monotonic() > deadline:
             raise AssertionError(f"the snapshot app did not settle: {until}")
         await pilot.pause(0.05)
+    while not agents_settled(pilot.app):
+        if time.monotonic() > deadline + 2.0:  # its first look is a second after the start
+            raise AssertionError("the agents pane did not read the store")
+        await pilot.pause(0.05)
     await pilot.pause(0.3)  # the plan pane's 1/8 s and the log pane's 1/20 s redraws
     no_blink(pilot)
+
+
+def agents_settled(app: GlmtuiApp) -> bool:
+    """The agents pane has read the store, after the app started its service (when it can)."""
+    from glmtui.tui.widgets.agents import AgentsPane
+
+    return app.query_one(AgentsPane).up_to_date and (app.service is not None or app.engine is None)
 
 
 def no_blink(pilot: Pilot) -> None:
@@ -336,5 +347,89 @@ def chat_shown(app: GlmtuiApp) -> Callable[[], bool]:
     def check() -> bool:
         pane = app.query_one(ChatPane)
         return pane.environment == CHAT_ENV and bool(pane.transcript.children)
+
+    return check
+
+
+# --- the agents pane: saved agents and their executions ------------------------------------------
+
+AGENTS_NOW = 1_735_787_045.0  # 2025-01-02 03:04:05 UTC, a Thursday: what the pane and the scheduler take for now
+_AGENTS = {
+    "nightly-tests": ('0 8 * * mon', "env: {name: nightly, image: glmtui/workspace:latest}", "Run the tests and fix what broke"),
+    "triage": ("every 30m", "env: triage-env", "Label the new issues"),
+    "weekly-report": ("@weekly", "env: docs", "Write the weekly report"),
+    "deps-update": ("every 1h", "env: {image: glmtui/workspace:latest}", "Update the dependencies, run the tests"),
+    "fix-flaky": (None, "env: fix-tests", "Find the flaky test and fix it"),
+}
+# agent, trigger, status, started (UTC), took (None: running), tokens in/out, turns, reason
+_EXECUTIONS = [
+    ("nightly-tests", "schedule", "success", "2024-12-30 08:00:00", 161.2, 48_210, 3_120, 12, None),
+    ("weekly-report", "schedule", "success", "2024-12-29 00:00:00", 95.5, 30_400, 2_200, 8, None),
+    ("triage", "schedule", "success", "2025-01-02 02:00:00", 21.0, 9_800, 410, 3, None),
+    ("triage", "schedule", "failure", "2025-01-02 02:30:00", 0.4, 0, 0, 0,
+     "environment triage-env does not exist (glmtui env create triage-env, or give the agent an env block with an image)"),
+    ("deps-update", "catch-up", "running", "2025-01-02 03:00:00", None, 5_300, 120, 2, None),
+]
+
+
+def agents_screen(folder: Path) -> GlmtuiApp:
+    """Five saved agents (scheduled, failed last time, paused, running now, by hand) with their
+    executions, all at fixed times around AGENTS_NOW (the caller fixes the clocks and TZ=UTC)."""
+    import os
+    import socket
+
+    from glmtui.service.definition import check_agent
+    from glmtui.service.records import AgentStore
+
+    app = build(folder)
+    app.config = agents_config()
+    records = AgentStore(app.store)
+    db = app.store.connection
+    for name, (schedule, env, prompt) in _AGENTS.items():
+        text = (f"version: 1\nname: {name}\nprompt: {prompt}\n{env}\nprovider: zai\napproval: auto\n"
+                + (f"schedule: '{schedule}'\ntimezone: UTC\n" if schedule else ""))
+        records.apply(check_agent(text, folder / "agents" / f"{name}.yaml", app.config))
+    records.set_status("weekly-report", "paused")
+    db.execute("UPDATE agents SET created = ?, updated = ?, handled_until = ?", (AGENTS_NOW - 86400 * 30,) * 2
+               + (AGENTS_NOW - 60,))
+    for number, (agent, trigger, status, at, took, tokens_in, tokens_out, turns, reason) in enumerate(_EXECUTIONS):
+        started = datetime.fromisoformat(at).replace(tzinfo=timezone.utc).timestamp()
+        finished = None if took is None else started + took
+        db.execute(
+            "INSERT INTO agent_executions (id, agent, trigger, status, reason, scheduled, queued, started, finished,"
+            " result, input_tokens, output_tokens, turns, run_id, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?, ?)",
+            (f"{at[:10].replace('-', '')}-{at[11:].replace(':', '')}-00000{number}", agent, trigger, status, reason, started, started, started, finished,
+             "Done." if status == "success" else None, tokens_in, tokens_out, turns, None, os.getpid(),
+             socket.gethostname()),
+        )
+    return app
+
+
+def agents_config() -> Config:
+    """The fixed config with the zai preset (no key needed to draw it)."""
+    values = {key: spec.default for key, spec in KEYS.items()}
+    values.update({"theme": "textual-dark", "providers.zai.api_key_env": ""})
+    return Config(values, {key: "default" for key in values})
+
+
+def fix_agents_clock(monkeypatch: Any) -> None:
+    """The agents pane and the scheduler take AGENTS_NOW for now; local time is UTC."""
+    from glmtui.service import scheduler
+    from glmtui.tui.widgets import agents
+
+    monkeypatch.setattr(agents, "clock", lambda: AGENTS_NOW)
+    monkeypatch.setattr(scheduler.SystemClock, "now", lambda self: AGENTS_NOW)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
+def agents_listed(app: GlmtuiApp) -> Callable[[], bool]:
+    """True once the agents pane lists every agent and says who runs the schedules."""
+    from glmtui.tui.widgets.agents import AgentsPane
+
+    def check() -> bool:
+        pane = app.query_one(AgentsPane)
+        return len(pane.rows) == len(_AGENTS) and "this TUI" in str(pane.query_one("#agents-schedules").content)
 
     return check

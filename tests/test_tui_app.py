@@ -39,7 +39,8 @@ from glmtui.tui.screens.new_env import NewEnvironment
 from glmtui.tui.screens.plan_picker import PastRunsScreen, PlanPickerScreen
 from glmtui.tui.widgets.environments import EnvironmentsPane
 from glmtui.tui.widgets.log_view import LogView
-from glmtui.tui.widgets.placeholders import AgentsPane, ChatPane
+from glmtui.tui.widgets.agents import AgentList
+from glmtui.tui.widgets.chat import ChatPane
 from glmtui.tui.widgets.plan_view import PlanPane, StepTable
 
 pytestmark = pytest.mark.docker
@@ -626,7 +627,7 @@ async def test_slash_from_the_environments_pane_searches_the_log(tmp_path: Path)
 
 async def test_tab_moves_focus_between_the_panes(tmp_path: Path) -> None:
     async with tui(tmp_path, plan=HELLO) as (app, pilot):
-        order = [EnvironmentsPane, AgentsPane, StepTable, LogView, ChatPane, EnvironmentsPane]
+        order = [EnvironmentsPane, AgentList, StepTable, LogView, ChatPane, EnvironmentsPane]
         assert isinstance(app.focused, order[0])
         for expected in order[1:]:
             await pilot.press("tab")

@@ -130,3 +130,42 @@ def test_chat_pane(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         await apps.settle(pilot)
 
     assert snap_compare(app, terminal_size=apps.CHAT_SIZE, run_before=run_before)
+
+
+@pytest.fixture
+def agents_clock(monkeypatch: pytest.MonkeyPatch):
+    """The agents pane and the scheduler at AGENTS_NOW, local time UTC (restored afterwards)."""
+    import time
+
+    apps.fix_agents_clock(monkeypatch)
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_agents_pane(snap_compare, tmp_path: Path, agents_clock: None) -> None:
+    """Five agents, two lines each: next run, last execution (deps-update running, triage failed with
+    its reason on its second line), tokens in 7 days, schedule in words; weekly-report paused,
+    fix-flaky by hand; the list scrolled to triage; who runs the schedules at the bottom."""
+    app = apps.agents_screen(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        await apps.settle(pilot, apps.agents_listed(app))
+        await pilot.press("tab", "down", "down", "down")  # environments -> agents; to triage
+        await apps.settle(pilot)
+
+    assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)
+
+
+def test_agent_executions(snap_compare, tmp_path: Path, agents_clock: None) -> None:
+    """enter on triage: its executions, newest first (the failed one with its reason below)."""
+    app = apps.agents_screen(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        await apps.settle(pilot, apps.agents_listed(app))
+        await pilot.press("tab", "down", "down", "down", "enter")
+        await apps.settle(pilot)
+
+    assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)

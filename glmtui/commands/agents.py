@@ -37,7 +37,6 @@ def apply(files: tuple[Path, ...]) -> None:
     from glmtui.errors import BadInput
     from glmtui.plan.model import PlanInvalid
     from glmtui.service.definition import load_agent_file
-    from glmtui.service.records import next_runs, schedule_words
 
     definitions, errors, seen = [], [], {}
     for path in files:
@@ -55,10 +54,7 @@ def apply(files: tuple[Path, ...]) -> None:
     records = _records()
     for definition in definitions:
         outcome = records.apply(definition)
-        agent = records.get(definition.name)
-        nexts = next_runs(agent)
-        when = f", next {_when(nexts[0])}" if nexts else ""
-        click.echo(f"{definition.name}: {outcome} ({schedule_words(agent)}{when})")
+        click.echo(records.get(definition.name).applied(outcome))
 
 
 @agents_group.command("validate")
@@ -93,7 +89,7 @@ def schema() -> None:
 def list_(as_json: bool) -> None:
     """The saved agents: schedule, next run, last execution, tokens."""
     from glmtui.render import table
-    from glmtui.service.records import agent_json, next_runs, schedule_words
+    from glmtui.service.records import agent_json
     from glmtui.service.serve import schedules_status
 
     records = _records()
@@ -101,7 +97,7 @@ def list_(as_json: bool) -> None:
     for agent in records.list():
         last = records.last(agent.name)
         totals = records.totals(agent.name)
-        nexts = next_runs(agent)
+        nexts = agent.next_runs()
         rows.append((agent, last, totals, nexts[0] if nexts else None))
     if as_json:
         print_json([agent_json(agent, last, totals, upcoming) for agent, last, totals, upcoming in rows])
@@ -111,7 +107,7 @@ def list_(as_json: bool) -> None:
         return
     table(
         ["NAME", "STATUS", "SCHEDULE", "NEXT RUN", "LAST", "TOKENS"],
-        [[agent.name, agent.status, schedule_words(agent), _when(upcoming) or ("paused" if agent.status == "paused" else "-"),
+        [[agent.name, agent.status, agent.schedule_words(), _when(upcoming) or ("paused" if agent.status == "paused" else "-"),
           f"{last.status} {_ago(last.queued)}" if last else "-",
           f"{totals['all time']['input_tokens'] + totals['all time']['output_tokens']:,}"]
          for agent, last, totals, upcoming in rows],
@@ -134,14 +130,14 @@ def _ago(instant: float) -> str:
 def show(name: str, as_json: bool) -> None:
     """One agent: its task, environment, model, approval, schedule with its next three fire
     times, and its tokens today, in 7 days and in all."""
-    from glmtui.service.records import agent_json, next_runs, schedule_words
+    from glmtui.service.records import agent_json
     from glmtui.service.serve import schedules_status
 
     records = _records()
     agent = records.get(name)
     definition, data = agent.definition, agent.definition.data
     totals = records.totals(name)
-    nexts = next_runs(agent, 3)
+    nexts = agent.next_runs(3)
     recent = records.executions(name, limit=5)
     if as_json:
         print_json({**agent_json(agent, recent[0] if recent else None, totals, nexts[0] if nexts else None),
@@ -178,7 +174,7 @@ def show(name: str, as_json: bool) -> None:
     if data.get("timeout"):
         lines.append(("timeout", str(data["timeout"])))
     if definition.schedule_text:
-        lines.append(("schedule", f"{definition.schedule_text}: {schedule_words(agent)}; catch_up {definition.catch_up}"))
+        lines.append(("schedule", f"{definition.schedule_text}: {agent.schedule_words()}; catch_up {definition.catch_up}"))
         zone = definition.schedule()
         lines.append(("next runs", ", ".join(f"{zone.local(t):%Y-%m-%d %H:%M:%S%z}" for t in nexts) if nexts
                       else "none while paused"))

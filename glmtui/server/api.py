@@ -538,12 +538,12 @@ async def exec_in_env(api: Api, call: Call) -> Any:
 @endpoint("GET", "/agents")
 async def list_agents(api: Api, call: Call) -> Any:
     """The saved agents: schedule, next run, last execution, tokens (as `glmtui agents list --json`)."""
-    from glmtui.service.records import agent_json, next_runs
+    from glmtui.service.records import agent_json
 
     records = api.service.agents
     agents = []
     for agent in records.list():
-        upcoming = next_runs(agent)
+        upcoming = agent.next_runs()
         agents.append(agent_json(agent, records.last(agent.name), records.totals(agent.name),
                                  upcoming[0] if upcoming else None))
     return {"agents": agents}
@@ -552,11 +552,11 @@ async def list_agents(api: Api, call: Call) -> Any:
 @endpoint("GET", "/agents/{name}")
 async def show_agent(api: Api, call: Call) -> Any:
     """One agent, with its next three fire times and last five executions (as `agents show --json`)."""
-    from glmtui.service.records import agent_json, next_runs
+    from glmtui.service.records import agent_json
 
     records = api.service.agents
     agent = records.get(call.params["name"])
-    upcoming = next_runs(agent, 3)
+    upcoming = agent.next_runs(3)
     recent = records.executions(agent.name, limit=5)
     return {**agent_json(agent, recent[0] if recent else None, records.totals(agent.name),
                          upcoming[0] if upcoming else None),

@@ -75,6 +75,31 @@ class AgentRecord:
     def name(self) -> str:
         return self.definition.name
 
+    def next_runs(self, count: int = 1, now: float | None = None) -> list[float]:
+        """The next fire times, as the scheduler will see them (none while paused, none without a
+        schedule)."""
+        schedule = self.definition.schedule()
+        if schedule is None or self.status != "active":
+            return []
+        after = max(time.time() if now is None else now, self.handled_until or 0.0)
+        return schedule.upcoming(after, count)
+
+    def applied(self, outcome: str) -> str:
+        """What `agents apply` says of it: "nightly: created (every 30 minutes, next 2026-12-07 08:30:00)"."""
+        nexts = self.next_runs()
+        when = f", next {datetime.fromtimestamp(nexts[0]):%Y-%m-%d %H:%M:%S}" if nexts else ""
+        return f"{self.name}: {outcome} ({self.schedule_words()}{when})"
+
+    def schedule_words(self) -> str:
+        """The schedule in words ("every 30 minutes", "At 08:00 on Monday (Europe/Berlin)"), or
+        "by hand"; a schedule this machine cannot read (a time zone it lacks) with the reason."""
+        if not self.definition.schedule_text:
+            return "by hand"
+        try:
+            return self.definition.schedule().describe()
+        except Exception as err:  # noqa: BLE001 - a zone this machine lacks: say so in the list
+            return f"{self.definition.schedule_text} ({err})"
+
 
 @dataclass
 class ExecutionRecord:
@@ -320,24 +345,6 @@ class AgentStore:
         return record
 
 
-def next_runs(agent: AgentRecord, count: int = 1) -> list[float]:
-    """The agent's next fire times, as the scheduler will see them (none while paused)."""
-    schedule = agent.definition.schedule()
-    if schedule is None or agent.status != "active":
-        return []
-    after = max(time.time(), agent.handled_until or 0.0)
-    return schedule.upcoming(after, count)
-
-
-def schedule_words(agent: AgentRecord) -> str:
-    if not agent.definition.schedule_text:
-        return "by hand"
-    try:
-        return agent.definition.schedule().describe()
-    except Exception as err:  # noqa: BLE001 - a zone this machine lacks: say so in the list
-        return f"{agent.definition.schedule_text} ({err})"
-
-
 def agent_json(agent: AgentRecord, last: ExecutionRecord | None, totals: dict, upcoming: float | None) -> dict[str, Any]:
     """An agent as `glmtui agents list --json` and the HTTP API show it."""
     definition = agent.definition
@@ -347,7 +354,7 @@ def agent_json(agent: AgentRecord, last: ExecutionRecord | None, totals: dict, u
         "description": definition.description,
         "file": str(definition.file),
         "schedule": definition.schedule_text,
-        "schedule_words": schedule_words(agent),
+        "schedule_words": agent.schedule_words(),
         "timezone": definition.timezone,
         "catch_up": definition.catch_up,
         "next_run": upcoming,

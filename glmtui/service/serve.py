@@ -103,9 +103,9 @@ def scheduler_holder(path: Path | None = None) -> Holder | None:
         os.close(fd)
 
 
-def schedules_status() -> str:
-    """One line for a person: who runs the schedules, or how to get them run."""
-    holder = scheduler_holder()
+def schedules_status(path: Path | None = None) -> str:
+    """One line for a person: who runs the schedules (of the lock at `path`), or how to get them run."""
+    holder = scheduler_holder(path)
     if holder is None:
         return "schedules are not being run: start `glmtui serve` (or `glmtui serve --install-user-unit`)"
     return f"schedules are run by {holder.describe()}"

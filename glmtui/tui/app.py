@@ -4,6 +4,9 @@ The app owns the engine connection and the backend (`GlmtuiApp.backend`, glmtui.
 the service that owns plan runs and chat turns) and hands them down; widgets post messages up.
 Docker events keep the environments pane current; nothing polls the list. The chat pane works
 in the environment the user picked for it (c on its row), whatever the cursor does after.
+Once the first screen is drawn the app starts its service (glmtui.service) on the engine: the
+agents pane runs executions through it, and while no `glmtui serve` runs, the TUI runs the
+schedules of saved agents on it until it quits (glmtui.tui.schedules).
 """
 
 from __future__ import annotations
@@ -27,23 +30,32 @@ from glmtui.config import Config, set_value
 from glmtui.errors import EngineUnreachable, GlmtuiError
 from glmtui.store import Store
 from glmtui.tui.commands import GlmtuiCommands
-from glmtui.tui.messages import EnvironmentAction, StepOutput, StepSelected
+from glmtui.tui.messages import (
+    AgentsChanged,
+    EnvironmentAction,
+    SaveAsAgent,
+    StepOutput,
+    StepSelected,
+    TranscriptSelected,
+)
+from glmtui.tui.schedules import TuiSchedules
 from glmtui.tui.screens.dialogs import Confirm, ConfirmRemove, EnvironmentDetails
 from glmtui.tui.screens.help import HelpScreen, binding_rows
 from glmtui.tui.screens.new_env import NewEnvironment
+from glmtui.tui.widgets.agents import AgentsPane
+from glmtui.tui.widgets.chat import ChatPane
 from glmtui.tui.widgets.environments import EnvironmentsPane
 from glmtui.tui.widgets.log_view import LogView
-from glmtui.tui.widgets.chat import ChatPane
-from glmtui.tui.widgets.placeholders import AgentsPane
 from glmtui.tui.widgets.plan_view import PlanPane
 
 EngineFactory = Callable[[], Awaitable[Any]]
 LOG_TAIL = 1000  # lines of an environment's log shown when it is opened
+SCHEDULES_RETRY = 3.0  # seconds: how often the TUI tries to run the schedules while another process does
 
 
 class GlmtuiApp(App[int]):
     TITLE = "glmtui"
-    CSS_PATH = ["app.tcss", "screens/plan.tcss", "screens/chat.tcss"]
+    CSS_PATH = ["app.tcss", "screens/plan.tcss", "screens/chat.tcss", "screens/agents.tcss"]
     COMMANDS = App.COMMANDS | {GlmtuiCommands}
     BINDINGS = [
         Binding("question_mark", "help", "Help", id="app.help"),
@@ -79,6 +91,10 @@ class GlmtuiApp(App[int]):
         self._stats: dict[str, Any] = {}
         self._stats_workers: dict[str, Worker] = {}
         self._refresh_pending = False
+        self.service: Any | None = None  # glmtui.service.service.Service: the backend's, for the agents pane
+        self.schedules = TuiSchedules(self.store.database.with_name("scheduler.lock"))
+        self._agents_log: Any = None
+        self._agents_started = False
 
     async def _connect_docker(self) -> Any:
         from glmtui.docker.engine import Engine
@@ -92,7 +108,7 @@ class GlmtuiApp(App[int]):
         with Horizontal(id="top"):
             with Vertical(id="left"):
                 yield EnvironmentsPane(id="environments")
-                yield AgentsPane(id="agents")
+                yield AgentsPane(config=self.config, store=self.store, schedules=self.schedules, id="agents")
             with Vertical(id="right"):
                 yield PlanPane(plan_path=self.plan_path, config=self.config, store=self.store, id="plan")
                 yield LogView(id="log")
@@ -112,8 +128,7 @@ class GlmtuiApp(App[int]):
         self.call_after_refresh(gc.freeze)
 
     async def on_unmount(self) -> None:
-        if self.backend is not None:
-            await self.backend.close()
+        await self._stop_service()
         if self.engine is not None:
             await self.engine.close()
 
@@ -155,12 +170,7 @@ class GlmtuiApp(App[int]):
         self.connected = True
         self.set_banner(None)
         if self.backend is None:
-            from glmtui.service.backend import LocalBackend
-            from glmtui.service.service import Service
-
-            self.backend = LocalBackend(Service(self.engine, self.store, self.config))
-            self.query_one(PlanPane).backend = self.backend
-            self.query_one(ChatPane).backend = self.backend
+            self._start_service()
         self.refresh_soon()
 
     def _on_disconnected(self) -> None:
@@ -186,7 +196,69 @@ class GlmtuiApp(App[int]):
         pane = self.query_one(EnvironmentsPane)
         pane.environments = await self.engine.list_environments()
         self.query_one(ChatPane).environments_listed({env.name: env.status for env in pane.environments})
+        self.query_one(AgentsPane).environments = [env.name for env in pane.environments]
         self._follow_stats(pane)
+        if self.service is not None and not self._agents_started:
+            self._agents_started = True
+            self.call_after_refresh(self._start_agents)  # after the first screen: it costs imports
+
+    # -- the service: agent executions and the schedules --------------------------------------
+
+    def _start_service(self) -> None:
+        """The service (glmtui.service) on the engine, once: plan runs, chat turns and agent
+        executions started from the TUI run on it, the panes through the backend. Its lines
+        (executions started, ended, skipped) go to agents.log beside the store."""
+        from glmtui.service.backend import LocalBackend
+        from glmtui.service.serve import AgentsLog
+        from glmtui.service.service import Service
+
+        self._agents_log = AgentsLog(self.store.database.with_name("agents.log"))
+        self.service = Service(self.engine, self.store, self.config, announce=self._announce)
+        self.backend = LocalBackend(self.service)
+        self.query_one(PlanPane).backend = self.backend
+        self.query_one(ChatPane).backend = self.backend
+
+    def _start_agents(self) -> None:
+        """The agents pane runs executions on the service; the schedules run on it while no other
+        process runs them (tried again every SCHEDULES_RETRY seconds)."""
+        pane = self.query_one(AgentsPane)
+        pane.service = self.service
+        self._take_schedules()
+        self.set_interval(SCHEDULES_RETRY, self._take_schedules)
+        pane.changed_here()
+
+    def _announce(self, line: str) -> None:
+        """A line of the service (an execution started, ended or skipped): agents.log, the pane."""
+        if self._agents_log is not None:
+            self._agents_log.line(line)
+        try:
+            self.query_one(AgentsPane).changed_here()
+        except NoMatches:  # the app is closing
+            pass
+
+    def _take_schedules(self) -> None:
+        """Run the schedules here while no `glmtui serve` (or other TUI) does."""
+        if self.service is not None:
+            self.schedules.take(self.service)
+
+    @on(AgentsChanged)
+    def on_agents_changed(self) -> None:
+        self.schedules.reload()
+
+    async def _stop_service(self) -> None:
+        """Stop the schedules and cancel the executions still running (each cleans up)."""
+        await self.schedules.stop()
+        if self.backend is not None:
+            await self.backend.close()  # the service's work cancelled, each clean-up to its end
+        if self._agents_log is not None:
+            self._agents_log.close()
+            self._agents_log = None
+
+    def _executions_running(self) -> list[Any]:
+        return [work for work in self.service.running() if work.kind == "execution"] if self.service else []
+
+    def _plan_runs(self) -> list[Any]:
+        return [work for work in self.service.running() if work.kind == "run"] if self.service else []
 
     def _follow_stats(self, pane: EnvironmentsPane) -> None:
         running = {env.name for env in pane.environments if env.running}
@@ -286,6 +358,7 @@ class GlmtuiApp(App[int]):
     @work(exclusive=True, group="log-source", exit_on_error=False)
     async def _env_logs(self, name: str) -> None:
         self.query_one(PlanPane).release_log()
+        self.query_one(AgentsPane).release_log()
         log = self.query_one(LogView)
         log.show_source(f"env {name}", None)
         partial = {1: "", 2: ""}
@@ -299,12 +372,22 @@ class GlmtuiApp(App[int]):
 
     @on(StepSelected)
     def on_step_selected(self, message: StepSelected) -> None:
+        self.query_one(AgentsPane).release_log()
+        self._show_in_log(message.title, message.lines, message.log_file)
+
+    @on(TranscriptSelected)
+    def on_transcript_selected(self, message: TranscriptSelected) -> None:
+        self.query_one(PlanPane).release_log()
+        self._show_in_log(message.title, [("stdout", line) for line in message.lines], message.log_file)
+
+    def _show_in_log(self, title: str, lines: list[tuple[str, str]], log_file: Path | None) -> None:
+        """The log pane shows this from now on: `lines` (stream, line), then what follows."""
         self.workers.cancel_group(self, "log-source")
         log = self.query_one(LogView)
-        log.show_source(message.title, message.log_file)
+        log.show_source(title, log_file)
         batch: list[str] = []
         current = "stdout"
-        for stream, line in message.lines:
+        for stream, line in lines:
             if stream != current and batch:
                 log.write_lines(batch, stream=current)
                 batch = []
@@ -336,20 +419,25 @@ class GlmtuiApp(App[int]):
         self.push_screen(HelpScreen(sections))
 
     async def action_quit(self) -> None:
-        runs = []
-        if self.backend is not None and self.backend.in_process:  # its runs end with the app
-            runs = [info for info in await self.backend.list_work() if info.kind != "chat" and info.running]
-        if runs:
-            self._confirm_quit(len(runs))
+        if self._plan_runs() or self._executions_running():
+            self._confirm_quit()
             return
         self.exit(0)
 
     @work(group="quit", exit_on_error=False)
-    async def _confirm_quit(self, runs: int) -> None:
-        question = "A plan is running. Cancel it and quit?" if runs == 1 else \
-            f"{runs} plans are running. Cancel them and quit?"
-        if await self.push_screen_wait(Confirm(question, yes="Cancel runs and quit" if runs > 1 else "Cancel run and quit")):
-            await self.backend.close()  # every run cancelled, each clean-up to its end
+    async def _confirm_quit(self) -> None:
+        from glmtui.units import counted
+
+        runs, executions = len(self._plan_runs()), len(self._executions_running())
+        running = ([counted(runs, "plan run") if runs > 1 else "a plan"] if runs else []) + \
+            ([counted(executions, "agent execution")] if executions else [])
+        one = len(running) == 1 and runs <= 1 and executions <= 1
+        question = f"{' and '.join(running)} {'is' if one else 'are'} running. Cancel {'it' if one else 'them'} and quit?"
+        question = question[0].upper() + question[1:]
+        yes = "Cancel and quit" if executions or runs > 1 else "Cancel run and quit"
+        if await self.push_screen_wait(Confirm(question, yes=yes)):
+            self.notify("cancelling: the steps stop and throw-away environments are removed…")
+            await self._stop_service()  # every run cancelled, each clean-up to its end
             self.exit(0)
 
     def palette_actions(self) -> list[tuple[str, str, str]]:
@@ -373,6 +461,11 @@ class GlmtuiApp(App[int]):
             if isinstance(binding, Binding) and binding.show and chat.check_action(binding.action, ()) is not False:
                 actions.append((f"Chat: {binding.description}", f"key {binding.key} · {chat.KEY_HELP[binding.action]}",
                                 f"chat_action({binding.action!r})"))
+        agents = self.query_one(AgentsPane)
+        for binding in agents.BINDINGS:
+            if isinstance(binding, Binding) and agents.check_action(binding.action, ()) is not False:
+                actions.append((f"Agents: {binding.description}", f"key {binding.key} · {agents.KEY_HELP[binding.action]}",
+                                f"agents_action({binding.action!r})"))
         actions += [("Help", "every key binding", "help"), ("Quit", "leave glmtui", "quit")]
         return actions
 
@@ -387,6 +480,17 @@ class GlmtuiApp(App[int]):
 
     async def action_chat_action(self, action: str) -> None:
         await self.query_one(ChatPane).run_action(action)
+
+    async def action_agents_action(self, action: str) -> None:
+        await self.query_one(AgentsPane).run_action(action)
+
+    @on(SaveAsAgent)
+    def on_save_as_agent(self, message: SaveAsAgent) -> None:
+        """ctrl+a in the chat: the new-agent form with the conversation's task."""
+        from glmtui.tui.screens.new_agent import AgentDraft
+
+        self.query_one(AgentsPane).new_agent(AgentDraft(message.prompt, message.environment, message.provider,
+                                                        message.model))
 
     def action_focus_chat(self) -> None:
         self.query_one(ChatPane).focus_input()

@@ -59,3 +59,28 @@ class PromptAnswered(Message):
 
     prompt: Any
     answer: str
+
+
+@dataclass
+class TranscriptSelected(Message):
+    """Show an agent execution's transcript in the log pane: its lines so far (while it runs, the
+    new ones follow as StepOutput)."""
+
+    title: str
+    lines: list[str]
+    log_file: Path | None = None
+
+
+@dataclass
+class AgentsChanged(Message):
+    """The agents pane saved, paused, resumed or removed an agent (the scheduler reads them again)."""
+
+
+@dataclass
+class SaveAsAgent(Message):
+    """ctrl+a in the chat: the new-agent form, prefilled from the conversation."""
+
+    prompt: str
+    environment: str | None = None
+    provider: str | None = None
+    model: str | None = None

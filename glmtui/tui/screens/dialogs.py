@@ -57,7 +57,8 @@ class Confirm(ModalScreen[bool]):
 
 
 class ApproveCall(ModalScreen[str]):
-    """An agent step of a plan run asks to run a tool call: yes, no, or always for a pattern."""
+    """An agent (a plan run's agent step, an agent's execution) asks to run a tool call: yes, no,
+    or always for a pattern. `title` says who asks (default: the step)."""
 
     BINDINGS = [
         Binding("y", "dismiss('yes')", "Yes", id="approve.yes"),
@@ -65,13 +66,14 @@ class ApproveCall(ModalScreen[str]):
         Binding("a", "dismiss('always')", "Always", id="approve.always"),
     ]
 
-    def __init__(self, step: str, request: Any) -> None:
+    def __init__(self, step: str, request: Any, title: str | None = None) -> None:
         super().__init__()
         self.step, self.request = step, request
+        self.title_markup = title or f"Step [b]{escape(step)}[/b]"
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(f"Step [b]{escape(self.step)}[/b]: the agent wants to run")
+            yield Label(f"{self.title_markup}: the agent wants to run")
             yield Static(escape(self.request.describe()), classes="command")
             with Horizontal(classes="buttons"):
                 yield Button("y Yes", variant="warning", id="yes")

@@ -64,7 +64,7 @@ from glmtui.events import (
 )
 from glmtui.service.backend import Backend, ChatRequest, WorkHandle
 from glmtui.transcript import retry_line
-from glmtui.tui.messages import ChatEvent, PromptAnswered
+from glmtui.tui.messages import ChatEvent, PromptAnswered, SaveAsAgent
 from glmtui.tui.widgets.answer import AnswerText
 from glmtui.units import counted
 
@@ -432,6 +432,8 @@ class ChatPane(Widget, can_focus=True):
         Binding("ctrl+l", "environment", "Environment", id="chat.environment"),
         Binding("ctrl+g", "grow", "Enlarge", id="chat.grow"),
         Binding("ctrl+r", "details", "Expand", id="chat.details"),
+        # priority: the message line's own ctrl+a (to the line's start) would take it first
+        Binding("ctrl+a", "save_agent", "Save as agent", id="chat.save_agent", priority=True),
         Binding("pageup", "scroll('page_up')", "Scroll up", show=False, id="chat.page_up"),
         Binding("pagedown", "scroll('page_down')", "Scroll down", show=False, id="chat.page_down"),
         Binding("up", "scroll('up')", show=False, id="chat.up"),
@@ -447,6 +449,7 @@ class ChatPane(Widget, can_focus=True):
         "environment": "chat in another environment (c on a row of the environments pane does too)",
         "grow": "give the chat more room, or less",
         "details": "open or close every thinking section and tool output",
+        "save_agent": "save this conversation's task as a saved agent (the new-agent form, prefilled)",
     }
 
     def __init__(self, *, config: Config, store: Store, id: str | None = None) -> None:
@@ -1188,6 +1191,21 @@ class ChatPane(Widget, can_focus=True):
                 self._export(conversation_id, target)
 
         self.app.push_screen(ExportScreen(f"{conversation_id}.md"), chosen)
+
+    def action_save_agent(self) -> None:
+        """The conversation's task as a saved agent: its first message is the prompt."""
+        first = None
+        if self.conversation_id is not None:
+            try:
+                messages = self.history.messages(self.conversation_id)
+            except GlmtuiError:
+                messages = []
+            first = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+        if not isinstance(first, str) or not first.strip():
+            self.notify("nothing to save yet: the conversation's first message becomes the agent's prompt",
+                        severity="warning")
+            return
+        self.post_message(SaveAsAgent(first, self.environment, self.provider_name, self.model_name))
 
     @work(group="chat-export", exit_on_error=False)
     async def _export(self, conversation_id: str, target: str) -> None:
