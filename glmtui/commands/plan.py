@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,7 +21,8 @@ def plan_options(function):
         click.option("-f", "--file", "files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
                      help="Plan file; several are merged in order (steps by id)."),
         click.option("--workflow", "-w", help="The workflow to run (default: the plan's default)."),
-        click.option("--input", "-i", "inputs", multiple=True, metavar="K=V", help="A plan input."),
+        click.option("--input", "-i", "inputs", multiple=True, metavar="K=V|JSON",
+                     help="A plan input, or a JSON object of inputs: -i topic=x, -i '{\"topic\": \"x\"}'."),
         click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path), help="Inputs from JSON/YAML."),
         click.option("--env-file", "env_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
                      help="Variables for secrets and ${env.X} (beside the plan's .env)."),
@@ -41,7 +44,7 @@ def _load(plan, files, workflow, inputs, input_file, env_files, variables, *, ch
     loaded = load_plan(
         paths,
         workflow=workflow,
-        inputs=parse_pairs(inputs, "--input"),
+        inputs=parse_inputs(inputs),
         input_file=input_file,
         env_files=list(env_files),
         extra_env=parse_variables(variables, "-e"),
@@ -51,6 +54,27 @@ def _load(plan, files, workflow, inputs, input_file, env_files, variables, *, ch
     for warning in secret_warnings(loaded.secrets):
         click.echo(f"glmtui: warning: {warning}", err=True)
     return loaded
+
+
+def parse_inputs(given: tuple[str, ...]) -> dict[str, Any]:
+    """The --input values in order, a later one winning: KEY=VALUE (text, parsed to the input's
+    type), or a JSON object of inputs (its values keep their JSON types), as model-compose takes."""
+    from glmtui.errors import BadInput
+
+    inputs: dict[str, Any] = {}
+    for text in given:
+        if not text.lstrip().startswith("{"):
+            inputs.update(parse_pairs((text,), "--input"))
+            continue
+        try:
+            values = json.loads(text)
+        except ValueError as err:
+            raise BadInput(f"--input {text!r} is not a JSON object: {err}",
+                           hint='--input KEY=VALUE, or --input \'{"KEY": VALUE}\'') from None
+        if not isinstance(values, dict):
+            raise BadInput(f"--input {text!r} is not a JSON object", hint='--input \'{"KEY": VALUE}\'')
+        inputs.update(values)
+    return inputs
 
 
 @click.group("plan")
