@@ -236,7 +236,7 @@ def runs_group(ctx: click.Context, as_json: bool, limit: int) -> None:
     from glmtui.store import Store
 
     store = Store()
-    records = store.runs(limit)
+    records = store.runs(limit, with_steps=as_json)
     store.close()
     if as_json:
         print_json([r.as_json() for r in records])
