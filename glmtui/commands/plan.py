@@ -35,22 +35,17 @@ def plan_options(function):
 
 
 def _load(plan, files, workflow, inputs, input_file, env_files, variables, *, check_secrets=True):
+    """The plan built from its files, then bound to the values of the command line."""
     from glmtui.errors import BadInput
-    from glmtui.plan.validate import load_plan, secret_warnings
+    from glmtui.plan.validate import bind_plan, build_plan, secret_warnings
 
     paths = ([plan] if plan else []) + list(files)
     if not paths:
         raise BadInput("name a plan file", hint="glmtui plan run PLAN.yaml")
-    loaded = load_plan(
-        paths,
-        workflow=workflow,
-        inputs=parse_inputs(inputs),
-        input_file=input_file,
-        env_files=list(env_files),
-        extra_env=parse_variables(variables, "-e"),
-        check_secrets=check_secrets,
-        docker_host=state().config.get("docker_host"),
-    )
+    given, extra_env = parse_inputs(inputs), parse_variables(variables, "-e")
+    built = build_plan(paths, docker_host=state().config.get("docker_host"))
+    loaded = bind_plan(built, workflow=workflow, inputs=given, input_file=input_file, env_files=list(env_files),
+                       extra_env=extra_env, check_secrets=check_secrets)
     for warning in secret_warnings(loaded.secrets):
         click.echo(f"glmtui: warning: {warning}", err=True)
     return loaded

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from glmtui.errors import BadInput
 from glmtui.plan.permissions import Permissions
+
+if TYPE_CHECKING:
+    from glmtui.plan.loader import Document
 
 KINDS = ("run", "write", "copy", "http", "use", "workflow", "llm", "agent")
 DEFAULT_WORKFLOW = "main"  # the name of a plan's single workflow (`steps:`)
@@ -191,6 +194,8 @@ class Plan:
     env: EnvConfig = EnvConfig()
     components: dict[str, Component] = field(default_factory=dict)
     permissions: Permissions = Permissions()  # the host access it declares (`permissions:`)
+    # the merged files with the place of every node: binding the plan points its errors there
+    document: Document | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
