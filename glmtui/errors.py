@@ -1,4 +1,4 @@
-"""The errors a user sees: one clear line each, with the exit status of DESIGN.md."""
+"""The errors a user sees: one clear line each, with its exit status (docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The typed events a run emits. The TUI and the headless renderer are two sinks of one stream.
 
 Every event becomes one JSON object with its kind in "event" and a timestamp "ts"
-(PLAN-FORMAT.md, "Running").
+(docs/plan-format.md, "Running").
 """
 
 from __future__ import annotations

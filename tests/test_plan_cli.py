@@ -47,7 +47,7 @@ GOOD_PLAN = """
 
 
 def check_event_order(events: list[dict]) -> None:
-    """PLAN-FORMAT.md, --json: run_started first, run_finished last, per step started, output, finished."""
+    """docs/plan-format.md, --json: run_started first, run_finished last, per step started, output, finished."""
     assert events[0]["event"] == "run_started" and events[-1]["event"] == "run_finished"
     assert all("event" in e and isinstance(e["ts"], (int, float)) for e in events)
     assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
@@ -436,6 +436,7 @@ def test_a_workflow_step_naming_a_list_or_a_mapping_is_a_located_error(glmtui, t
     assert line.startswith(f"glmtui: error: {plan}:5:15: workflow must be a string, not "), line
 
 
+@pytest.mark.docker  # it checks that nothing was created
 @pytest.mark.parametrize(("command", "flag", "pair"), [
     (["plan", "validate", "PLAN"], "-e", "A-B=1"),
     (["plan", "run", "PLAN"], "--env", "1A=x"),

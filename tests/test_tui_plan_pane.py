@@ -98,14 +98,7 @@ def marks(app: PaneApp) -> dict[str, str]:
 
 
 async def wait_until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}\n{screen_text(pilot.app)}")
-        await pilot.pause(0.05)
+    return await helpers.until(predicate, timeout, what=what, pause=pilot.pause, shown=lambda: screen_text(pilot.app))
 
 
 async def run_finished(pilot: Pilot, app: PaneApp, count: int = 1, timeout: float = 60) -> RunStateChanged:
@@ -662,6 +655,7 @@ async def test_a_run_that_cannot_start_says_why(tmp_path: Path, engine: Any) -> 
             remove_run_leftovers(run_id)
 
 
+@pytest.mark.docker
 async def test_a_plan_that_asks_for_host_access_runs_only_once_the_dialog_allows_it(
     tmp_path: Path, engine: Any, busybox_image: str
 ) -> None:
@@ -703,6 +697,7 @@ async def test_a_plan_that_asks_for_host_access_runs_only_once_the_dialog_allows
             remove_run_leftovers(run_id)
 
 
+@pytest.mark.docker
 async def test_a_run_with_a_short_secret_warns_that_it_is_masked_only_as_a_word(
     tmp_path: Path, engine: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -15,7 +15,7 @@ from glmtui.units import counted
 
 
 def plan_options(function):
-    """The flags every plan command takes (PLAN-FORMAT.md, "Running")."""
+    """The flags every plan command takes (docs/plan-format.md, "Running")."""
     options = [
         click.argument("plan", type=click.Path(dir_okay=False, path_type=Path), required=False),
         click.option("-f", "--file", "files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
