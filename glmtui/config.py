@@ -80,6 +80,8 @@ def _approval_rules(value: Any) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Key:
+    """A config key: its default, the parser that checks a value, and its help."""
+
     default: Any
     parse: Callable[[Any], Any]
     help: str

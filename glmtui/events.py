@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True)
 class Event:
+    """What a run reports, in the order it happens; `kind` names it in JSON."""
+
     kind: ClassVar[str] = "event"
     ts: float = field(default_factory=time.time, kw_only=True)
 
@@ -26,6 +28,8 @@ class Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
+    """A run began: its id, plan, workflow and environment."""
+
     kind: ClassVar[str] = "run_started"
     run_id: str
     plan: str
@@ -44,6 +48,8 @@ class Progress(Event):
 
 @dataclass(frozen=True)
 class StepStarted(Event):
+    """A step (or one attempt of it) began."""
+
     kind: ClassVar[str] = "step_started"
     step: str
     attempt: int = 1
@@ -79,6 +85,8 @@ class Output(Event):
 
 @dataclass(frozen=True)
 class StepFinished(Event):
+    """A step ended: its status, exit code, outputs and why it failed or was skipped."""
+
     kind: ClassVar[str] = "step_finished"
     step: str
     status: str  # success | failure | skipped | cancelled
@@ -92,6 +100,8 @@ class StepFinished(Event):
 
 @dataclass(frozen=True)
 class RunFinished(Event):
+    """A run ended, with its status."""
+
     kind: ClassVar[str] = "run_finished"
     run_id: str
     status: str  # success | failure | cancelled
@@ -114,6 +124,8 @@ class Token(Event):
 
 @dataclass(frozen=True)
 class ToolCall(Event):
+    """An agent asked for a tool call."""
+
     kind: ClassVar[str] = "tool_call"
     step: str
     call_id: str
@@ -123,6 +135,8 @@ class ToolCall(Event):
 
 @dataclass(frozen=True)
 class ToolResult(Event):
+    """A tool call ended: what the model was given, its status and exit code."""
+
     kind: ClassVar[str] = "tool_result"
     step: str
     call_id: str

@@ -77,6 +77,8 @@ _MIGRATIONS = [
 
 @dataclass
 class StepRecord:
+    """A step of a recorded run."""
+
     step: str
     status: str
     attempt: int = 1
@@ -111,6 +113,8 @@ class ExecRecord:
 
 @dataclass
 class RunRecord:
+    """A recorded run, with its steps when asked for."""
+
     id: str
     plan: str
     plan_file: str

@@ -978,6 +978,8 @@ class _Calls:
 
 @dataclass(frozen=True)
 class _WorkflowContext:
+    """What checking the steps of one workflow needs to know about it."""
+
     name: str
     inputs: dict[str, InputSpec]
     ids: dict[str, int]
