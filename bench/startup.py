@@ -6,7 +6,8 @@
 What is measured (glmtui side = the `.venv/bin/glmtui` command, stdout not a TTY):
 
   help  `glmtui --help` against `python -c pass` (the same interpreter: its start-up and
-        `site`, which every Python command pays). Goal: ratio <= 1.8.
+        `site`, which every Python command pays). Goal: ratio <= 1.8. For reference, the same
+        ratio of `python -c "import click"`: what any click command pays before its own code.
   run   `glmtui --run one-step.yaml`, a plan of one `true` step in a named environment made
         first (`glmtui env create ENV --image glmtui/busybox:latest`), against `docker exec
         glmtui-ENV true` (what the step itself costs). Goal: ratio <= 2.5.
@@ -50,7 +51,7 @@ BUSYBOX = "glmtui/busybox:latest"
 PYTHON = Path(sys.executable)
 GLMTUI_BIN = PYTHON.parent / "glmtui"
 KINDS = ("help", "run")
-GOALS = {"help": 1.8, "run": 2.5}
+GOALS: dict[str, float | None] = {"help": 1.8, "run": 2.5, "click": None}
 
 
 @dataclass
@@ -63,15 +64,15 @@ class Figure:
     ratio_range: tuple[float, float]
     cpu_glmtui: float
     cpu_baseline: float
-    goal: float
+    goal: float | None  # None: for reference
     runs: int
     samples_glmtui: list[float] = field(default_factory=list)
     samples_baseline: list[float] = field(default_factory=list)
     note: str = ""
 
     @property
-    def passed(self) -> bool:
-        return self.ratio <= self.goal
+    def passed(self) -> bool | None:
+        return None if self.goal is None else self.ratio <= self.goal
 
 
 class Runner:
@@ -153,6 +154,10 @@ def measure(args: argparse.Namespace, runner: Runner, env: str) -> tuple[list[Fi
         figures.append(paired(runner, "help", "`glmtui --help` / `python -c pass`", [glmtui, "--help"],
                               [str(PYTHON), "-c", "pass"], args.runs,
                               "the same interpreter on both sides; the baseline is its start-up and site"))
+        floor = paired(runner, "click", "`python -c \"import click\"` / `python -c pass`",
+                       [str(PYTHON), "-c", "import click"], [str(PYTHON), "-c", "pass"], args.runs,
+                       "for reference: what importing click alone costs any click command")
+        figures.append(floor)
         if args.profile:
             profiles["help"] = largest_imports(runner, [glmtui, "--help"])
     if "run" in args.only:
@@ -175,8 +180,9 @@ def table(figures: list[Figure], profiles: dict[str, list], meta: dict[str, Any]
     lines = [f"glmtui start-up bench  {meta['date']}",
              f"machine: {meta['nproc']} cores, {meta['cpu']}; Python {meta['python']}; engine {meta['engine']}",
              f"rounds: {meta['runs']}; load average {meta['loadavg']} at start, {meta['loadavg_end']} at the end", ""]
-    header = ("figure", "rounds", "glmtui", "baseline", "ratio", "goal", "")
-    rows = [(f.title, str(f.runs), ms(f.glmtui), ms(f.baseline), f"{f.ratio:.2f}", f"<= {f.goal}", verdict(f.passed))
+    header = ("figure", "rounds", "measured", "baseline", "ratio", "goal", "")
+    rows = [(f.title, str(f.runs), ms(f.glmtui), ms(f.baseline), f"{f.ratio:.2f}", "-" if f.goal is None else f"<= {f.goal}",
+             verdict(f.passed))
             for f in figures]
     lines += aligned(header, rows)
     lines += ["", "notes:"]
@@ -249,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                           "imports": profiles}, indent=2))
     else:
         print(table(figures, profiles, meta))
-    return 1 if args.strict and not all(f.passed for f in figures) else 0
+    return 1 if args.strict and any(f.passed is False for f in figures) else 0
 
 
 if __name__ == "__main__":
