@@ -81,8 +81,10 @@ def every_import() -> list[Import]:
 
 def test_the_walk_sees_imports_at_the_top_inside_functions_and_relative(tmp_path: Path) -> None:
     found = {(i.module, i.lazy) for i in imports_of(PACKAGE / "cli.py")}
-    assert ("click", False) in found and ("glmtui.commands.plan", False) in found
+    assert ("click", False) in found and ("glmtui.commands.common", False) in found
     assert ("glmtui.tui.app", True) in found, "the TUI is imported inside the tui command"
+    assert ("glmtui.plan.loader", True) in {(i.module, i.lazy) for i in imports_of(PACKAGE / "plan" / "model.py")}, (
+        "under `if TYPE_CHECKING`")
     modules = {i.module for i in every_import()}
     assert {"glmtui.plan.steps.run", "textual.app", "glmtui.docker.wire"} <= modules
 
