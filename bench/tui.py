@@ -709,7 +709,7 @@ class Bench:
             self.tmux("set-option", "-g", "remain-on-exit", "on")  # a glmtui that fails leaves its message
 
     def tui_command(self) -> str:
-        keep = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "PYTHONPYCACHEPREFIX", "PATH", "HOME", "DOCKER_HOST")
+        keep = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "PYTHONPYCACHEPREFIX", "PYTHONPATH", "PATH", "HOME", "DOCKER_HOST")
         sets = [f"{k}={shlex.quote(self.env[k])}" for k in keep if k in self.env]
         unset = [] if "PYTHONDONTWRITEBYTECODE" in self.env else ["-u", "PYTHONDONTWRITEBYTECODE"]
         return shlex.join(["exec", "env", *unset]) + " " + " ".join(sets) + " " + shlex.quote(str(GLMTUI_BIN))
