@@ -11,21 +11,46 @@ from typing import NoReturn
 import click
 
 from glmtui import __version__
-from glmtui.commands.agents import agents_group
 from glmtui.commands.common import State, fail, settle
-from glmtui.commands.chats import chats_group
-from glmtui.commands.config import config_group, init
-from glmtui.commands.env import env_group, logs
-from glmtui.commands.image import image_group
-from glmtui.commands.mcp import mcp
-from glmtui.commands.models import models_group
-from glmtui.commands.plan import plan_group, runs_group
-from glmtui.commands.serve import serve
-from glmtui.commands.system import clean, completion, version
 from glmtui.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BadInput
 
+# Each command by where it is defined: its module is imported when the command runs, so
+# `glmtui --run` loads the plan commands only (--help and completion load them all).
+COMMANDS = {
+    "agents": "glmtui.commands.agents:agents_group",
+    "chats": "glmtui.commands.chats:chats_group",
+    "clean": "glmtui.commands.system:clean",
+    "completion": "glmtui.commands.system:completion",
+    "config": "glmtui.commands.config:config_group",
+    "env": "glmtui.commands.env:env_group",
+    "image": "glmtui.commands.image:image_group",
+    "init": "glmtui.commands.config:init",
+    "logs": "glmtui.commands.env:logs",
+    "mcp": "glmtui.commands.mcp:mcp",
+    "models": "glmtui.commands.models:models_group",
+    "plan": "glmtui.commands.plan:plan_group",
+    "runs": "glmtui.commands.plan:runs_group",
+    "serve": "glmtui.commands.serve:serve",
+    "version": "glmtui.commands.system:version",
+}
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """The root group, whose commands (COMMANDS) are imported as they are asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS and name not in self.commands:
+            import importlib
+
+            module, attribute = COMMANDS[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 @click.option("--run", "run_plan", metavar="PLAN", help="Run PLAN headless (the same as `glmtui plan run PLAN`).")
 @click.version_option(__version__, "-V", "--version", prog_name="glmtui")
@@ -52,9 +77,7 @@ def tui(plan: Path | None) -> None:
     sys.exit(run_tui(plan))
 
 
-for command in (tui, init, env_group, logs, plan_group, runs_group, agents_group, serve, mcp, models_group,
-                chats_group, config_group, image_group, clean, version, completion):
-    cli.add_command(command)
+cli.add_command(tui)
 
 
 def expand_args(args: list[str]) -> list[str]:
@@ -65,7 +88,7 @@ def expand_args(args: list[str]) -> list[str]:
         if arg.startswith("--run="):
             return args[:index] + ["plan", "run", arg.split("=", 1)[1]] + args[index + 1 :]
         if not arg.startswith("-"):
-            if arg not in cli.commands and (arg.endswith((".yaml", ".yml")) or Path(arg).is_file()):
+            if arg not in COMMANDS and arg not in cli.commands and (arg.endswith((".yaml", ".yml")) or Path(arg).is_file()):
                 return args[:index] + ["tui"] + args[index:]
             break
     return args

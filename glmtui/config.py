@@ -138,6 +138,8 @@ def _serve_hooks(value: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Key:
+    """A config key: its default, the parser that checks a value, and its help."""
+
     default: Any
     parse: Callable[[Any], Any]
     help: str
@@ -249,9 +251,11 @@ def _unset_in(tree: dict[str, Any], key: str) -> bool:
 class Config:
     """The merged configuration, with where each value came from."""
 
-    def __init__(self, values: dict[str, Any], sources: dict[str, str]) -> None:
+    def __init__(self, values: dict[str, Any], sources: dict[str, str],
+                 files: Mapping[str, Path | None] | None = None) -> None:
         self._values = values
         self.sources = sources
+        self.files = dict(files or {})  # "user" and "project": the files read (None: no project here)
 
     @classmethod
     def load(cls, cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -268,7 +272,7 @@ class Config:
                 key = name[len(ENV_PREFIX):].lower().replace("__", ".")
                 values[key] = _parse_value(key, value, where=name)
                 sources[key] = "env"
-        return cls(values, sources)
+        return cls(values, sources, dict(layers))
 
     def get(self, key: str) -> Any:
         _check_key(key, allow_group=True)
@@ -284,12 +288,27 @@ class Config:
     def items(self) -> dict[str, Any]:
         return dict(self._values)
 
+    def origin(self, key: str) -> str:
+        """Where KEY's value comes from, in words: "the project file PATH", "the variable
+        GLMTUI_X", "the user file PATH" or "the default"."""
+        source = self.sources.get(key, "default")
+        if source == "env":
+            return f"the variable {variable_of(key)}"
+        if source in ("user", "project"):
+            return f"the {source} file {self.files.get(source)}"
+        return "the default"
+
     def providers(self) -> dict[str, dict[str, Any]]:
         tree: dict[str, Any] = {}
         for key, value in self._values.items():
             if key.startswith("providers."):
                 _set_in(tree, key[len("providers."):], copy.deepcopy(value))
         return tree
+
+
+def variable_of(key: str) -> str:
+    """The environment variable that sets KEY: GLMTUI_RESOURCES__MEMORY for resources.memory."""
+    return ENV_PREFIX + key.upper().replace(".", "__")
 
 
 def _parse_value(key: str, value: Any, *, where: str) -> Any:

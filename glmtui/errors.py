@@ -1,8 +1,7 @@
-"""The errors a user sees: one clear line each, with the exit status of DESIGN.md."""
+"""The errors a user sees: one clear line each, with its exit status (docs/architecture.md)."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -54,5 +53,7 @@ class WorkFailed(GlmtuiError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' when a choice is close to `word`, else ''."""
+    import difflib  # only when something is misspelt: every command imports this module
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -2,7 +2,7 @@
 headless renderer are two sinks of one stream.
 
 Every event becomes one JSON object with its kind in "event" and a timestamp "ts"
-(PLAN-FORMAT.md, "Running"), and `from_json` reads that object back as the same event, so
+(docs/plan-format.md, "Running"), and `from_json` reads that object back as the same event, so
 events cross a process boundary (`glmtui serve`'s Server-Sent Events) as plain JSON. Every
 kind is registered in KINDS when its class is made; all of them are defined here.
 """
@@ -21,6 +21,8 @@ KINDS: dict[str, type[Event]] = {}  # "run_started" -> RunStarted, ...
 
 @dataclass(frozen=True)
 class Event:
+    """What a run reports, in the order it happens; `kind` names it in JSON."""
+
     kind: ClassVar[str] = "event"
     ts: float = field(default_factory=time.time, kw_only=True)
 
@@ -55,6 +57,8 @@ def from_json(data: dict[str, Any]) -> Event:
 
 @dataclass(frozen=True)
 class RunStarted(Event):
+    """A run began: its id, plan, workflow and environment."""
+
     kind: ClassVar[str] = "run_started"
     run_id: str
     plan: str
@@ -73,6 +77,8 @@ class Progress(Event):
 
 @dataclass(frozen=True)
 class StepStarted(Event):
+    """A step (or one attempt of it) began."""
+
     kind: ClassVar[str] = "step_started"
     step: str
     attempt: int = 1
@@ -112,6 +118,8 @@ class Output(Event):
 
 @dataclass(frozen=True)
 class StepFinished(Event):
+    """A step ended: its status, exit code, outputs and why it failed or was skipped."""
+
     kind: ClassVar[str] = "step_finished"
     step: str
     status: str  # success | failure | skipped | cancelled
@@ -125,6 +133,8 @@ class StepFinished(Event):
 
 @dataclass(frozen=True)
 class RunFinished(Event):
+    """A run ended, with its status."""
+
     kind: ClassVar[str] = "run_finished"
     run_id: str
     status: str  # success | failure | cancelled
@@ -147,6 +157,8 @@ class Token(Event):
 
 @dataclass(frozen=True)
 class ToolCall(Event):
+    """An agent asked for a tool call."""
+
     kind: ClassVar[str] = "tool_call"
     step: str
     call_id: str
@@ -156,6 +168,8 @@ class ToolCall(Event):
 
 @dataclass(frozen=True)
 class ToolResult(Event):
+    """A tool call ended: what the model was given, its status and exit code."""
+
     kind: ClassVar[str] = "tool_result"
     step: str
     call_id: str

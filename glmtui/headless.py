@@ -34,7 +34,7 @@ def visible(line: str) -> str:
 
 
 class JsonRenderer:
-    """One JSON object per event and line (PLAN-FORMAT.md, `--json`)."""
+    """One JSON object per event and line (docs/plan-format.md, `--json`)."""
 
     def __init__(self, out: IO[str] | None = None) -> None:
         self.out = out or sys.stdout

@@ -77,6 +77,8 @@ _MIGRATIONS = [
 
 @dataclass
 class StepRecord:
+    """A step of a recorded run."""
+
     step: str
     status: str
     attempt: int = 1
@@ -111,6 +113,8 @@ class ExecRecord:
 
 @dataclass
 class RunRecord:
+    """A recorded run, with its steps when asked for."""
+
     id: str
     plan: str
     plan_file: str
@@ -245,11 +249,12 @@ class Store:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def runs(self, limit: int = 50) -> list[RunRecord]:
+    def runs(self, limit: int = 50, *, with_steps: bool = False) -> list[RunRecord]:
+        """The newest runs, newest first; their steps too when asked (`glmtui runs --json`)."""
         rows = self._db.execute(
             "SELECT id FROM runs ORDER BY started DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [self.run(row[0], with_steps=False) for row in rows]
+        return [self.run(row[0], with_steps=with_steps) for row in rows]
 
     def run_ids_in(self, environment: str, *, ended_since: float = 0) -> list[str]:
         """The runs recorded with this environment (those that ended before `ended_since` left

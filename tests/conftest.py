@@ -54,6 +54,25 @@ def isolated_user_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
             pass  # no docker here: nothing was made either
 
 
+# What a test needs the Docker engine through; such a test carries the docker marker.
+ENGINE_FIXTURES = ("engine", "make_env", "busybox_image", "workspace_image", "env_name")
+NO_ENGINE = "unix:///nonexistent/glmtui-tests/a-test-without-the-docker-marker.sock"
+
+
+@pytest.fixture(autouse=True)
+def docker_only_when_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiers stay true: a test without the docker marker reaches no engine (DOCKER_HOST
+    points nowhere, for the CLI it starts too), so `pytest -m "not docker"` runs where there
+    is none; one that asks for an engine fixture without the marker fails, saying so."""
+    if request.node.get_closest_marker("docker") is not None:
+        return
+    used = [name for name in ENGINE_FIXTURES if name in request.fixturenames]
+    if used:
+        pytest.fail(f"{request.node.nodeid} uses the Docker engine ({', '.join(used)}) without "
+                    "@pytest.mark.docker", pytrace=False)
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def engine() -> AsyncIterator[Any]:
     """One connection to the real Docker engine for the session."""

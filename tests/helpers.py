@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,15 +136,39 @@ def remove_everything_named(prefix: str) -> None:
         subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, timeout=120)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.1, what: str = "") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.1, what: str = "",
+             shown: Callable[[], str] | None = None) -> Any:
+    """What `predicate` returns once it is true; on timeout an AssertionError naming `what`, with
+    `shown()` (e.g. the screen) below it."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+            raise AssertionError(_timed_out(timeout, what or predicate, shown))
         time.sleep(interval)
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.05, what: str = "",
+                shown: Callable[[], str] | None = None,
+                pause: Callable[[float], Awaitable[Any]] | None = None) -> Any:
+    """`wait_for` in a coroutine: `predicate` may return an awaitable (a check run in a thread),
+    `pause` waits between tries (asyncio.sleep; a Pilot's `pause` lets the app draw meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(_timed_out(timeout, what or predicate, shown))
+        await (pause or asyncio.sleep)(interval)
+
+
+def _timed_out(timeout: float, what: Any, shown: Callable[[], str] | None) -> str:
+    return f"timed out after {timeout}s waiting for {what}" + (f"\n{shown()}" if shown else "")
 
 
 def one_error_line(stderr: str) -> str:

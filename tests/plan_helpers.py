@@ -151,6 +151,18 @@ async def run_plan(
     return outcome
 
 
+def plan_runner(engine: Any, env: str, folder: Path):
+    """`await run(PLAN_TEXT, KEY=sub..., **run_plan_options)`: the plan, its `env: @ENV@` the
+    given environment (and @KEY@ each substitution), written to `folder` and run (run_plan)."""
+
+    async def run(text: str, **given: Any) -> Outcome:
+        subs = {key: value for key, value in given.items() if key.isupper()}
+        options = {key: value for key, value in given.items() if not key.isupper()}
+        return await run_plan(engine, write_plan(folder, text, ENV=env, **subs), **options)
+
+    return run
+
+
 # --- running the command line ----------------------------------------------------------------
 
 

@@ -25,8 +25,11 @@ from glmtui.docker.spec import EnvSpec
 from glmtui.events import Event, Token, ToolCall, ToolResult
 from glmtui.events import Usage as UsageEvent
 from glmtui.store import Store
+import helpers
 from helpers import processes, ps_has, unique_name
 from model_server import ModelServer, drip, error, text, tool_calls
+
+pytestmark = pytest.mark.docker  # every test's agent works in a real environment
 
 KEY = "sk-test-SECRET123"
 KEY_ENV = "GLMTUI_TEST_KEY"
@@ -123,10 +126,7 @@ async def file_text(engine: Any, environment: str, path: str) -> str:
 
 async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
     """Wait for `condition` (run in a thread: it may call the docker CLI) to hold."""
-    deadline = time.monotonic() + seconds
-    while not await asyncio.to_thread(condition):
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.05)
+    await helpers.until(lambda: asyncio.to_thread(condition), seconds, what=str(condition))
 
 
 # --------------------------------------------------------------------------- a whole task

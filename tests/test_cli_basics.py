@@ -59,6 +59,26 @@ def test_help_imports_nothing_heavy(args):
     assert not {n for n in names if n == "openai" or n.startswith(("openai.", "glmtui.agent"))}, args
 
 
+def test_a_command_imports_its_own_command_module_only(tmp_path):
+    """`glmtui --run` pays for the plan commands, not for every command glmtui has."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("version: 1\nname: p\nsteps:\n  - {id: a, run: 'true'}\n")
+    loaded = (
+        "import sys\n"
+        "from glmtui.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(*sorted(m for m in sys.modules if m.startswith('glmtui.commands.')), file=sys.stderr)\n"
+    )
+
+    def commands_loaded(*args: str) -> set[str]:
+        done = subprocess.run([sys.executable, "-c", loaded, *args], capture_output=True, text=True, timeout=60,
+                              env=child_env())
+        return set(done.stderr.splitlines()[-1].split())
+
+    assert commands_loaded("plan", "validate", str(plan)) == {"glmtui.commands.common", "glmtui.commands.plan"}
+    assert {"glmtui.commands.env", "glmtui.commands.agents"} <= commands_loaded("--help"), "--help lists them all"
+
+
 def test_the_model_sdk_is_seen_when_imported():
     """The check above can see openai: a command that makes a model client imports it."""
     result, names = importtime("-c", "import glmtui.agent.client; glmtui.agent.client.ModelClient")

@@ -132,6 +132,40 @@ def test_unset(cfg):
     assert mode_of(cfg.user_file) == 0o600
 
 
+def test_set_in_the_user_file_under_a_project_that_sets_the_key_says_which_file_wins(cfg):
+    assert cfg("init").returncode == 0
+    assert cfg("config", "set", "--project", "resources.memory", "3g").returncode == 0
+    result = cfg("config", "set", "resources.memory", "2g")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"set resources.memory in {cfg.user_file}"
+    assert one_error_line(result.stderr) == (
+        f"glmtui: warning: here resources.memory is still 3g: the project file {cfg.project_file} sets it and wins "
+        "over the user file (glmtui config set --project resources.memory 2g changes it for this project)")
+    got = cfg("config", "get", "resources.memory")
+    assert got.stdout.strip() == "3g"
+    assert one_error_line(got.stderr) == f"glmtui: resources.memory is from the project file {cfg.project_file}"
+    assert cfg("config", "get", "resources.memory", cwd=cfg.elsewhere).stdout.strip() == "2g"
+    outside = cfg("config", "get", "resources.memory", cwd=cfg.elsewhere)
+    assert one_error_line(outside.stderr) == f"glmtui: resources.memory is from the user file {cfg.user_file}"
+
+    removed = cfg("config", "unset", "resources.memory")
+    assert removed.stdout.strip() == "resources.memory removed"
+    assert "still 3g: the project file" in one_error_line(removed.stderr)
+
+    variables = {"GLMTUI_RESOURCES__MEMORY": "4g"}
+    pinned = cfg("config", "set", "--project", "resources.memory", "5g", env=variables)
+    assert pinned.returncode == 0
+    assert one_error_line(pinned.stderr) == (
+        "glmtui: warning: here resources.memory is still 4g: the variable GLMTUI_RESOURCES__MEMORY sets it and wins "
+        "over every file")
+    assert one_error_line(cfg("config", "get", "resources.memory", env=variables).stderr) == (
+        "glmtui: resources.memory is from the variable GLMTUI_RESOURCES__MEMORY")
+    quiet = cfg("config", "get", "network")
+    assert (quiet.stdout.strip(), quiet.stderr) == ("bridge", ""), "a default needs no word"
+    listing = cfg("config", "get").stdout
+    assert f"user file: {cfg.user_file}" in listing and f"project file: {cfg.project_file}" in listing
+
+
 def test_unknown_key_says_did_you_mean(cfg):
     for args in (
         ("config", "get", "resources.memroy"),
@@ -272,3 +306,26 @@ def test_docker_host_from_config(cfg):
     assert result.returncode == 3
     assert "unix:///no/such/glmtui.sock" in one_error_line(result.stderr)
     assert cfg("env", "list", env={"GLMTUI_DOCKER_HOST": ""}).returncode == 0
+
+
+def test_the_readme_table_lists_every_key_with_its_default():
+    """README.md's configuration table: every key `glmtui config get` lists, with its default."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Configuration", 1)[1].split("\n### ", 1)[0]
+    documented: dict[str, object] = {}
+    for row in section.splitlines():
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        keys = [key.strip().strip("`") for key in cells[0].split(" / ")]
+        defaults = [value.strip().strip("`") for value in cells[1].split(" / ")]
+        if keys[0].startswith("providers."):
+            documented["providers."] = cells[1]
+            continue
+        assert len(keys) == len(defaults), row
+        for key, default in zip(keys, defaults):
+            documented[key] = None if default == "(none)" else yaml.safe_load(default)
+    from glmtui.config import KEYS, OPEN_PREFIXES
+
+    assert sorted(documented) == sorted([*KEYS, *OPEN_PREFIXES])
+    assert {key: spec.default for key, spec in KEYS.items()} == {key: documented[key] for key in KEYS}

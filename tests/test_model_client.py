@@ -18,6 +18,7 @@ from glmtui.agent.client import RETRIES, ModelClient, ModelError, Reply, RetryNo
 from glmtui.agent.providers import Provider
 from glmtui.config import Config
 from glmtui.errors import BadInput
+import helpers
 from model_server import ModelServer, cut_off, drip, error, hang_up, raw, text, tool_calls
 
 KEY = "sk-test-SECRET123"
@@ -475,10 +476,8 @@ async def test_cancelling_mid_stream_ends_promptly_and_hangs_up(model_server: Mo
 
 
 async def wait_for_outcome(server: ModelServer, outcome: str, seconds: float = 2.0) -> None:
-    deadline = time.monotonic() + seconds
-    while server.requests[0].outcome != outcome and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
-    assert server.requests[0].outcome == outcome
+    await helpers.until(lambda: server.requests[0].outcome == outcome, seconds, interval=0.01,
+                        what=f"the request to end {outcome}", shown=lambda: f"it ended {server.requests[0].outcome}")
 
 
 # --------------------------------------------------------------------------- providers

@@ -17,6 +17,7 @@ import pytest
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionChunk
 
+import helpers
 from model_server import (
     ModelServer, cut_off, drip, error, pause, raw, text, tool_calls,
 )
@@ -221,9 +222,7 @@ async def test_drip_streams_as_it_goes_and_stops_when_the_client_leaves(model_se
         assert model_server.requests[0].chunks_sent < 7  # six words and the finishing chunk
         await stream.close()
 
-    deadline = time.monotonic() + 2
-    while model_server.requests[0].outcome is None and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    await helpers.until(lambda: model_server.requests[0].outcome is not None, 2, interval=0.01, what="the request to end")
     assert model_server.requests[0].outcome == "disconnected"
     assert model_server.requests[0].chunks_sent < 7
 

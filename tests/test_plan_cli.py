@@ -47,7 +47,7 @@ GOOD_PLAN = """
 
 
 def check_event_order(events: list[dict]) -> None:
-    """PLAN-FORMAT.md, --json: run_started first, run_finished last, per step started, output, finished."""
+    """docs/plan-format.md, --json: run_started first, run_finished last, per step started, output, finished."""
     assert events[0]["event"] == "run_started" and events[-1]["event"] == "run_finished"
     assert all("event" in e and isinstance(e["ts"], (int, float)) for e in events)
     assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
@@ -436,6 +436,7 @@ def test_a_workflow_step_naming_a_list_or_a_mapping_is_a_located_error(glmtui, t
     assert line.startswith(f"glmtui: error: {plan}:5:15: workflow must be a string, not "), line
 
 
+@pytest.mark.docker  # it checks that nothing was created
 @pytest.mark.parametrize(("command", "flag", "pair"), [
     (["plan", "validate", "PLAN"], "-e", "A-B=1"),
     (["plan", "run", "PLAN"], "--env", "1A=x"),
@@ -455,3 +456,38 @@ def test_variables_from_the_command_line_have_variable_names(glmtui, tmp_path, c
     expected = f"glmtui: error: {named} {key}=...: {key!r} is not a variable name (letters, digits and _, not starting with a digit)"
     assert helpers.one_error_line(done.stderr) == expected
     assert containers(f"name=^/glmtui-{name}$") == []
+
+
+JSON_INPUTS_PLAN = """
+    version: 1
+    name: json-inputs
+    inputs:
+      topic: {type: string}
+      count: {type: integer, default: 1}
+      names: {type: list, default: []}
+    steps:
+      - id: a
+        run: echo "${inputs.topic} ${inputs.count} ${inputs.names}"
+    """
+
+
+def test_inputs_as_a_json_object_beside_key_value_pairs(glmtui, tmp_path):
+    plan = write_plan(tmp_path, JSON_INPUTS_PLAN)
+    done = glmtui("plan", "inspect", str(plan), "--json", "--input", '{"topic": "x", "count": 3, "names": ["a", "b"]}',
+                  "-i", "count=4")
+    assert done.returncode == 0, done.stderr
+    values = {item["name"]: item["value"] for item in json.loads(done.stdout)["inputs"]}
+    assert values == {"topic": "x", "count": 4, "names": ["a", "b"]}, "JSON values keep their types; a later -i wins"
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ('{"topic": x}', "glmtui: error: --input '{\"topic\": x}' is not a JSON object: Expecting value: line 1 column 11 "
+                     "(char 10) (--input KEY=VALUE, or --input '{\"KEY\": VALUE}')"),
+    ('{"count": "many", "topic": "x"}', "input 'count' must be an integer, not 'many'"),
+    ('{"topic": "x", "cuont": 2}', "--input cuont: the plan has no input 'cuont' (did you mean 'count'?)"),
+])
+def test_a_bad_json_object_of_inputs_is_one_line_and_exit_2(glmtui, tmp_path, given, expected):
+    plan = write_plan(tmp_path, JSON_INPUTS_PLAN)
+    done = glmtui("plan", "validate", str(plan), "--input", given)
+    assert done.returncode == 2, done.stdout
+    assert expected in helpers.one_error_line(done.stderr)

@@ -140,7 +140,7 @@ steps:
     ]
 
 
-# --- the whole example of PLAN-FORMAT.md ---------------------------------------------------
+# --- the whole example of docs/plan-format.md ------------------------------------------------
 
 
 def test_the_full_example_loads() -> None:

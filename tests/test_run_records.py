@@ -54,6 +54,8 @@ def test_runs_lists_the_run_as_json_and_as_a_table(glmtui, recorded):
     assert mine["plan"] == name and mine["workflow"] == "main" and mine["status"] == "failure"
     assert mine["finished"] >= mine["started"] and mine["duration"] >= 0
     assert mine["inputs"] == {"colour": "blue"}
+    shown = json.loads(glmtui("runs", "show", run_id, "--json").stdout)
+    assert mine["steps"] == shown["steps"] and mine["steps"], "each run with its steps, as `runs show` has them"
     table = glmtui("runs").stdout
     line = next(line for line in table.splitlines() if line.startswith(run_id))
     assert name in line and "failure" in line

@@ -26,6 +26,7 @@ from plan_helpers import (
     docker_out,
     env_sh,
     make_store,
+    plan_runner,
     remove_run_leftovers,
     run_containers,
     run_plan,
@@ -58,6 +59,18 @@ def shared_ws(workspace_image: str):
     helpers.remove_quietly(name)
 
 
+@pytest.fixture
+def run_shared(engine, shared: str, tmp_path):
+    """Runs a plan in the shared busybox environment (plan_runner)."""
+    return plan_runner(engine, shared, tmp_path)
+
+
+@pytest.fixture
+def run_shared_ws(engine, shared_ws: str, tmp_path):
+    """Runs a plan in the shared workspace environment (plan_runner)."""
+    return plan_runner(engine, shared_ws, tmp_path)
+
+
 def ok(outcome, *steps: str) -> None:
     """The run succeeded (and the given steps did)."""
     assert outcome.error is None, f"{outcome.error}\n{outcome.summary()}"
@@ -69,8 +82,8 @@ def ok(outcome, *steps: str) -> None:
 # --- run --------------------------------------------------------------------------------------
 
 
-async def test_run_streams_stdout_and_stderr_apart_with_the_exit_code(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_run_streams_stdout_and_stderr_apart_with_the_exit_code(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: streams
         env: @ENV@
@@ -81,8 +94,7 @@ async def test_run_streams_stdout_and_stderr_apart_with_the_exit_code(engine, sh
               echo err-1 >&2
               echo out-2
               exit 3
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     assert outcome.lines("talk", "stdout") == ["out-1", "out-2"]
     assert outcome.lines("talk", "stderr") == ["err-1"]
     assert {e.stream for e in outcome.of("output")} == {"stdout", "stderr"}
@@ -92,8 +104,8 @@ async def test_run_streams_stdout_and_stderr_apart_with_the_exit_code(engine, sh
     assert outcome.status == "failure" and outcome.exit_code == 1
 
 
-async def test_run_with_bash_in_the_workspace_image(engine, shared_ws, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_run_with_bash_in_the_workspace_image(run_shared_ws):
+    outcome = await run_shared_ws("""
         version: 1
         name: bash
         env: @ENV@
@@ -103,15 +115,14 @@ async def test_run_with_bash_in_the_workspace_image(engine, shared_ws, tmp_path)
             run: |
               words=(one two three)
               [[ ${#words[@]} -eq 3 ]] && echo "bash ${BASH_VERSINFO[0]} has ${words[2]}"
-        """, ENV=shared_ws)
-    outcome = await run_plan(engine, plan)
+        """)
     ok(outcome, "b")
     [line] = outcome.lines("b")
     assert line.startswith("bash ") and line.endswith(" has three")
 
 
-async def test_run_with_an_argv_shell_python(engine, shared_ws, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_run_with_an_argv_shell_python(run_shared_ws):
+    outcome = await run_shared_ws("""
         version: 1
         name: python-shell
         env: @ENV@
@@ -125,8 +136,7 @@ async def test_run_with_an_argv_shell_python(engine, shared_ws, tmp_path):
               print("product", 7 * 6)
               print("to stderr", file=sys.stderr)
               open(os.environ["GLMTUI_OUTPUT"], "a").write("answer=42\\n")
-        """, ENV=shared_ws)
-    outcome = await run_plan(engine, plan)
+        """)
     ok(outcome, "py")
     assert outcome.lines("py") == ["product 42"]
     assert outcome.lines("py", "stderr") == ["to stderr"]
@@ -136,9 +146,9 @@ async def test_run_with_an_argv_shell_python(engine, shared_ws, tmp_path):
 # --- write ------------------------------------------------------------------------------------
 
 
-async def test_write_content_mode_relative_path_and_expressions(engine, shared, tmp_path):
+async def test_write_content_mode_relative_path_and_expressions(run_shared):
     folder = unique_name()
-    plan = write_plan(tmp_path, """
+    outcome = await run_shared("""
         version: 1
         name: writes
         env: @ENV@
@@ -164,8 +174,7 @@ async def test_write_content_mode_relative_path_and_expressions(engine, shared, 
               ./hello.sh
               stat -c '%a %n' hello.sh notes/plain.txt
               cat notes/plain.txt
-        """, ENV=shared, DIR=folder)
-    outcome = await run_plan(engine, plan)
+        """, DIR=folder)
     ok(outcome, "script", "plain", "check")
     assert outcome.lines("check") == [
         "hello from Ada in writes", "755 hello.sh", "644 notes/plain.txt", "line 1", "line 2",
@@ -246,16 +255,15 @@ async def test_copy_out_of_a_tree_with_a_link_pointing_outside_is_refused_in_one
     assert (tmp_path / "out" / "sub" / "fine").read_text() == "a\n"  # a link inside the tree is copied as it is
 
 
-async def test_copy_of_a_missing_host_file_fails_the_step(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_copy_of_a_missing_host_file_fails_the_step(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: copy-missing
         env: @ENV@
         steps:
           - id: c
             copy: {from: ./nope.txt, to: "env:/tmp/nope.txt"}
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     finished = outcome.finished("c")
     assert finished.status == "failure"
     assert "nope.txt" in finished.reason
@@ -265,9 +273,9 @@ async def test_copy_of_a_missing_host_file_fails_the_step(engine, shared, tmp_pa
 # --- http -------------------------------------------------------------------------------------
 
 
-async def test_http_get_json_status_headers_and_outputs(engine, shared, shared_name, tmp_path):
+async def test_http_get_json_status_headers_and_outputs(run_shared, shared_name):
     folder = unique_name()
-    plan = write_plan(tmp_path, """
+    outcome = await run_shared("""
         version: 1
         name: http-get
         env: @ENV@
@@ -303,8 +311,7 @@ async def test_http_get_json_status_headers_and_outputs(engine, shared, shared_n
             http: {url: "http://localhost:18080/nothing-here.json"}
             outputs:
               code: ${response.status}
-        """, ENV=shared, DIR=folder)
-    outcome = await run_plan(engine, plan)
+        """, DIR=folder)
     for step in ("content", "serve", "fetch", "use"):
         assert outcome.finished(step).status == "success", outcome.summary()
     outputs = outcome.finished("fetch").outputs
@@ -465,11 +472,11 @@ async def test_an_http_url_from_an_expression_is_only_http_or_https(engine, shar
 ECHO_SERVER_PORT = 18081
 
 
-async def test_http_post_with_a_json_body_headers_and_query(engine, shared_ws, tmp_path):
+async def test_http_post_with_a_json_body_headers_and_query(run_shared_ws, tmp_path):
     """A tiny python3 echo server in the workspace image answers what it received."""
     shutil.copy(RUNPLANS / "echo_server.py", tmp_path / "echo_server.py")
     folder = unique_name()
-    plan = write_plan(tmp_path, """
+    outcome = await run_shared_ws("""
         version: 1
         name: http-post
         env: @ENV@
@@ -513,8 +520,7 @@ async def test_http_post_with_a_json_body_headers_and_query(engine, shared_ws, t
               echoed: ${response.headers.x-echo}
               got_header: ${response.json.headers.x-test}
               content_type: ${response.json.headers.content-type}
-        """, ENV=shared_ws, DIR=folder, PORT=str(ECHO_SERVER_PORT))
-    outcome = await run_plan(engine, plan)
+        """, DIR=folder, PORT=str(ECHO_SERVER_PORT))
     ok(outcome, "server", "serve", "post")
     out = outcome.finished("post").outputs
     assert out["status"] == 201 and out["method"] == "POST"
@@ -530,8 +536,8 @@ async def test_http_post_with_a_json_body_headers_and_query(engine, shared_ws, t
 # --- components and workflows -----------------------------------------------------------------
 
 
-async def test_components_defaults_overrides_and_with(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_components_defaults_overrides_and_with(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: components
         env: @ENV@
@@ -554,8 +560,7 @@ async def test_components_defaults_overrides_and_with(engine, shared, tmp_path):
             use: greet
             with: {name: step}
             environment: {GREETING: bonjour}
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     ok(outcome, "defaults", "overridden", "own-keys")
     assert outcome.lines("defaults") == ["hello world! from-component"]
     assert outcome.lines("overridden") == ["hello inputs-who? from-component"]
@@ -597,9 +602,8 @@ WORKFLOWS_PLAN = """
     """
 
 
-async def test_workflow_step_runs_another_workflow_with_inputs(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, WORKFLOWS_PLAN, ENV=shared)
-    outcome = await run_plan(engine, plan)
+async def test_workflow_step_runs_another_workflow_with_inputs(run_shared):
+    outcome = await run_shared(WORKFLOWS_PLAN)
     ok(outcome, "first", "call", "after", "call.compile", "call.package")
     assert outcome.of("run_started")[0].workflow == "main"
     assert outcome.lines("call.compile") == ["hi: building from-main at level 7"]
@@ -607,9 +611,8 @@ async def test_workflow_step_runs_another_workflow_with_inputs(engine, shared, t
     assert outcome.lines("after") == ["after from-main.bin"]
 
 
-async def test_choosing_a_workflow_with_its_inputs(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, WORKFLOWS_PLAN, ENV=shared)
-    outcome = await run_plan(engine, plan, workflow="build", inputs={"level": "9"})
+async def test_choosing_a_workflow_with_its_inputs(run_shared):
+    outcome = await run_shared(WORKFLOWS_PLAN, workflow="build", inputs={"level": "9"})
     ok(outcome, "compile", "package")
     assert outcome.of("run_started")[0].workflow == "build"
     assert {e.step for e in outcome.of("step_finished")} == {"compile", "package"}
@@ -638,9 +641,8 @@ def span(outcome, first: str, last: str) -> float:
     return outcome.finished(last).ts - outcome.started(first)[0].ts
 
 
-async def test_independent_steps_start_in_parallel(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, PARALLEL_PLAN, ENV=shared)
-    outcome = await run_plan(engine, plan, jobs=2)
+async def test_independent_steps_start_in_parallel(run_shared):
+    outcome = await run_shared(PARALLEL_PLAN, jobs=2)
     ok(outcome, "one", "two", "last")
     starts = sorted(e.ts for e in outcome.of("step_started") if e.step in ("one", "two"))
     assert starts[1] - starts[0] < 0.5
@@ -649,16 +651,15 @@ async def test_independent_steps_start_in_parallel(engine, shared, tmp_path):
     assert outcome.started("last")[0].ts >= max(outcome.finished(s).ts for s in ("one", "two"))
 
 
-async def test_jobs_1_runs_one_step_at_a_time(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, PARALLEL_PLAN, ENV=shared)
-    outcome = await run_plan(engine, plan, jobs=1)
+async def test_jobs_1_runs_one_step_at_a_time(run_shared):
+    outcome = await run_shared(PARALLEL_PLAN, jobs=1)
     ok(outcome, "one", "two", "last")
     both = max(outcome.finished(s).ts for s in ("one", "two")) - min(e.ts for e in outcome.of("step_started"))
     assert both >= 2.0, f"with --jobs 1 two `sleep 1` steps took only {both:.2f}s"
 
 
-async def test_a_reference_to_another_step_makes_an_implicit_need(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_a_reference_to_another_step_makes_an_implicit_need(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: implicit
         env: @ENV@
@@ -669,15 +670,14 @@ async def test_a_reference_to_another_step_makes_an_implicit_need(engine, shared
             run: |
               sleep 0.5
               echo "value=late" >> "$GLMTUI_OUTPUT"
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     ok(outcome, "producer", "reader")
     assert outcome.started("reader")[0].ts >= outcome.finished("producer").ts
     assert outcome.lines("reader") == ["got late"]
 
 
-async def test_if_true_runs_and_if_false_is_skipped(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_if_true_runs_and_if_false_is_skipped(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: conditions
         env: @ENV@
@@ -697,8 +697,7 @@ async def test_if_true_runs_and_if_false_is_skipped(engine, shared, tmp_path):
           - id: after-no
             needs: [not-run]
             run: echo should not run either
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     ok(outcome, "yes-bare", "yes-braced")
     assert outcome.lines("yes-bare") == ["ran"]
     skipped = outcome.finished("not-run")
@@ -708,8 +707,8 @@ async def test_if_true_runs_and_if_false_is_skipped(engine, shared, tmp_path):
     assert outcome.exit_code == 0
 
 
-async def test_status_functions_and_steps_after_a_failure(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_status_functions_and_steps_after_a_failure(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: status-functions
         env: @ENV@
@@ -744,8 +743,7 @@ async def test_status_functions_and_steps_after_a_failure(engine, shared, tmp_pa
             needs: [good]
             if: success()
             run: echo success ran
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     assert outcome.statuses() == {
         "good": "success", "bad": "failure", "plain-after": "skipped", "second-hand": "skipped",
         "always": "success", "on-failure": "success", "on-success": "skipped",
@@ -757,8 +755,8 @@ async def test_status_functions_and_steps_after_a_failure(engine, shared, tmp_pa
     assert outcome.status == "failure" and outcome.exit_code == 1
 
 
-async def test_continue_on_error_lets_the_run_succeed_and_dependants_run(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_continue_on_error_lets_the_run_succeed_and_dependants_run(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: allowed
         env: @ENV@
@@ -771,8 +769,7 @@ async def test_continue_on_error_lets_the_run_succeed_and_dependants_run(engine,
           - id: next
             needs: [flaky]
             run: echo "flaky said ${steps.flaky.status} with ${steps.flaky.exit_code}"
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     flaky = outcome.finished("flaky")
     assert (flaky.status, flaky.exit_code, flaky.allowed_failure) == ("failure", 5, True)
     assert outcome.finished("next").status == "success"
@@ -809,8 +806,8 @@ async def test_timeout_kills_the_step_and_its_children(engine, shared, shared_na
     assert not helpers.ps_has(ps, "sleep 31"), ps
 
 
-async def test_a_step_that_ends_ends_every_process_it_started(engine, shared, shared_name, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_a_step_that_ends_ends_every_process_it_started(run_shared, shared_name):
+    outcome = await run_shared("""
         version: 1
         name: leaves-behind
         env: @ENV@
@@ -825,8 +822,7 @@ async def test_a_step_that_ends_ends_every_process_it_started(engine, shared, sh
           - id: next
             needs: [starts]
             run: echo next
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     ok(outcome, "starts", "next")
     assert outcome.lines("starts") == ["started"]
     ps = helpers.processes(shared_name)
@@ -863,9 +859,9 @@ async def test_a_fork_bomb_in_the_background_ends_with_its_step(engine, workspac
     assert len(left) <= 2, left  # the init process and `tail -f /dev/null`
 
 
-async def test_retry_until_success_with_exponential_backoff(engine, shared, shared_name, tmp_path):
+async def test_retry_until_success_with_exponential_backoff(run_shared, shared_name):
     base = f"/tmp/{unique_name()}"
-    plan = write_plan(tmp_path, """
+    outcome = await run_shared("""
         version: 1
         name: retries
         env: @ENV@
@@ -882,8 +878,7 @@ async def test_retry_until_success_with_exponential_backoff(engine, shared, shar
               [ "$n" -ge 3 ] && exit 0
               echo "end $(now)" >> @BASE@.times
               exit 1
-        """, ENV=shared, BASE=base)
-    outcome = await run_plan(engine, plan)
+        """, BASE=base)
     ok(outcome, "flaky")
     assert [e.attempt for e in outcome.started("flaky")] == [1, 2, 3]
     assert outcome.finished("flaky").attempt == 3
@@ -898,8 +893,8 @@ async def test_retry_until_success_with_exponential_backoff(engine, shared, shar
     assert "attempt 1" in log and "attempt 3" in log
 
 
-async def test_retry_gives_up_after_the_attempts(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_retry_gives_up_after_the_attempts(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: retries-fail
         env: @ENV@
@@ -907,8 +902,7 @@ async def test_retry_gives_up_after_the_attempts(engine, shared, tmp_path):
           - id: never
             retry: {attempts: 2, delay: 0.1s}
             run: exit 9
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     assert [e.attempt for e in outcome.started("never")] == [1, 2, 3]
     finished = outcome.finished("never")
     assert (finished.status, finished.exit_code, finished.attempt) == ("failure", 9, 3)
@@ -1067,8 +1061,8 @@ async def test_a_value_refused_by_a_script_that_will_run_stops_the_run_before_an
     assert outcome.events == [] and store.runs() == []
 
 
-async def test_outputs_from_the_output_file_and_the_outputs_mapping(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_outputs_from_the_output_file_and_the_outputs_mapping(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: outputs
         env: @ENV@
@@ -1097,8 +1091,7 @@ async def test_outputs_from_the_output_file_and_the_outputs_mapping(engine, shar
               echo "[${steps.produce.outputs.multi}]"
               echo "${steps.produce.outputs.with_equals} ${steps.produce.outputs.both} ${steps.produce.outputs.code}"
               echo "tail: ${steps.produce.stdout | tail(1)}"
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     ok(outcome, "produce", "consume")
     outputs = outcome.finished("produce").outputs
     assert outputs["simple"] == "one" and outputs["with_equals"] == "a=b"
@@ -1108,8 +1101,8 @@ async def test_outputs_from_the_output_file_and_the_outputs_mapping(engine, shar
     assert outcome.lines("consume") == ["[line 1", "line 2 with = sign]", "a=b one+warning 0", "tail: third"]
 
 
-async def test_output_files_are_removed_from_a_named_environment_after_the_run(engine, shared, shared_name, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_output_files_are_removed_from_a_named_environment_after_the_run(run_shared, shared_name):
+    outcome = await run_shared("""
         version: 1
         name: tidy
         env: @ENV@
@@ -1118,8 +1111,7 @@ async def test_output_files_are_removed_from_a_named_environment_after_the_run(e
             run: echo "k=v" >> "$GLMTUI_OUTPUT"
           - id: quiet
             run: "true"
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     ok(outcome, "writes", "quiet")
     assert outcome.finished("writes").outputs == {"k": "v"}
     leftovers = "?"
@@ -1131,8 +1123,8 @@ async def test_output_files_are_removed_from_a_named_environment_after_the_run(e
     assert leftovers == "0", env_sh(shared_name, "ls -la /tmp").stdout
 
 
-async def test_a_whole_expression_keeps_its_type_and_text_makes_a_string(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_a_whole_expression_keeps_its_type_and_text_makes_a_string(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: types
         env: @ENV@
@@ -1154,8 +1146,7 @@ async def test_a_whole_expression_keeps_its_type_and_text_makes_a_string(engine,
               text: "n=${inputs.count} flag=${inputs.flag}"
               compare: ${inputs.count > 2}
               spaced: " ${inputs.count}"
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan, inputs={"count": "5", "flag": "true"})
+        """, inputs={"count": "5", "flag": "true"})
     ok(outcome, "typed")
     assert outcome.finished("typed").outputs == {
         "count": 5, "ratio": 0.5, "flag": True, "items": [1, "two"], "settings": {"a": 1},
@@ -1166,10 +1157,10 @@ async def test_a_whole_expression_keeps_its_type_and_text_makes_a_string(engine,
 HOSTILE = """[docs](x) $(touch /tmp/@MARK@-a) `touch /tmp/@MARK@-b` it's "quoted" ${HOME} $HOME \\ ; touch /tmp/@MARK@-c  end"""
 
 
-async def test_expressions_in_run_scripts_are_never_code(engine, shared, shared_name, tmp_path):
+async def test_expressions_in_run_scripts_are_never_code(run_shared, shared_name):
     mark = unique_name()
     message = HOSTILE.replace("@MARK@", mark)
-    plan = write_plan(tmp_path, """
+    outcome = await run_shared("""
         version: 1
         name: injection
         env: @ENV@
@@ -1197,8 +1188,7 @@ async def test_expressions_in_run_scripts_are_never_code(engine, shared, shared_
           - id: in-variable
             environment: {MSG: "${inputs.msg}"}
             run: printf '%s\\n' "$MSG"
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan, inputs={"msg": message})
+        """, inputs={"msg": message})
     ok(outcome, "bare", "double", "single", "heredoc", "quoted-heredoc", "in-variable")
     assert outcome.lines("bare") == [message]
     for step in ("double", "single", "heredoc", "quoted-heredoc"):
@@ -1208,9 +1198,9 @@ async def test_expressions_in_run_scripts_are_never_code(engine, shared, shared_
     assert leftovers == "", f"the message ran as code: {leftovers}"
 
 
-async def test_a_multiline_input_prints_exactly(engine, shared, tmp_path):
+async def test_a_multiline_input_prints_exactly(run_shared):
     message = "line one\n  line 'two'\n$(echo three)"
-    plan = write_plan(tmp_path, """
+    outcome = await run_shared("""
         version: 1
         name: multiline
         env: @ENV@
@@ -1224,8 +1214,7 @@ async def test_a_multiline_input_prints_exactly(engine, shared, tmp_path):
               cat <<END
               ${inputs.msg}
               END
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan, inputs={"msg": message})
+        """, inputs={"msg": message})
     ok(outcome, "double", "heredoc")
     assert outcome.text("double") == message
     assert outcome.text("heredoc") == message
@@ -1502,8 +1491,8 @@ async def test_build_makes_the_image_once_and_reuses_it(engine, busybox_image, t
 # --- bad things at run time -------------------------------------------------------------------
 
 
-async def test_a_command_not_found_gives_127_and_a_hint(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_a_command_not_found_gives_127_and_a_hint(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: not-found
         env: @ENV@
@@ -1513,8 +1502,7 @@ async def test_a_command_not_found_gives_127_and_a_hint(engine, shared, tmp_path
           - id: argv
             shell: [no-such-interpreter, -c]
             run: print(1)
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     argv = outcome.finished("argv")
     assert argv.status == "failure" and argv.exit_code == 127
     assert "not found" in argv.reason
@@ -1526,8 +1514,8 @@ async def test_a_command_not_found_gives_127_and_a_hint(engine, shared, tmp_path
     )
 
 
-async def test_a_one_megabyte_line_arrives_whole(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_a_one_megabyte_line_arrives_whole(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: big-line
         env: @ENV@
@@ -1537,16 +1525,15 @@ async def test_a_one_megabyte_line_arrives_whole(engine, shared, tmp_path):
               head -c 1048576 /dev/zero | tr '\\0' 'x'
               echo
               echo after
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     ok(outcome, "big")
     assert outcome.lines("big") == ["x" * 1048576, "after"]
     log = outcome.store.log_file(outcome.run_id, "big").read_bytes()
     assert log == b"x" * 1048576 + b"\nafter\n"
 
 
-async def test_binary_output_does_not_break_the_run(engine, shared, tmp_path):
-    plan = write_plan(tmp_path, """
+async def test_binary_output_does_not_break_the_run(run_shared):
+    outcome = await run_shared("""
         version: 1
         name: binary
         env: @ENV@
@@ -1560,8 +1547,7 @@ async def test_binary_output_does_not_break_the_run(engine, shared, tmp_path):
           - id: after
             needs: [bin]
             run: echo "tail ${steps.bin.stdout | tail(1) | trim}"
-        """, ENV=shared)
-    outcome = await run_plan(engine, plan)
+        """)
     ok(outcome, "bin", "after")
     lines = outcome.lines("bin")
     assert lines[0] == "ok \ufffd\ufffd mid \ufffd"

@@ -174,14 +174,7 @@ def on_screen(app: GlmtuiApp, widget: Any) -> bool:
 
 
 async def wait_until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 20, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}\n{screen_text(pilot.app)}")
-        await pilot.pause(0.05)
+    return await helpers.until(predicate, timeout, what=what, pause=pilot.pause, shown=lambda: screen_text(pilot.app))
 
 
 async def select_env(pilot: Pilot, app: GlmtuiApp, name: str) -> None:
@@ -595,7 +588,7 @@ async def test_palette_finds_environment_new_and_runs_it(tmp_path: Path) -> None
 async def test_r_from_the_environments_pane_picks_a_plan_that_enter_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """DESIGN's footer: `r` runs a plan from the main screen, not only from the plan pane."""
+    """The footer (README, "The terminal UI"): `r` runs a plan from the main screen, not only from the plan pane."""
     project = tmp_path / "project"
     write_plan(project / "plans", "version: 1\nname: picked\nsteps:\n  - id: a\n    run: echo hi\n", "picked.yaml")
     monkeypatch.chdir(project)
@@ -649,10 +642,7 @@ async def test_q_quits_at_once_when_nothing_runs_and_closes_the_engine(tmp_path:
 
 
 async def wait_for_exit(app: GlmtuiApp, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while app.is_running:
-        assert time.monotonic() < deadline, "the app did not exit"
-        await asyncio.sleep(0.05)
+    await helpers.until(lambda: not app.is_running, timeout, what="the app to exit")
 
 
 # --- plans in the app: run, output, cancel, quit during a run ----------------------------------

@@ -67,15 +67,7 @@ class Tmux:
         return self("display-message", "-p", "-t", self.session, f"#{{{field}}}").stdout.strip()
 
     def wait_for(self, predicate: Callable[[str], Any], timeout: float = 20, what: str = "") -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            value = predicate(screen)
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; the screen:\n{screen}")
-            time.sleep(0.1)
+        return helpers.wait_for(lambda: predicate(self.screen()), timeout, what=what, shown=self.screen)
 
     def kill(self) -> None:
         self("kill-server", check=False)

@@ -105,14 +105,7 @@ def marks(app: PaneApp) -> dict[str, str]:
 
 
 async def wait_until(pilot: Pilot, predicate: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}\n{screen_text(pilot.app)}")
-        await pilot.pause(0.05)
+    return await helpers.until(predicate, timeout, what=what, pause=pilot.pause, shown=lambda: screen_text(pilot.app))
 
 
 async def run_finished(pilot: Pilot, app: PaneApp, count: int = 1, timeout: float = 60) -> RunStateChanged:
@@ -300,6 +293,58 @@ async def test_a_required_input_is_asked_for_in_the_form(tmp_path: Path) -> None
         assert rows(app)["deploy"][7] == 'echo "deploying to staging"'
         assert "the plan is invalid" not in screen_text(app)
         assert app.pane.check_action("run", ()) is True
+
+
+async def test_the_inputs_form_binds_the_plan_the_pane_has_without_reading_its_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: read-once
+        inputs:
+          times: {type: integer, default: 2}
+        steps:
+          - id: say
+            run: echo "x${inputs.times}"
+        """)
+    from glmtui.plan import loader
+
+    reads: list[Any] = []
+    load_documents = loader.load_documents
+    monkeypatch.setattr(loader, "load_documents", lambda paths: reads.append(paths) or load_documents(paths))
+    app = PaneApp(tmp_path, plan)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        previewed = len(reads)
+        screen = await set_inputs(pilot, app, {"times": "many"})
+        assert "input 'times' must be an integer, not 'many'" in str(screen.query_one("#inputs-errors").content)
+        await pilot.press("ctrl+s")  # applied again: bound again, still from the plan the pane has
+        await pilot.pause(0.1)
+        assert app.screen is screen
+        assert len(reads) == previewed, "the form read the plan file again"
+
+
+async def test_a_workflows_required_input_is_in_the_form_when_the_plan_does_not_bind(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: flows
+        inputs:
+          region: {type: string, default: eu}
+        workflows:
+          deploy:
+            default: true
+            inputs:
+              target: {type: string, description: Where to deploy}
+            steps:
+              - id: go
+                run: echo "${inputs.region} ${inputs.target}"
+        """)
+    app = PaneApp(tmp_path, plan)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        assert "input 'target' is required" in screen_text(app)
+        screen = await set_inputs(pilot, app, {"target": "staging"})
+        assert not isinstance(app.screen, PlanInputsScreen), str(screen.query_one("#inputs-errors").content)
+        assert rows(app)["go"][7] == 'echo "eu staging"'
 
 
 async def test_secret_values_never_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -618,6 +663,7 @@ async def test_a_run_that_cannot_start_says_why(tmp_path: Path, engine: Any) -> 
             remove_run_leftovers(run_id)
 
 
+@pytest.mark.docker
 async def test_a_plan_that_asks_for_host_access_runs_only_once_the_dialog_allows_it(
     tmp_path: Path, engine: Any, busybox_image: str
 ) -> None:
@@ -659,6 +705,7 @@ async def test_a_plan_that_asks_for_host_access_runs_only_once_the_dialog_allows
             remove_run_leftovers(run_id)
 
 
+@pytest.mark.docker
 async def test_a_run_with_a_short_secret_warns_that_it_is_masked_only_as_a_word(
     tmp_path: Path, engine: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -36,23 +36,17 @@ def apply(files: tuple[Path, ...]) -> None:
     one error and nothing is saved."""
     from glmtui.errors import BadInput
     from glmtui.plan.model import PlanInvalid
-    from glmtui.service.definition import load_agent_file
 
-    definitions, errors, seen = [], [], {}
-    for path in files:
-        try:
-            definition = load_agent_file(path, state().config)
-        except PlanInvalid as err:
-            errors += err.errors
-            continue
+    checked, errors = _check_files(files)
+    if errors:
+        raise PlanInvalid(errors)
+    seen: dict[str, Path] = {}
+    for path, definition in checked:
         if definition.name in seen:
             raise BadInput(f"{path}: agent {definition.name!r} is also defined in {seen[definition.name]}")
         seen[definition.name] = path
-        definitions.append(definition)
-    if errors:
-        raise PlanInvalid(errors)
     records = _records()
-    for definition in definitions:
+    for _, definition in checked:
         outcome = records.apply(definition)
         click.echo(records.get(definition.name).applied(outcome))
 
@@ -62,18 +56,26 @@ def apply(files: tuple[Path, ...]) -> None:
 def validate(files: tuple[Path, ...]) -> None:
     """Check agent FILES without saving them: every error, as FILE:LINE:COL: message."""
     from glmtui.plan.model import PlanInvalid
-    from glmtui.service.definition import load_agent_file
 
-    errors = []
-    for path in files:
-        try:
-            definition = load_agent_file(path, state().config)
-        except PlanInvalid as err:
-            errors += err.errors
-            continue
+    checked, errors = _check_files(files)
+    for path, definition in checked:
         click.echo(f"{path}: valid (agent {definition.name})")
     if errors:
         raise PlanInvalid(errors)
+
+
+def _check_files(files: tuple[Path, ...]) -> tuple[list[tuple[Path, Any]], list[Any]]:
+    """Each agent file checked: (path, definition) of the valid ones, and every error of the others."""
+    from glmtui.plan.model import PlanInvalid
+    from glmtui.service.definition import load_agent_file
+
+    checked, errors = [], []
+    for path in files:
+        try:
+            checked.append((path, load_agent_file(path, state().config)))
+        except PlanInvalid as err:
+            errors += err.errors
+    return checked, errors
 
 
 @agents_group.command("schema")

@@ -39,6 +39,8 @@ def get(key: str | None, as_json: bool) -> None:
             print_json(value)
         else:
             click.echo("" if value is None else _text(value))
+        if config.sources.get(key, "default") != "default":  # stderr: scripts read the value alone
+            click.echo(f"glmtui: {key} is from {config.origin(key)}", err=True)
         return
     values = config.items()
     if as_json:
@@ -54,6 +56,8 @@ def get(key: str | None, as_json: bool) -> None:
     from glmtui.render import table
 
     table(["KEY", "VALUE", "SOURCE"], [[k, _text(v), config.sources.get(k, "")] for k, v in sorted(values.items())])
+    click.echo(f"\nuser file: {config.files['user']}")
+    click.echo(f"project file: {config.files['project'] or 'none here (glmtui init makes one)'}")
 
 
 def _text(value) -> str:
@@ -74,6 +78,9 @@ def set_(key: str, value: str, scope: str) -> None:
 
     path = set_value(key, value, scope)
     click.echo(f"set {key} in {path}")
+    import shlex
+
+    _say_if_overridden(key, scope, f"glmtui config set --project {key} {shlex.quote(value)} changes it for this project")
 
 
 @config_group.command("unset")
@@ -85,6 +92,22 @@ def unset(key: str, scope: str) -> None:
 
     path_note = "removed" if unset_value(key, scope) else "was not set"
     click.echo(f"{key} {path_note}")
+    _say_if_overridden(key, scope, f"glmtui config unset --project {key} removes it from this project")
+
+
+def _say_if_overridden(key: str, scope: str, project_hint: str) -> None:
+    """A warning when a layer above the file just written decides KEY here: the project file over
+    the user file, or a GLMTUI_* variable over both."""
+    from glmtui.config import Config
+
+    config = Config.load()
+    winner = config.sources.get(key, "default")
+    if winner == scope or winner == "default" or (scope, winner) == ("project", "user"):
+        return
+    over = "every file" if winner == "env" else "the user file"
+    hint = f" ({project_hint})" if winner == "project" else ""
+    click.echo(f"glmtui: warning: here {key} is still {_text(config.get(key))}: {config.origin(key)} sets it and "
+               f"wins over {over}{hint}", err=True)
 
 
 @click.command("init")

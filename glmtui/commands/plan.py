@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,13 +15,14 @@ from glmtui.units import counted
 
 
 def plan_options(function):
-    """The flags every plan command takes (PLAN-FORMAT.md, "Running")."""
+    """The flags every plan command takes (docs/plan-format.md, "Running")."""
     options = [
         click.argument("plan", type=click.Path(dir_okay=False, path_type=Path), required=False),
         click.option("-f", "--file", "files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
                      help="Plan file; several are merged in order (steps by id)."),
         click.option("--workflow", "-w", help="The workflow to run (default: the plan's default)."),
-        click.option("--input", "-i", "inputs", multiple=True, metavar="K=V", help="A plan input."),
+        click.option("--input", "-i", "inputs", multiple=True, metavar="K=V|JSON",
+                     help="A plan input, or a JSON object of inputs: -i topic=x, -i '{\"topic\": \"x\"}'."),
         click.option("--input-file", type=click.Path(dir_okay=False, path_type=Path), help="Inputs from JSON/YAML."),
         click.option("--env-file", "env_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
                      help="Variables for secrets and ${env.X} (beside the plan's .env)."),
@@ -32,25 +35,41 @@ def plan_options(function):
 
 
 def _load(plan, files, workflow, inputs, input_file, env_files, variables, *, check_secrets=True):
+    """The plan built from its files, then bound to the values of the command line."""
     from glmtui.errors import BadInput
-    from glmtui.plan.validate import load_plan, secret_warnings
+    from glmtui.plan.validate import bind_plan, build_plan, secret_warnings
 
     paths = ([plan] if plan else []) + list(files)
     if not paths:
         raise BadInput("name a plan file", hint="glmtui plan run PLAN.yaml")
-    loaded = load_plan(
-        paths,
-        workflow=workflow,
-        inputs=parse_pairs(inputs, "--input"),
-        input_file=input_file,
-        env_files=list(env_files),
-        extra_env=parse_variables(variables, "-e"),
-        check_secrets=check_secrets,
-        docker_host=state().config.get("docker_host"),
-    )
+    given, extra_env = parse_inputs(inputs), parse_variables(variables, "-e")
+    built = build_plan(paths, docker_host=state().config.get("docker_host"))
+    loaded = bind_plan(built, workflow=workflow, inputs=given, input_file=input_file, env_files=list(env_files),
+                       extra_env=extra_env, check_secrets=check_secrets)
     for warning in secret_warnings(loaded.secrets):
         click.echo(f"glmtui: warning: {warning}", err=True)
     return loaded
+
+
+def parse_inputs(given: tuple[str, ...]) -> dict[str, Any]:
+    """The --input values in order, a later one winning: KEY=VALUE (text, parsed to the input's
+    type), or a JSON object of inputs (its values keep their JSON types), as model-compose takes."""
+    from glmtui.errors import BadInput
+
+    inputs: dict[str, Any] = {}
+    for text in given:
+        if not text.lstrip().startswith("{"):
+            inputs.update(parse_pairs((text,), "--input"))
+            continue
+        try:
+            values = json.loads(text)
+        except ValueError as err:
+            raise BadInput(f"--input {text!r} is not a JSON object: {err}",
+                           hint='--input KEY=VALUE, or --input \'{"KEY": VALUE}\'') from None
+        if not isinstance(values, dict):
+            raise BadInput(f"--input {text!r} is not a JSON object", hint='--input \'{"KEY": VALUE}\'')
+        inputs.update(values)
+    return inputs
 
 
 @click.group("plan")
@@ -205,7 +224,7 @@ def runs_group(ctx: click.Context, as_json: bool, limit: int) -> None:
     from glmtui.store import Store
 
     store = Store()
-    records = store.runs(limit)
+    records = store.runs(limit, with_steps=as_json)
     store.close()
     if as_json:
         print_json([r.as_json() for r in records])

@@ -39,7 +39,7 @@ from glmtui.docker.spec import (
 )
 from glmtui.docker.wire import EngineHTTPError, Wire
 from glmtui.errors import BadInput, Conflict, EngineUnreachable, GlmtuiError, NotFound, WorkFailed
-from glmtui.units import parse_duration
+from glmtui.units import format_bytes, parse_duration
 
 CREATING_GRACE = 60  # seconds a container may stay "created" before `clean` takes it
 END_SECONDS = 10  # how long `end_processes` tries to start its exec
@@ -278,7 +278,7 @@ class Engine:
             raise BadInput("no command given")
         tag = uuid.uuid4().hex
         env_list = [f"{k}={v}" for k, v in (environment or {}).items()] + [f"GLMTUI_EXEC={tag}"]
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         command = ["/bin/sh", "-c", _REAP_SCRIPT, "glmtui-reap", *argv] if reap else argv
         execution = await self._create_exec(name, command, env_list, workdir, user, attach=True)
         collected: dict[int, bytearray] = {STDOUT: bytearray(), STDERR: bytearray()}
@@ -326,7 +326,7 @@ class Engine:
             if "not found" in result.reason:
                 result.exit_code = 127
         elif exit_code == -1 or exit_code >= 128:
-            result.reason = await self._why_ended(name, exit_code)
+            result.reason = await self._why_ended(name, exit_code, since=started_at)
         return result
 
     async def spawn(self, name: str, argv: Sequence[str], *, user: str | None = None) -> None:
@@ -359,21 +359,33 @@ class Engine:
             await asyncio.sleep(0.01)
         return -1
 
-    async def _why_ended(self, name: str, exit_code: int) -> str | None:
-        """Why a command died of a signal: its environment stopped, ran out of memory, or a kill."""
+    async def _why_ended(self, name: str, exit_code: int, *, since: float) -> str | None:
+        """Why a command died of a signal: its environment stopped, it ran out of memory (the
+        engine's `oom` event since the command started: the environment's init lives on, so
+        its OOMKilled stays false), or a kill."""
         for _ in range(10):  # Docker needs a moment to see a killed container as stopped
             try:
-                state = (await self._wire.json("GET", f"/containers/{container_name(name)}/json"))["State"]
+                info = await self._wire.json("GET", f"/containers/{container_name(name)}/json")
             except EngineHTTPError:
                 return "the environment was removed while the command ran"
-            if state.get("OOMKilled"):
-                return "the environment ran out of memory and the command was killed"
+            state = info["State"]
+            if state.get("OOMKilled") or await self._ran_out_of_memory(name, since):
+                limit = (info.get("HostConfig") or {}).get("Memory")
+                return "the command ran out of memory" + (
+                    f": the environment's limit is {format_bytes(limit)}" if limit else "")
             if not state.get("Running"):
                 return "the environment stopped while the command ran"
             await asyncio.sleep(0.05)
         if exit_code > 128:
             return f"killed by signal {exit_code - 128}"
         return None
+
+    async def _ran_out_of_memory(self, name: str, since: float) -> bool:
+        """Whether the engine reported the environment out of memory since `since` (epoch seconds)."""
+        filters = {"type": ["container"], "event": ["oom"], "container": [container_name(name)]}
+        params = {"since": f"{since:.9f}", "until": f"{time.time():.9f}", "filters": json.dumps(filters)}
+        async with self._wire.request("GET", "/events", params=params) as response:
+            return bool((await response.read()).strip())
 
     async def end_processes(self, name: str, variable: str, value: str, *, user: str | None = None) -> None:
         """End every process in the environment whose environment holds variable=value.

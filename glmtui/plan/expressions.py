@@ -57,6 +57,8 @@ class ExpressionError(BadInput):
 
 @dataclass(frozen=True)
 class Reference:
+    """A `${...}` reference to a value: its path (`steps.a.stdout`) and where it stands in the text."""
+
     path: tuple[str | int, ...]
     offset: int
 
@@ -66,6 +68,8 @@ class Reference:
 
 @dataclass(frozen=True)
 class _Token:
+    """A token of an expression."""
+
     kind: str  # "name", "number", "string", "op", "end"
     value: Any
     pos: int
@@ -174,6 +178,8 @@ class _Node:
 
 @dataclass
 class _Literal(_Node):
+    """A number, string, boolean or null written in an expression."""
+
     value: Any
     pos: int
 
@@ -183,6 +189,8 @@ class _Literal(_Node):
 
 @dataclass
 class _List(_Node):
+    """A list written in an expression: `[a, b]`."""
+
     items: list[_Node]
     pos: int
 
@@ -195,6 +203,8 @@ class _List(_Node):
 
 @dataclass
 class _Root(_Node):
+    """A name at the start of a reference: `inputs`, `steps`, `env`..."""
+
     name: str
     pos: int
 
@@ -239,6 +249,8 @@ def _lookup(value: Any, key: str | int) -> Any:
 
 @dataclass
 class _Call(_Node):
+    """A status function of a condition: `success()`, `failure()`, `always()`."""
+
     name: str
     pos: int
 
@@ -250,6 +262,8 @@ class _Call(_Node):
 
 @dataclass
 class _Not(_Node):
+    """`!x`."""
+
     operand: _Node
     pos: int
 
@@ -282,6 +296,8 @@ class _BoolOp(_Node):
 
 @dataclass
 class _Compare(_Node):
+    """`a == b`, `a < b` and the other comparisons."""
+
     op: str
     left: _Node
     right: _Node
@@ -350,6 +366,8 @@ def _type_name(value: Any) -> str:
 
 @dataclass
 class _FilterCall:
+    """One filter of a filtered value, with its arguments: `tail(200)`."""
+
     name: str
     args: list[_Node]
     pos: int
@@ -357,6 +375,8 @@ class _FilterCall:
 
 @dataclass
 class _Filtered(_Node):
+    """A value passed through filters: `x | tail(200) | default('')`."""
+
     base: _Node
     filters: list[_FilterCall]
     pos: int

@@ -9,10 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from glmtui.errors import BadInput
 from glmtui.plan.permissions import Permissions
+
+if TYPE_CHECKING:
+    from glmtui.plan.loader import Document
 
 KINDS = ("run", "write", "copy", "http", "use", "workflow", "llm", "agent")
 DEFAULT_WORKFLOW = "main"  # the name of a plan's single workflow (`steps:`)
@@ -32,6 +35,8 @@ class Location(NamedTuple):  # a tuple: one is made for every node of a plan, qu
 
 @dataclass(frozen=True)
 class PlanError:
+    """One problem of a plan, at its place: FILE:LINE:COL: message."""
+
     file: Path
     line: int
     col: int
@@ -55,6 +60,8 @@ class PlanInvalid(BadInput):
 
 @dataclass(frozen=True)
 class InputSpec:
+    """An input the plan (or a workflow) declares: its type, default and whether it must be given."""
+
     name: str
     type: str = "string"
     default: Any = None
@@ -65,6 +72,8 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class ParamSpec:
+    """A parameter of a component, given with `with:` by the steps that use it."""
+
     name: str
     default: Any = None
     description: str | None = None
@@ -73,6 +82,8 @@ class ParamSpec:
 
 @dataclass(frozen=True)
 class Retry:
+    """How a failed step is tried again."""
+
     attempts: int = 0  # attempts after the first
     delay: float = DEFAULT_RETRY_DELAY  # seconds before the first retry
     backoff: Literal["fixed", "exponential"] = "fixed"
@@ -84,6 +95,8 @@ class Retry:
 
 @dataclass(frozen=True)
 class Step:
+    """One step of a workflow, as the runner runs it."""
+
     id: str
     kind: str  # run, write, copy, http, workflow, llm or agent (a `use` step takes its component's)
     spec: Any  # the kind's value as written; for `workflow` the workflow's name
@@ -109,6 +122,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Workflow:
+    """A named graph of steps (a plan's `steps:` is the workflow `main`)."""
+
     name: str
     steps: list[Step]
     description: str | None = None
@@ -122,6 +137,8 @@ class Workflow:
 
 @dataclass(frozen=True)
 class Component:
+    """A reusable step template (`components:`), expanded into the steps that `use` it."""
+
     name: str
     kind: str
     spec: Any
@@ -133,6 +150,8 @@ class Component:
 
 @dataclass(frozen=True)
 class Mount:
+    """A bind mount of a host path into the environment."""
+
     host: str  # as written: relative to the plan's folder, may hold ${...}
     container: str
     read_only: bool = False
@@ -140,12 +159,16 @@ class Mount:
 
 @dataclass(frozen=True)
 class CopyIn:
+    """A host path copied into the environment when it is made."""
+
     host: str  # as written: relative to the plan's folder
     container: str
 
 
 @dataclass(frozen=True)
 class Build:
+    """An image built from a folder for the plan's environment."""
+
     context: str  # as written: relative to the plan's folder
     dockerfile: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
@@ -163,6 +186,8 @@ class Resources:
 
 @dataclass(frozen=True)
 class EnvConfig:
+    """The environment a plan runs in: named or throw-away, its image, limits and files."""
+
     name: str | None = None  # None: a throw-away environment
     image: str | None = None  # None (and no build): the configured default image
     build: Build | None = None
@@ -178,6 +203,8 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class Plan:
+    """A plan built from its files (validate.build_plan): every workflow, its inputs, secrets and environment."""
+
     name: str
     file: Path  # the first plan file
     dir: Path  # its folder: relative host paths start here
@@ -191,6 +218,8 @@ class Plan:
     env: EnvConfig = EnvConfig()
     components: dict[str, Component] = field(default_factory=dict)
     permissions: Permissions = Permissions()  # the host access it declares (`permissions:`)
+    # the merged files with the place of every node: binding the plan points its errors there
+    document: Document | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ Add = Callable[[tuple[str | int, ...], str], None]  # report a problem at a docu
 
 @dataclass(frozen=True)
 class HostPath:
+    """A host path a plan may reach, read-only or also for writing."""
+
     path: Path  # absolute, symlinks resolved
     write: bool = False
 

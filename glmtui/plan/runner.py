@@ -44,6 +44,8 @@ def new_run_id() -> str:
 
 @dataclass
 class RunResult:
+    """How a run ended."""
+
     run_id: str
     status: str  # success | failure | cancelled
     kept_environment: str | None = None

@@ -106,12 +106,16 @@ class Context(Enum):
 
 @dataclass
 class RenderedScript:
+    """A run step's script with its values outside the code: the script and the variables holding them."""
+
     script: str
     env: dict[str, str]
 
 
 @dataclass
 class _HereDoc:
+    """A here-document the scanner is inside of."""
+
     delimiter: str
     quoted: bool
     strip_tabs: bool
@@ -199,6 +203,8 @@ class _Word:
 
 @dataclass
 class _Frame:
+    """One level of shell syntax the scanner is inside of (a command substitution, quotes, ${...})."""
+
     kind: str  # "cmd", "sq", "ansi", "dq", "param", "arith", "comment", "heredoc"
     closer: str = ""  # cmd: ")" for $( ), "`" for backticks, "" at the top; arith: "]" for $[ ]
     in_dq: bool = False  # param: the ${...} stands inside double quotes

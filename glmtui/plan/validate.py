@@ -1,10 +1,11 @@
-"""A plan file to a LoadedPlan, or PlanInvalid naming every problem with its place.
+"""Plan files to a Plan (`build_plan`), a Plan to a LoadedPlan (`bind_plan`), or
+PlanInvalid naming every problem with its place.
 
-The order of work: load the YAML (loader), check the version, check the JSON
-Schema, build the model (expanding components) while checking what the schema
-cannot say (kinds, ids, needs, cycles, expressions), then resolve the values
-from outside the plan (inputs, secrets, the workflow to run). Problems under a
-node the schema already rejected are not reported a second time.
+Building: load the YAML (loader), check the version, check the JSON Schema, build
+the model (expanding components) while checking what the schema cannot say (kinds,
+ids, needs, cycles, expressions, host access). Binding: resolve the values from
+outside the plan (the workflow to run, inputs, secrets, variables). Problems under
+a node the schema already rejected are not reported a second time.
 """
 
 from __future__ import annotations
@@ -77,28 +78,39 @@ def schema_text() -> str:
     return SCHEMA_FILE.read_text(encoding="utf-8")
 
 
-def load_plan(
-    paths: Sequence[Path],
+def build_plan(paths: Sequence[Path], *, docker_host: str | None = None) -> Plan:
+    """Plan files read, merged and checked into the model the runner uses (components
+    expanded), or PlanInvalid naming every problem in them. `docker_host` (the config's)
+    names the engine whose socket a mount must not reach undeclared. The plan keeps its
+    document, so `bind_plan` reads no file again."""
+    document = load_documents(list(paths))
+    _check_version(document)
+    report, plan = check_document(document, docker_host=docker_host)
+    report.raise_if_any()
+    return plan
+
+
+def bind_plan(
+    plan: Plan,
     *,
     workflow: str | None = None,
-    inputs: Mapping[str, str] | None = None,
+    inputs: Mapping[str, Any] | None = None,
     input_file: Path | None = None,
     env_files: Sequence[Path] = (),
     extra_env: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
     check_secrets: bool = True,
-    docker_host: str | None = None,
 ) -> LoadedPlan:
-    """Load, merge and validate plan files and the values given from outside.
+    """A built plan bound to what a run takes from outside it: the workflow to run, the inputs
+    (text as `--input K=V` gives it, parsed to each input's type, or typed values), the
+    secrets and the variables of ${env.X}; PlanInvalid names every problem with them.
 
-    A secret's (and ${env.X}'s) value comes from, first found: `extra_env`
-    (-e K=V), `environ`, the `env_files` (a later file wins), the `.env` beside
-    the first plan file. `docker_host` (the config's) names the engine whose socket
-    a mount must not reach undeclared.
+    A secret's (and ${env.X}'s) value comes from, first found: `extra_env` (-e K=V),
+    `environ`, the `env_files` (a later file wins), the `.env` beside the first plan file.
     """
-    document = load_documents(list(paths))
-    _check_version(document)
-    report, plan = check_document(document, docker_host=docker_host)
+    document = plan.document
+    assert document is not None, "a plan from build_plan or check_document"
+    report = _Report(document)
     env = env_view(plan, env_files, extra_env or {}, os.environ if environ is None else environ, report)
     secrets = _secrets(document, plan, env, check_secrets, report)
     chosen = _choose_workflow(document, plan, workflow, report)
@@ -106,6 +118,11 @@ def load_plan(
     report.raise_if_any()
     assert chosen is not None
     return LoadedPlan(plan, chosen, values, secrets, env)
+
+
+def load_plan(paths: Sequence[Path], *, docker_host: str | None = None, **binding: Any) -> LoadedPlan:
+    """`build_plan` then `bind_plan`, for a caller that has the files and the values at hand."""
+    return bind_plan(build_plan(paths, docker_host=docker_host), **binding)
 
 
 # --- reporting -----------------------------------------------------------------------------
@@ -447,6 +464,7 @@ class _Builder:
             version=SUPPORTED_VERSION,
             description=_str(data.get("description")),
             files=self.document.files,
+            document=self.document,
             inputs=self.inputs,
             secrets=self.secrets,
             env=env,
@@ -960,6 +978,8 @@ class _Calls:
 
 @dataclass(frozen=True)
 class _WorkflowContext:
+    """What checking the steps of one workflow needs to know about it."""
+
     name: str
     inputs: dict[str, InputSpec]
     ids: dict[str, int]
@@ -1075,7 +1095,7 @@ def _input_values(
     document: Document,
     plan: Plan,
     workflow: Workflow | None,
-    given: Mapping[str, str],
+    given: Mapping[str, Any],
     input_file: Path | None,
     report: _Report,
 ) -> dict[str, Any]:

@@ -31,6 +31,8 @@ def render(value: Any, values: Mapping[str, Any]) -> Any:
 
 @dataclass
 class StepOutcome:
+    """What a step kind hands back to the runner."""
+
     status: str  # success | failure
     exit_code: int | None = None
     reason: str | None = None

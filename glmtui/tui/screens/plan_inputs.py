@@ -1,17 +1,15 @@
 """The plan's inputs as a form: one field per input, validated the way `--input K=V` is.
 
-The form hands back the inputs as texts (what `--input` would give); the plan is
-loaded with them to validate, so the form and the command line agree on every
-rule. Secrets are only listed as set or not set, never shown.
+The form takes the plan the pane has built and hands back the inputs as texts (what
+`--input` would give); it binds that plan to them to validate (no file is read again),
+so the form and the command line agree on every rule. Secrets are only listed as set or
+not set, never shown.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -22,22 +20,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, Switch
 
 from glmtui.errors import GlmtuiError
-from glmtui.plan.model import LoadedPlan, PlanInvalid
+from glmtui.plan.model import InputSpec, Plan, PlanInvalid, Workflow
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
-
-
-@dataclass(frozen=True)
-class InputField:
-    name: str
-    type: str = "string"
-    default: Any = None
-    description: str | None = None
-    required: bool = False
-
-    @property
-    def default_text(self) -> str:
-        return value_text(self.default)
 
 
 def value_text(value: Any) -> str:
@@ -53,33 +38,6 @@ def value_text(value: Any) -> str:
     return json.dumps(value)
 
 
-def fields_of(loaded: LoadedPlan) -> list[InputField]:
-    specs = {**loaded.plan.inputs, **loaded.workflow.inputs}
-    return [InputField(s.name, s.type, s.default, s.description, s.required) for s in specs.values()]
-
-
-def fields_from_files(paths: Sequence[Path]) -> tuple[list[InputField], list[tuple[str, bool]]]:
-    """The inputs and secrets as written, for a plan that does not load (a required input is missing)."""
-    import os
-
-    from glmtui.plan.loader import load_documents
-
-    try:
-        data = load_documents(list(paths)).data
-    except GlmtuiError:
-        return [], []
-    fields = []
-    raw = data.get("inputs") if isinstance(data, dict) else None
-    for name, spec in (raw or {}).items() if isinstance(raw, dict) else ():
-        spec = spec if isinstance(spec, dict) else {}
-        type_ = spec.get("type", "string")
-        required = bool(spec.get("required", "default" not in spec))
-        fields.append(InputField(str(name), str(type_), spec.get("default"), spec.get("description"), required))
-    secrets = data.get("secrets") if isinstance(data, dict) else None
-    names = [s for s in secrets if isinstance(s, str)] if isinstance(secrets, list) else []
-    return fields, [(name, bool(os.environ.get(name))) for name in names]
-
-
 class PlanInputsScreen(ModalScreen[dict[str, str] | None]):
     """Edit a plan's inputs; dismissed with the inputs as texts (None when cancelled)."""
 
@@ -92,21 +50,22 @@ class PlanInputsScreen(ModalScreen[dict[str, str] | None]):
     def __init__(
         self,
         *,
-        paths: Sequence[Path],
-        fields: list[InputField],
+        plan: Plan,
+        workflow: Workflow | None,
         given: dict[str, str],
         secrets: list[tuple[str, bool]],
-        workflow: str | None = None,
         title: str = "",
     ) -> None:
+        """The inputs of `plan` and of `workflow` (None: the plan's own only, when it has several
+        workflows and none is the default)."""
         super().__init__(classes="plan-modal")
-        self.paths = list(paths)
-        self.fields = fields
+        self.plan = plan
+        self.workflow = workflow
+        self.fields: list[InputSpec] = list({**plan.inputs, **(workflow.inputs if workflow else {})}.values())
         self.given = dict(given)
         self.secrets = secrets
-        self.workflow = workflow
         self.title_text = title
-        self._ids = {field.name: f"input-{_NOT_ID.sub('_', field.name)}" for field in fields}
+        self._ids = {field.name: f"input-{_NOT_ID.sub('_', field.name)}" for field in self.fields}
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="plan-dialog", id="inputs-dialog"):
@@ -118,7 +77,7 @@ class PlanInputsScreen(ModalScreen[dict[str, str] | None]):
                     yield Label(self._label(field), classes="input-label")
                     if field.description:
                         yield Static(Text(field.description.strip()), classes="input-help")
-                    text = self.given.get(field.name, field.default_text)
+                    text = self.given.get(field.name, value_text(field.default))
                     if field.type == "boolean":
                         value = text.strip().lower() in ("true", "yes", "1")
                         yield Switch(value=value, id=self._ids[field.name], classes="input-field")
@@ -143,7 +102,7 @@ class PlanInputsScreen(ModalScreen[dict[str, str] | None]):
             fields.first().focus()
 
     @staticmethod
-    def _label(field: InputField) -> Text:
+    def _label(field: InputSpec) -> Text:
         text = Text(field.name, style="bold")
         text.append(f"  {field.type}", style="cyan")
         if field.default is not None:
@@ -166,18 +125,19 @@ class PlanInputsScreen(ModalScreen[dict[str, str] | None]):
             else:
                 text = widget.value
             if field.required and field.default is None and not text and field.type != "boolean":
-                continue  # left empty: load_plan says it is required
-            if field.name in self.given or field.required or text != field.default_text:
+                continue  # left empty: bind_plan says it is required
+            if field.name in self.given or field.required or text != value_text(field.default):
                 out[field.name] = text
         return out
 
     def action_apply(self) -> None:
-        from glmtui.plan.validate import load_plan
+        from glmtui.plan.validate import bind_plan
 
         texts = self.values()
         errors: list[str] = []
+        workflow = self.workflow.name if self.workflow and len(self.plan.workflows) > 1 else None
         try:
-            load_plan(self.paths, workflow=self.workflow, inputs=texts, check_secrets=False)
+            bind_plan(self.plan, workflow=workflow, inputs=texts, check_secrets=False)
         except PlanInvalid as err:
             errors = [str(e) for e in err.errors if "input" in e.message]
         except GlmtuiError as err:
@@ -203,7 +163,7 @@ class PlanInputsScreen(ModalScreen[dict[str, str] | None]):
             self.action_cancel()
 
 
-def _placeholder(field: InputField) -> str:
+def _placeholder(field: InputSpec) -> str:
     return {
         "integer": "a whole number",
         "number": "a number",

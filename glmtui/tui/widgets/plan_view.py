@@ -824,20 +824,28 @@ class PlanPane(Widget):
             self.load(path)
 
     def action_inputs(self) -> None:
-        from glmtui.tui.screens.plan_inputs import PlanInputsScreen, fields_from_files, fields_of
+        from glmtui.tui.screens.plan_inputs import PlanInputsScreen
 
         if self.plan_path is None:
             self.notify("no plan: r picks one", severity="warning")
             return
         if self.loaded is not None:
-            fields = fields_of(self.loaded)
+            plan, workflow = self.loaded.plan, self.loaded.workflow
             secrets = [(item["name"], item["set"]) for item in (self.description or {}).get("secrets", [])]
-            workflow = self.loaded.workflow.name if len(self.loaded.plan.workflows) > 1 else None
-        else:
-            fields, secrets = fields_from_files([self.plan_path])
-            workflow = None
+        else:  # it does not bind (a required input is missing): the plan as built from its file
+            import os
+
+            from glmtui.plan.validate import build_plan
+
+            try:
+                plan = build_plan([self.plan_path], docker_host=self.config.get("docker_host"))
+            except GlmtuiError:
+                self.notify("the plan has errors (see the plan pane): fix them, then set its inputs", severity="error")
+                return
+            workflow = plan.workflows.get(plan.default_workflow or "")
+            secrets = [(name, bool(os.environ.get(name))) for name in plan.secrets]
         screen = PlanInputsScreen(
-            paths=[self.plan_path], workflow=workflow, fields=fields, given=self.input_texts, secrets=secrets,
+            plan=plan, workflow=workflow, given=self.input_texts, secrets=secrets,
             title=(self.description or {}).get("plan") or self.plan_path.name,
         )
         self.app.push_screen(screen, self._inputs_given)
