@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,15 +126,75 @@ def _serve_plans(value: Any) -> list[str]:
 
 
 def _serve_allow(value: Any) -> dict[str, Any]:
-    from glmtui.server.policy import check_allow
-
     return check_allow(_yaml_text(value, "serve.allow") or {})
 
 
 def _serve_hooks(value: Any) -> dict[str, Any]:
-    from glmtui.server.hooks import check_hooks
-
     return check_hooks(_yaml_text(value, "serve.hooks") or {})
+
+
+# serve.allow has the keys of a plan's permissions (glmtui.server.policy makes them a grant)
+ALLOW_FLAGS = ("network_host", "docker_socket", "root")
+ALLOW_KEYS = ("host_paths", *ALLOW_FLAGS)
+# serve.hooks (glmtui.server.hooks serves them)
+HOOK_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+HOOK_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HOOK_KEYS = ("plan", "agent", "workflow", "secret_env", "inputs")
+HOOK_PAYLOAD = "payload"  # the input that gets the body
+HOOK_AGENT_PAYLOAD = "GLMTUI_HOOK_PAYLOAD"  # an agent sees the body as ${env.GLMTUI_HOOK_PAYLOAD} (JSON text)
+
+
+def check_allow(value: Any) -> dict[str, Any]:
+    """`serve.allow` as written, checked: BadInput naming the first wrong key."""
+    if not isinstance(value, dict):
+        raise BadInput("serve.allow: a mapping like "
+                       "{host_paths: [{path: /srv/data, write: false}], network_host: false, docker_socket: false, root: false}")
+    for key, item in value.items():
+        if key not in ALLOW_KEYS:
+            raise BadInput(f"serve.allow: unknown key {key!r}{did_you_mean(str(key), ALLOW_KEYS)}",
+                           hint=f"the keys are {', '.join(ALLOW_KEYS)}")
+        if key in ALLOW_FLAGS and not isinstance(item, bool):
+            raise BadInput(f"serve.allow.{key}: true or false, not {item!r}")
+    if not isinstance(value.get("host_paths") or [], list):
+        raise BadInput("serve.allow.host_paths: a list of {path, write}")
+    for index, entry in enumerate(value.get("host_paths") or []):
+        where = f"serve.allow.host_paths[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or set(entry) - {"path", "write"}:
+            raise BadInput(f"{where}: {{path: /absolute/path, write: true|false}}")
+        if not (entry["path"].startswith("/") or entry["path"].startswith("~")):
+            raise BadInput(f"{where}: {entry['path']!r} is not an absolute path")
+        if not isinstance(entry.get("write", False), bool):
+            raise BadInput(f"{where}.write: true or false")
+    return value
+
+
+def check_hooks(value: Any) -> dict[str, Any]:
+    """`serve.hooks` as written, checked: BadInput naming the first wrong key."""
+    if not isinstance(value, dict):
+        raise BadInput("serve.hooks: a mapping of hook name to {plan or agent, secret_env, inputs, workflow}")
+    for name, hook in value.items():
+        where = f"serve.hooks.{name}"
+        if not isinstance(name, str) or not HOOK_NAME.match(name):
+            raise BadInput(f"{where}: a hook name is lower-case letters, digits, '.', '_' and '-'")
+        if not isinstance(hook, dict):
+            raise BadInput(f"{where}: a mapping {{plan or agent, secret_env, inputs, workflow}}")
+        unknown = sorted(set(hook) - set(HOOK_KEYS))
+        if unknown:
+            raise BadInput(f"{where}: unknown key {unknown[0]!r} (the keys are {', '.join(HOOK_KEYS)})")
+        if ("plan" in hook) == ("agent" in hook):
+            raise BadInput(f"{where}: name a plan or an agent (one of them)")
+        for key in ("plan", "agent", "workflow"):
+            if key in hook and not (isinstance(hook[key], str) and HOOK_NAME.match(hook[key])):
+                raise BadInput(f"{where}.{key}: a name, not {hook[key]!r}")
+        if "agent" in hook and ("workflow" in hook or "inputs" in hook):
+            raise BadInput(f"{where}: an agent takes no workflow or inputs (it sees the body as ${{env.{HOOK_AGENT_PAYLOAD}}})")
+        if not (isinstance(hook.get("secret_env"), str) and HOOK_VARIABLE.match(hook["secret_env"])):
+            raise BadInput(f"{where}.secret_env: the name of the variable of serve's environment that holds the "
+                           "hook's secret (e.g. GITHUB_HOOK_SECRET)")
+        inputs = hook.get("inputs", {})
+        if not isinstance(inputs, dict) or HOOK_PAYLOAD in inputs:
+            raise BadInput(f"{where}.inputs: a mapping of fixed inputs (not {HOOK_PAYLOAD!r}: the body is that one)")
+    return value
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from glmtui.config import HOOK_AGENT_PAYLOAD, HOOK_PAYLOAD
 from glmtui.errors import GlmtuiError, NotFound
 from glmtui.events import RunStarted
 from glmtui.plan.model import PlanInvalid
@@ -643,15 +644,15 @@ async def hook(api: Api, call: Call) -> Any:
     try:
         if target.plan:
             entry = settings.plans.get(target.plan)
-            if webhooks.PAYLOAD not in {**entry.plan.inputs, **_workflow_inputs(entry, target.workflow)}:
-                raise ApiError(422, f"hook {name}: plan {entry.name} has no input {webhooks.PAYLOAD!r} for the body "
+            if HOOK_PAYLOAD not in {**entry.plan.inputs, **_workflow_inputs(entry, target.workflow)}:
+                raise ApiError(422, f"hook {name}: plan {entry.name} has no input {HOOK_PAYLOAD!r} for the body "
                                     "(declare inputs: {payload: {type: object}})")
-            work = await api.start_run(entry, target.workflow, {**target.inputs, webhooks.PAYLOAD: payload},
+            work = await api.start_run(entry, target.workflow, {**target.inputs, HOOK_PAYLOAD: payload},
                                        approvals=False)
             started = {"id": work.id, "hook": name, "plan": entry.name}
         else:
             api.new_work()
-            execution = api.service.run_agent(target.agent, "hook", variables={webhooks.AGENT_PAYLOAD: dumps(payload)})
+            execution = api.service.run_agent(target.agent, "hook", variables={HOOK_AGENT_PAYLOAD: dumps(payload)})
             started = {"id": execution.id, "hook": name, "agent": target.agent}
     except BaseException:
         api.deliveries.forget(name, keys)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,11 +24,6 @@ from typing import Any
 from glmtui.errors import BadInput
 from glmtui.server.http import ApiError
 
-NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-HOOK_KEYS = ("plan", "agent", "workflow", "secret_env", "inputs")
-PAYLOAD = "payload"  # the input that gets the body
-AGENT_PAYLOAD = "GLMTUI_HOOK_PAYLOAD"  # an agent sees the body as ${env.GLMTUI_HOOK_PAYLOAD} (JSON text)
 GITHUB_SIGNATURE = "x-hub-signature-256"
 GITHUB_DELIVERY = "x-github-delivery"
 SIGNATURE = "x-glmtui-signature"
@@ -57,35 +51,6 @@ class Hook:
     @property
     def target(self) -> str:
         return f"plan {self.plan}" if self.plan else f"agent {self.agent}"
-
-
-def check_hooks(value: Any) -> dict[str, Any]:
-    """`serve.hooks` as written, checked: BadInput naming the first wrong key."""
-    if not isinstance(value, dict):
-        raise BadInput("serve.hooks: a mapping of hook name to {plan or agent, secret_env, inputs, workflow}")
-    for name, hook in value.items():
-        where = f"serve.hooks.{name}"
-        if not isinstance(name, str) or not NAME.match(name):
-            raise BadInput(f"{where}: a hook name is lower-case letters, digits, '.', '_' and '-'")
-        if not isinstance(hook, dict):
-            raise BadInput(f"{where}: a mapping {{plan or agent, secret_env, inputs, workflow}}")
-        unknown = sorted(set(hook) - set(HOOK_KEYS))
-        if unknown:
-            raise BadInput(f"{where}: unknown key {unknown[0]!r} (the keys are {', '.join(HOOK_KEYS)})")
-        if ("plan" in hook) == ("agent" in hook):
-            raise BadInput(f"{where}: name a plan or an agent (one of them)")
-        for key in ("plan", "agent", "workflow"):
-            if key in hook and not (isinstance(hook[key], str) and NAME.match(hook[key])):
-                raise BadInput(f"{where}.{key}: a name, not {hook[key]!r}")
-        if "agent" in hook and ("workflow" in hook or "inputs" in hook):
-            raise BadInput(f"{where}: an agent takes no workflow or inputs (it sees the body as ${{env.{AGENT_PAYLOAD}}})")
-        if not (isinstance(hook.get("secret_env"), str) and VARIABLE.match(hook["secret_env"])):
-            raise BadInput(f"{where}.secret_env: the name of the variable of serve's environment that holds the "
-                           "hook's secret (e.g. GITHUB_HOOK_SECRET)")
-        inputs = hook.get("inputs", {})
-        if not isinstance(inputs, dict) or PAYLOAD in inputs:
-            raise BadInput(f"{where}.inputs: a mapping of fixed inputs (not {PAYLOAD!r}: the body is that one)")
-    return value
 
 
 def hooks_of(value: dict[str, Any], environ: Mapping[str, str] | None = None) -> tuple[dict[str, Hook], dict[str, bytes]]:

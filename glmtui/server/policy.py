@@ -11,35 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from glmtui.errors import BadInput, did_you_mean
 from glmtui.plan.permissions import HostPath, Permissions, resolve
 
-FLAGS = ("network_host", "docker_socket", "root")
-KEYS = ("host_paths", *FLAGS)
-
-
-def check_allow(value: Any) -> dict[str, Any]:
-    """`serve.allow` as written, checked: BadInput naming the first wrong key."""
-    if not isinstance(value, dict):
-        raise BadInput("serve.allow: a mapping like "
-                       "{host_paths: [{path: /srv/data, write: false}], network_host: false, docker_socket: false, root: false}")
-    for key, item in value.items():
-        if key not in KEYS:
-            raise BadInput(f"serve.allow: unknown key {key!r}{did_you_mean(str(key), KEYS)}",
-                           hint=f"the keys are {', '.join(KEYS)}")
-        if key in FLAGS and not isinstance(item, bool):
-            raise BadInput(f"serve.allow.{key}: true or false, not {item!r}")
-    if not isinstance(value.get("host_paths") or [], list):
-        raise BadInput("serve.allow.host_paths: a list of {path, write}")
-    for index, entry in enumerate(value.get("host_paths") or []):
-        where = f"serve.allow.host_paths[{index}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or set(entry) - {"path", "write"}:
-            raise BadInput(f"{where}: {{path: /absolute/path, write: true|false}}")
-        if not (entry["path"].startswith("/") or entry["path"].startswith("~")):
-            raise BadInput(f"{where}: {entry['path']!r} is not an absolute path")
-        if not isinstance(entry.get("write", False), bool):
-            raise BadInput(f"{where}.write: true or false")
-    return value
+from glmtui.config import ALLOW_FLAGS as FLAGS
 
 
 def policy_of(value: dict[str, Any]) -> Permissions:
