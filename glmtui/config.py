@@ -104,8 +104,9 @@ KEYS: dict[str, Key] = {
     "serve.max_executions": Key(2, lambda v: parse_positive_int(v, what="serve.max_executions"),
                                 "agent executions `glmtui serve` runs at once; the others wait in order"),
 }
-# Free-form subtrees (validated by the code that reads them).
-OPEN_PREFIXES = ("providers.",)
+# Subtrees of named entries: providers (validated by the code that reads them) and engines
+# (checked here: glmtui.docker.endpoints).
+OPEN_PREFIXES = ("providers.", "engines.")
 
 
 def _check_key(key: str, *, allow_group: bool = False) -> None:
@@ -213,6 +214,11 @@ class Config:
     def items(self) -> dict[str, Any]:
         return dict(self._values)
 
+    def engines(self) -> dict[str, Any]:
+        """The `engines.NAME` entries, checked when the config was read."""
+        return {key[len("engines."):]: copy.deepcopy(value) for key, value in self._values.items()
+                if key.startswith("engines.")}
+
     def providers(self) -> dict[str, dict[str, Any]]:
         tree: dict[str, Any] = {}
         for key, value in self._values.items():
@@ -225,11 +231,22 @@ def _parse_value(key: str, value: Any, *, where: str) -> Any:
     _check_key(key)
     spec = KEYS.get(key)
     if spec is None:
+        if key.startswith("engines.") and key.count(".") == 1:
+            _check_engine(key[len("engines."):], value, where)
         return value
     try:
         return spec.parse(value)
     except BadInput as err:
         raise BadInput(f"{where}: {err}") from None
+
+
+def _check_engine(name: str, entry: Any, where: str) -> None:
+    from glmtui.docker.endpoints import configured_endpoint
+
+    try:
+        configured_endpoint(name, entry)
+    except BadInput as err:
+        raise BadInput(f"{where}: {err.message}", hint=err.hint) from None
 
 
 def scope_file(scope: str, cwd: Path | None = None) -> Path:
@@ -251,6 +268,9 @@ def set_value(key: str, raw: str, scope: str = "user", cwd: Path | None = None) 
     path = scope_file(scope, cwd)
     data = _read_file(path)
     _set_in(data, key, value)
+    if key.startswith("engines."):  # the whole entry, as it will be read
+        name = key.split(".")[1]
+        _check_engine(name, data["engines"][name], f"engines.{name}")
     _write_file(path, data)
     return path
 

@@ -14,17 +14,23 @@ from glmtui.commands.common import engine, print_json, run, state
 @click.command("version")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 def version(as_json: bool) -> None:
-    """glmtui, Python, Docker engine and API versions, engine address."""
-    from glmtui.docker.address import resolve_host
-    from glmtui.docker.version import engine_version
+    """glmtui, Python, Docker engine and API versions, engine address (of the engine used when
+    none is named; `glmtui engines list` shows every engine)."""
     from glmtui.errors import EngineUnreachable
 
     info = {"glmtui": __version__, "python": platform.python_version(), "engine": None, "api": None}
-    info["host"] = resolve_host(state().config.get("docker_host"))
     problem = None
+
+    async def ask() -> None:
+        async with engine() as docker:
+            info["engine"], info["api"] = docker.version_info.get("Version"), docker.version_info.get("ApiVersion")
+
+    from glmtui.docker.endpoints import from_config
+
+    endpoint = from_config(state().config)[None]
+    info["host"], info["engine_name"] = endpoint.host, endpoint.name
     try:
-        answer = engine_version(info["host"])
-        info["engine"], info["api"] = answer.get("Version"), answer.get("ApiVersion")
+        run(ask)
     except EngineUnreachable as err:
         problem = err
     if as_json:
