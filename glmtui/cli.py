@@ -15,6 +15,7 @@ from glmtui.commands.agents import agents_group
 from glmtui.commands.common import State, fail, settle
 from glmtui.commands.chats import chats_group
 from glmtui.commands.config import config_group, init
+from glmtui.commands.engines import engines_group
 from glmtui.commands.env import env_group, logs
 from glmtui.commands.image import image_group
 from glmtui.commands.models import models_group
@@ -52,7 +53,7 @@ def tui(plan: Path | None) -> None:
 
 
 for command in (tui, init, env_group, logs, plan_group, runs_group, agents_group, serve, models_group, chats_group,
-                config_group, image_group, clean, version, completion):
+                config_group, image_group, engines_group, clean, version, completion):
     cli.add_command(command)
 
 

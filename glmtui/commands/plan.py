@@ -106,7 +106,7 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool, al
 
     async def work() -> int:
         nonlocal task
-        async with engine() as docker:
+        async with engine(loaded.plan.env.engine) as docker:
             runner = Runner(
                 docker, loaded, sink=sink, store=store, config=state().config, jobs=jobs, keep=keep,
                 resume=resume, auto_approve=yes, grant=asked if allow else None,
@@ -248,7 +248,8 @@ def show(run_id: str, as_json: bool) -> None:
         return
     data = record.as_json()
     click.echo(f"run {record.id}: plan {record.plan} ({record.plan_file}), workflow {record.workflow}")
-    click.echo(f"status {record.status}, environment {record.environment}, inputs {data['inputs']}")
+    on = f" on engine {record.engine}" if record.engine else ""
+    click.echo(f"status {record.status}, environment {record.environment}{on}, inputs {data['inputs']}")
     table(
         ["STEP", "STATUS", "EXIT", "DURATION", "OUTPUTS", "REASON"],
         [
