@@ -164,6 +164,7 @@ class Resources:
 @dataclass(frozen=True)
 class EnvConfig:
     name: str | None = None  # None: a throw-away environment
+    engine: str | None = None  # the engine it is on (None: the one used when none is named)
     image: str | None = None  # None (and no build): the configured default image
     build: Build | None = None
     workdir: str = DEFAULT_WORKDIR

@@ -23,8 +23,11 @@ KEEP_FINISHED = 100  # finished work still found by id (the records have all of 
 
 class Service:
     def __init__(self, engine: Any, store: Any, config: Any, *, max_executions: int | None = None,
-                 announce: Callable[[str], None] | None = None) -> None:
+                 announce: Callable[[str], None] | None = None, engines: Any = None) -> None:
+        """`engine` is the one used when a plan or an agent names none; `engines` (glmtui.docker.
+        engines.Engines) the others, made from the config when first needed."""
         self.engine = engine
+        self.engines = engines
         self.store = store
         self.config = config
         self.agents = AgentStore(store)
@@ -89,6 +92,26 @@ class Service:
         while len(self._finished) > KEEP_FINISHED:
             self._work.pop(self._finished.popleft(), None)
 
+    # -- engines ----------------------------------------------------------------------------
+
+    async def engine_for(self, name: str | None) -> Any:
+        """The engine `name` (a plan's env.engine); None: the service's own."""
+        if name is None or name == self.engine.name:
+            return self.engine
+        return await self._engines().get(name)
+
+    async def find_environment(self, name: str) -> Any:
+        """The engine environment `name` is on (asking every engine when there are several)."""
+        engine, _ = await self._engines().find_environment(name)
+        return engine
+
+    def _engines(self) -> Any:
+        if self.engines is None:
+            from glmtui.docker.engines import Engines
+
+            self.engines = Engines.from_config(self.config, connected=[self.engine])
+        return self.engines
+
     # -- finding work -----------------------------------------------------------------------
 
     def get(self, work_id: str) -> Work | None:
@@ -110,6 +133,8 @@ class Service:
                     await asyncio.shield(asyncio.wait(tasks))
                 except asyncio.CancelledError:
                     continue
+        if self.engines is not None:
+            await self.engines.close()  # those it connected; the service's own engine is its owner's
 
 
 def asking_problem(agent: AgentRecord, config: Any, *, auto_approve: bool) -> str | None:
