@@ -240,12 +240,15 @@ def _parse_value(key: str, value: Any, *, where: str) -> Any:
         raise BadInput(f"{where}: {err}") from None
 
 
-def _check_engine(name: str, entry: Any, where: str) -> None:
+def _check_engine(name: str, entry: Any, where: str | None) -> None:
+    """An `engines.NAME` entry, checked as glmtui.docker.endpoints reads it; `where` (a file) starts the error."""
     from glmtui.docker.endpoints import configured_endpoint
 
     try:
         configured_endpoint(name, entry)
     except BadInput as err:
+        if where is None:
+            raise
         raise BadInput(f"{where}: {err.message}", hint=err.hint) from None
 
 
@@ -270,7 +273,7 @@ def set_value(key: str, raw: str, scope: str = "user", cwd: Path | None = None) 
     _set_in(data, key, value)
     if key.startswith("engines."):  # the whole entry, as it will be read
         name = key.split(".")[1]
-        _check_engine(name, data["engines"][name], f"engines.{name}")
+        _check_engine(name, data["engines"][name], None)
     _write_file(path, data)
     return path
 

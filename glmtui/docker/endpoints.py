@@ -68,12 +68,6 @@ class Endpoint:
         """What identifies the engine: two names with the same address are one engine."""
         return self.host, self.tls
 
-    def check(self) -> Endpoint:
-        check_host(self.host, f"engine {self.name}")
-        if self.tls is not None and self.scheme not in ("tcp", "https"):
-            raise BadInput(f"engine {self.name}: tls is for tcp:// addresses, not {self.scheme}://")
-        return self
-
 
 def check_host(host: str, what: str) -> str:
     """BadInput unless `host` is an engine address glmtui can reach."""
@@ -235,10 +229,12 @@ def configured_endpoint(name: str, entry: Any, where: str = "engines") -> Endpoi
         if bool(files["cert"]) != bool(files["key"]):
             raise BadInput(f"{what}.tls: a client certificate needs both cert and key")
         tls = TLS(files["ca"], files["cert"], files["key"], verify)
-    host = str(entry["host"])
+    host = check_host(str(entry["host"]), f"{what}.host")
+    if tls is not None and not host.startswith(("tcp://", "https://")):
+        raise BadInput(f"{what}.tls: tls is for tcp:// addresses, not {host.split('://', 1)[0]}://")
     if tls is None and host.startswith("https://"):
         tls = TLS()
-    return Endpoint(name, host, tls, "config", str(entry.get("description") or "")).check()
+    return Endpoint(name, host, tls, "config", str(entry.get("description") or ""))
 
 
 def _expand(path: Any) -> str | None:

@@ -152,7 +152,7 @@ class Engine:
         except (EngineConnectionError, EngineHTTPError) as err:
             if wire is not None:
                 await wire.close()
-            raise unreachable(endpoint.host, err) from None
+            raise unreachable(endpoint.host, err, endpoint.name) from None
         return cls(wire, endpoint, version)
 
     @property
@@ -359,7 +359,7 @@ class Engine:
             except EngineHTTPError:
                 return -1
             except EngineConnectionError as err:
-                raise unreachable(self.host, err) from None
+                raise unreachable(self.host, err, self.name) from None
             if not info.get("Running"):
                 code = info.get("ExitCode")
                 return -1 if code is None else int(code)
@@ -611,7 +611,7 @@ class Engine:
                 hint="build it with `glmtui image build`, or name an image `docker images` lists",
             ) from None
         except EngineConnectionError as err:
-            raise unreachable(self.host, err) from None
+            raise unreachable(self.host, err, self.name) from None
 
     async def list_images(self) -> list[dict[str, Any]]:
         async with self._translate("images"):
@@ -766,7 +766,7 @@ class Engine:
         except EngineHTTPError as err:
             raise _translate_error(err, what) from None
         except EngineConnectionError as err:
-            raise unreachable(self.host, err) from None
+            raise unreachable(self.host, err, self.name) from None
 
 
 def _split_reference(ref: str) -> tuple[str, str]:

@@ -33,12 +33,13 @@ class EngineConnectionError(EngineError, ConnectionError):
         self.hint = hint
 
 
-def unreachable(address: str, err: BaseException) -> EngineUnreachable:
-    """The user's error for an engine that does not answer."""
+def unreachable(address: str, err: BaseException, name: str = "default") -> EngineUnreachable:
+    """The user's error for an engine that does not answer (named, when it is not the default)."""
     detail = str(err).splitlines()[0] if str(err) else type(err).__name__
     hint = getattr(err, "hint", None)
     if hint is None and address.startswith("unix://"):
         hint = "start it (e.g. `sudo dockerd &`), or point docker_host / DOCKER_HOST at one"
-    error = EngineUnreachable(f"cannot reach the Docker engine at {address} ({detail})", hint=hint)
+    engine = "the Docker engine" if name == "default" else f"the Docker engine {name}"
+    error = EngineUnreachable(f"cannot reach {engine} at {address} ({detail})", hint=hint)
     error.reason = detail
     return error

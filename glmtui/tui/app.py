@@ -23,6 +23,7 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from glmtui.config import Config, set_value
+from glmtui.docker.interface import ContainerEngine
 from glmtui.errors import EngineUnreachable, GlmtuiError
 from glmtui.store import Store
 from glmtui.tui.commands import GlmtuiCommands
@@ -70,7 +71,7 @@ class GlmtuiApp(App[int]):
         self.config = config or Config.load()
         self.store = store or Store()
         self.plan_path = plan
-        self.engine: Any | None = None
+        self.engine: ContainerEngine | None = None
         self._engine_factory = engine_factory or self._connect_docker
         self._stats: dict[str, Any] = {}
         self._stats_workers: dict[str, Worker] = {}

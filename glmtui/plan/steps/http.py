@@ -55,6 +55,10 @@ def _aiohttp() -> Any:
 
 async def _environment_address(ctx: StepContext) -> str | None:
     """The environment's IP address; None when it shares the host's network."""
+    if ctx.engine.remote:
+        raise BadInput(f"step {ctx.step.id}: localhost means the environment, which is on engine {ctx.engine.name} "
+                       f"({ctx.engine.host}), maybe another machine: its address is not reachable from here",
+                       hint="run the request inside the environment (a run step), or use an engine of this machine")
     info = await ctx.engine.inspect_environment(ctx.environment)
     mode = info["HostConfig"].get("NetworkMode")
     if mode == "host":
