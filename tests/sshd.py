@@ -8,7 +8,8 @@ listens on one port per way an SSH engine can fail, so that each gets a master o
     glmtui-test       a working engine
     glmtui-nodocker   a far side with no docker on its PATH
     glmtui-noperm     a far side whose docker runs as a user without access to the socket
-                      (nobody, through setpriv: the real CLI, refused by the real socket)
+                      (nobody, through setpriv: the real CLI, refused by the real socket), and
+                      whose sshd forwards no socket (it would reach the socket as root)
     glmtui-wrongkey   a client key the server does not accept
     glmtui-changed    a known_hosts entry that is not the server's key
     glmtui-unknown    an empty known_hosts
@@ -84,6 +85,7 @@ class SSHServer:
             f"  SetEnv DOCKER_HOST={self.docker_host} PATH=/usr/sbin",
             f"Match LocalPort {self.ports['glmtui-noperm']}",
             f"  SetEnv DOCKER_HOST={self.docker_host} PATH={noperm}:/usr/bin:/bin",
+            "  AllowStreamLocalForwarding no",  # as root, a forward would reach the socket
             "Match all",
             f"  SetEnv DOCKER_HOST={self.docker_host}",
         ]

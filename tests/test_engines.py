@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import yaml
 from helpers import BUSYBOX, docker, one_error_line, remove_quietly, run_glmtui, unique_name
 from plan_helpers import write_plan
 from sshd import ALIASES
+
+from glmtui.docker.spec import EnvSpec
 
 pytestmark = pytest.mark.docker
 
@@ -285,24 +288,58 @@ def logins(remote: Any) -> int:
     return (remote.sshd.root / "sshd.log").read_text().count("Accepted publickey")
 
 
-async def test_an_ssh_engine_keeps_one_login_and_few_sessions(remote):
-    """Requests share each dial-stdio session (keep-alive), sessions share one SSH connection
-    (the master), which outlives the process for the next command."""
+async def test_an_ssh_engine_logs_in_once_and_starts_no_session_per_request(remote):
+    """One SSH connection (the master) for every command, kept between commands; the engine's
+    socket forwarded through it, so a request starts no process on either side."""
     from glmtui.docker.engine import Engine
 
-    logged_in, sessions = logins(remote), sessions_started(remote)
+    logged_in = logins(remote)
     engine = await Engine.connect(remote.endpoint("ssh"))
+    sessions = sessions_started(remote)
+    name = unique_name()
     try:
-        for _ in range(20):
+        await engine.create_environment(EnvSpec(name=name, image=BUSYBOX))
+        for _ in range(10):
             await engine.list_environments()
-            await engine.image_exists(BUSYBOX)
-        assert sessions_started(remote) - sessions == 1
+            assert (await engine.exec(name, ["true"])).ok
+        assert sessions_started(remote) == sessions
     finally:
+        await engine.remove_environment(name, volume=True)
         await engine.close()
     for _ in range(3):
         assert run_glmtui("env", "list", "--engine", "far-ssh", env=configured_ssh(remote)).returncode == 0
+    assert sessions_started(remote) == sessions
     assert logins(remote) - logged_in <= 1  # the master, made once (or still there from an earlier test)
     assert "glmtui-test" in remote.sshd.masters()
+
+
+async def test_a_forward_that_stopped_working_gives_way_to_dial_stdio_then_comes_back(remote):
+    from glmtui.docker.engine import Engine
+
+    engine = await Engine.connect(remote.endpoint("ssh"))
+    await engine.close()
+    forwards = list((remote.sshd.runtime / "glmtui").glob("docker-*.sock"))
+    assert len(forwards) == 1
+    forwards[0].unlink()
+    with socket.socket(socket.AF_UNIX) as dead:  # a socket file nothing listens on
+        dead.bind(str(forwards[0]))
+    sessions = sessions_started(remote)
+    engine = await Engine.connect(remote.endpoint("ssh"))
+    try:
+        await engine.list_environments()
+        assert sessions_started(remote) > sessions  # through dial-stdio
+    finally:
+        await engine.close()
+    sessions = sessions_started(remote)
+    engine = await Engine.connect(remote.endpoint("ssh"))  # the next one sets the forward up again
+    try:
+        await engine.list_environments()
+        assert forwards[0].is_socket()
+        after = sessions_started(remote)
+        await engine.list_environments()
+        assert sessions_started(remote) == after and after - sessions <= 1  # `docker context inspect` there
+    finally:
+        await engine.close()
 
 
 def configured_ssh(remote: Any) -> dict[str, str]:

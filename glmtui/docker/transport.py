@@ -1,23 +1,31 @@
 """How the bytes of one HTTP connection reach an engine: a unix socket, TCP (with TLS), or SSH.
 
 SSH goes through the system's `ssh`, so ~/.ssh/config, agents, jump hosts and known_hosts work
-as they do for the user, and carries the engine's API as the docker CLI does: each connection
-is `ssh HOST docker system dial-stdio` on a socket pair. Connections are not opened per request:
-one SSH connection per host is kept (OpenSSH multiplexing: a master with a control socket in the
-user's runtime folder, persisting CONTROL_PERSIST seconds after its last session), each
-dial-stdio stream carries requests one after another (HTTP keep-alive, see `wire`), and a dial
-is a session on that master: no new TCP connection, key exchange or login.
+as they do for the user. One SSH connection per host is kept and shared (OpenSSH multiplexing:
+a master with a control socket in the user's runtime folder, persisting CONTROL_PERSIST seconds
+after its last use, so the next glmtui command finds it), and each HTTP connection carries
+requests one after another (keep-alive, see `wire`). Over it, a connection to the engine is:
+
+- a channel of the master to the engine's socket on the far side (`ssh -O forward` of a socket
+  in the runtime folder to it): no process on either side, a millisecond to open. The socket is
+  the one the far side's docker uses (`docker context inspect` there, once per master), or the
+  one the address names (ssh://HOST/PATH);
+- else `ssh HOST docker system dial-stdio` on a socket pair, as the docker CLI does: a session of
+  the master, whose start costs the far side a shell and a docker process. It is also what says
+  why the engine cannot be reached (ssh's and the far side's own words, made one line).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import shlex
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from glmtui.docker.endpoints import TLS, Endpoint
@@ -30,17 +38,24 @@ STDERR_KEPT = 16 * 1024
 
 
 class Channel:
-    """One connection to the engine: a stream pair, and for SSH the process carrying it."""
+    """One connection to the engine: a stream pair, and for SSH the process or the forward carrying it."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 process: SSHProcess | None = None) -> None:
+                 process: SSHProcess | None = None, forward: SSHDialer | None = None) -> None:
         self.reader = reader
         self.writer = writer
         self.process = process
+        self.forward = forward
+        # A connection that failed before an answer may be tried once more on a new one: through
+        # a forward that stopped working, the new one goes the other way (dial-stdio), which works
+        # or says why not.
+        self.second_chance = forward is not None
 
     async def why_closed(self) -> EngineConnectionError | None:
         """Why a new connection ended before an answer, when its carrier can say (SSH: ssh's or
         the far side's own words, made one line); None when nothing more is known."""
+        if self.forward is not None:
+            self.forward.forward_failed()
         return None if self.process is None else await self.process.failure()
 
     def close(self) -> None:
@@ -198,14 +213,18 @@ def control_path() -> str:
 
 
 class SSHDialer(Dialer):
-    slow = True
-
     def __init__(self, address: str) -> None:
         self.address = address
         self.target = SSHTarget.parse(address)
-        self._master = asyncio.Lock()
-        self._master_checked = False
+        self._preparing = asyncio.Lock()
+        self._prepared = False  # the master checked (made), and the forward looked for (set up)
+        self._forward: str | None = None  # the local socket forwarded to the engine's, when there is one
         self._ending: set[asyncio.Task[None]] = set()
+
+    @property
+    def slow(self) -> bool:
+        """Without a forward, a connection is a session on the far side: worth dialling ahead."""
+        return self._forward is None
 
     def remote_command(self) -> list[str]:
         """`docker system dial-stdio` on the far side; the remote shell reads it, so the socket is quoted."""
@@ -213,7 +232,24 @@ class SSHDialer(Dialer):
         return ["docker", *host, "system", "dial-stdio"]
 
     async def dial(self) -> Channel:
-        await self._ensure_master()
+        await self._prepare()
+        if self._forward is not None:
+            try:
+                reader, writer = await asyncio.open_unix_connection(self._forward, limit=READ_SIZE)
+                return Channel(reader, writer, forward=self)
+            except OSError:
+                self.forward_failed()  # gone with its master
+        return await self._dial_stdio()
+
+    def forward_failed(self) -> None:
+        """The forward did not carry a connection: this process uses sessions from now on, and
+        the next command sets a forward up again (its socket goes; it is ours, in our folder)."""
+        if self._forward is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._forward)
+        self._forward = None
+
+    async def _dial_stdio(self) -> Channel:
         ours, theirs = socket.socketpair()
         try:
             process = await _spawn(ssh_argv(self.target, "-o", "ControlMaster=no", command=self.remote_command()),
@@ -228,34 +264,70 @@ class SSHDialer(Dialer):
         carrier = SSHProcess(process, self)
         return Channel(reader, writer, carrier)
 
-    async def _ensure_master(self) -> None:
-        """The SSH connection that sessions share: checked once per dialer, made when missing.
-        Made apart (`ssh -f -N`), its failure is ssh's own, before any session."""
-        if self._master_checked:
+    async def _prepare(self) -> None:
+        """Once per dialer: the SSH connection that everything shares, checked and made when
+        missing, and the forward to the engine's socket, found or set up when it can be."""
+        if self._prepared:
             return
-        async with self._master:
-            if self._master_checked:
+        async with self._preparing:
+            if self._prepared:
                 return
-            check = await _spawn(ssh_argv(self.target, "-O", "check"))
-            await check.communicate()
-            if check.returncode != 0:
-                master = await _spawn(ssh_argv(self.target, "-o", "ControlMaster=yes",
-                                               "-o", f"ControlPersist={CONTROL_PERSIST}", "-f", "-N"))
-                try:
-                    async with asyncio.timeout(SSH_CONNECT_SECONDS * 3):
-                        _, stderr = await master.communicate()
-                except TimeoutError:
-                    master.kill()
-                    await master.wait()
-                    raise EngineConnectionError(f"ssh to {self.target.shown} did not finish logging in "
-                                                f"within {SSH_CONNECT_SECONDS * 3} s") from None
-                if master.returncode != 0:
-                    raise ssh_failure(self.target, stderr.decode(errors="replace"), master.returncode)
-            self._master_checked = True
+            await self._ensure_master()
+            self._forward = await self._set_up_forward()
+            self._prepared = True
 
-    def forget_master(self) -> None:
-        """The master went away (a session could not reach it): check again at the next dial."""
-        self._master_checked = False
+    async def _ensure_master(self) -> None:
+        """Made apart (`ssh -f -N`), a master's failure is ssh's own, before any session."""
+        check = await _spawn(ssh_argv(self.target, "-O", "check"))
+        await check.communicate()
+        if check.returncode == 0:
+            return
+        master = await _spawn(ssh_argv(self.target, "-o", "ControlMaster=yes",
+                                       "-o", f"ControlPersist={CONTROL_PERSIST}", "-f", "-N"))
+        try:
+            async with asyncio.timeout(SSH_CONNECT_SECONDS * 3):
+                _, stderr = await master.communicate()
+        except TimeoutError:
+            master.kill()
+            await master.wait()
+            raise EngineConnectionError(f"ssh to {self.target.shown} did not finish logging in "
+                                        f"within {SSH_CONNECT_SECONDS * 3} s") from None
+        if master.returncode != 0:
+            raise ssh_failure(self.target, stderr.decode(errors="replace"), master.returncode)
+
+    async def _set_up_forward(self) -> str | None:
+        """The local socket the master forwards to the engine's socket: one an earlier command
+        set up, or a new one. None when the far side's engine is not on a unix socket, or its
+        docker cannot say where (then sessions are used, and say what is wrong)."""
+        from glmtui.paths import runtime_dir
+
+        local = runtime_dir() / f"docker-{hashlib.sha256(self.address.encode()).hexdigest()[:16]}.sock"
+        if local.is_socket():
+            return str(local)
+        remote = self.target.socket or await self._remote_socket()
+        if remote is None:
+            return None
+        spec = f"{local}:{remote}"
+        # A master keeps a forward whose socket went (it would not make it again): cancelled first.
+        await (await _spawn(ssh_argv(self.target, "-O", "cancel", "-L", spec))).communicate()
+        forward = await _spawn(ssh_argv(self.target, "-o", "StreamLocalBindUnlink=yes", "-O", "forward", "-L", spec))
+        await forward.communicate()
+        return str(local) if forward.returncode == 0 and local.is_socket() else None
+
+    async def _remote_socket(self) -> str | None:
+        """The socket the far side's docker uses (its DOCKER_HOST, or its current context)."""
+        inspect = await _spawn(ssh_argv(self.target, "-o", "ControlMaster=no", command=[
+            "docker", "context", "inspect", "--format", shlex.quote("{{.Endpoints.docker.Host}}")]),
+            stdout=asyncio.subprocess.PIPE)
+        try:
+            async with asyncio.timeout(SSH_CONNECT_SECONDS * 3):
+                out, _ = await inspect.communicate()
+        except TimeoutError:
+            inspect.kill()
+            await inspect.wait()
+            return None
+        host = out.decode(errors="replace").strip()
+        return host[len("unix://"):] if inspect.returncode == 0 and host.startswith("unix:///") else None
 
     def ending(self, task: asyncio.Task[None]) -> None:
         self._ending.add(task)
@@ -266,7 +338,7 @@ class SSHDialer(Dialer):
             await asyncio.gather(*list(self._ending), return_exceptions=True)
 
 
-async def _spawn(argv: list[str], **streams: int) -> asyncio.subprocess.Process:
+async def _spawn(argv: list[str], **streams: Any) -> asyncio.subprocess.Process:
     """ssh in its own session (a Ctrl-C at the terminal is glmtui's to handle, not ssh's), with
     no terminal to ask on (BatchMode), its stderr kept for the reason of a failure."""
     return await asyncio.create_subprocess_exec(
@@ -296,10 +368,7 @@ class SSHProcess:
             async with asyncio.timeout(SSH_CONNECT_SECONDS + 5):
                 await self.process.wait()
                 await self._reading
-        text = self.stderr.decode(errors="replace")
-        if "control socket" in text.lower() or "mux_client" in text:
-            self.dialer.forget_master()
-        return ssh_failure(self.dialer.target, text, self.process.returncode)
+        return ssh_failure(self.dialer.target, self.stderr.decode(errors="replace"), self.process.returncode)
 
     def end(self) -> None:
         self.dialer.ending(asyncio.get_running_loop().create_task(self._end()))

@@ -4,8 +4,8 @@ Every request glmtui makes of an engine goes this way: environments, exec and it
 files, images (pulls, builds, imports), logs, stats, events and interactive shells (a 101
 upgrade to a raw stream). Importing it costs about 7 ms; see docs/performance.md for why this
 and not aiodocker. Connections are kept and reused, one per request in flight, at most MAX_IDLE
-kept; over SSH, where a new connection costs tens to hundreds of milliseconds (a session on the
-far side: its shell and `docker system dial-stdio` start), connections are dialled ahead: when a
+kept; over SSH without a forward, where a new connection costs tens to hundreds of milliseconds (a
+session on the far side: its shell and `docker system dial-stdio` start), connections are dialled ahead: when a
 request holds one to its end (exec output, a shell), and when the caller says it will need more
 (`reserve`), so the next request finds one ready.
 
@@ -214,9 +214,10 @@ class Wire:
             head = await _send(connection, request, body)
         except EngineConnectionError:
             connection.close()
-            if not kept:
+            if not (kept or connection.channel.second_chance):
                 raise
-            # The engine closed a kept connection (it restarted, or dropped it): a new one.
+            # The engine closed a kept connection (it restarted, or dropped it), or a forward
+            # failed (see transport.Channel): a new connection.
             connection = await self._dial()
             try:
                 head = await _send(connection, request, body)
