@@ -10,14 +10,14 @@ DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
 def engine_sockets(address: str) -> tuple[Path, ...]:
     """The Docker sockets of the engine's machine: the usual places and the socket `address`
-    names (unix://PATH, ssh://HOST/PATH), as written and with this machine's symlinks resolved.
-    Whoever reaches one of them controls that machine."""
+    names (unix://PATH, ssh://HOST/PATH), with this machine's symlinks resolved and as written
+    (another machine's are not this one's). Whoever reaches one of them controls that machine."""
     paths = list(DEFAULT_SOCKETS)
     if address.startswith("unix://"):
         paths.append(address[len("unix://"):])
     elif address.startswith("ssh://") and "/" in address[len("ssh://"):]:
         paths.append("/" + address[len("ssh://"):].split("/", 1)[1])
-    return tuple(dict.fromkeys([*(Path(path) for path in paths), *(Path(os.path.realpath(path)) for path in paths)]))
+    return tuple(dict.fromkeys([*(Path(os.path.realpath(path)) for path in paths), *(Path(path) for path in paths)]))
 
 
 def reached_socket(path: Path, sockets: tuple[Path, ...]) -> Path | None:
