@@ -328,7 +328,7 @@ def table(figures: list[Figure], meta: dict[str, Any]) -> str:
         f"glmtui engine bench  {meta['date']}",
         f"engine: Docker {engine.get('version')} (API {engine.get('api')}, {engine.get('os_arch')}, "
         f"kernel {engine.get('kernel')})   docker CLI: {meta['docker_cli']}",
-        f"machine: {meta['nproc']} cores (nproc), {meta['cpu']}; Python {meta['python']}, h11 {meta['h11']}, aiodocker {meta['aiodocker']}; "
+        f"machine: {meta['nproc']} cores (nproc), {meta['cpu']}; Python {meta['python']}, h11 {meta['h11']}; "
         f"runs={meta['runs']}; "
         f"load average before/after: {' '.join(map(str, meta['load_before']))} / "
         f"{' '.join(map(str, meta.get('load_after', [])))}",
@@ -385,7 +385,6 @@ def main(argv: list[str] | None = None) -> int:
         "nproc": os.cpu_count() if not hasattr(os, "sched_getaffinity") else len(os.sched_getaffinity(0)),
         "cpu": cpu_model(),
         "python": platform.python_version(),
-        "aiodocker": importlib.metadata.version("aiodocker"),
         "h11": importlib.metadata.version("h11"),
         "docker_cli": docker_cli.stdout.strip() or "?",
         "runs": args.runs,

@@ -22,6 +22,7 @@ COMMANDS = {
     "clean": "glmtui.commands.system:clean",
     "completion": "glmtui.commands.system:completion",
     "config": "glmtui.commands.config:config_group",
+    "engines": "glmtui.commands.engines:engines_group",
     "env": "glmtui.commands.env:env_group",
     "image": "glmtui.commands.image:image_group",
     "init": "glmtui.commands.config:init",

@@ -238,8 +238,9 @@ KEYS: dict[str, Key] = {
     "serve.hook_window": Key(300.0, lambda v: parse_duration(v, what="serve.hook_window"),
                              "how far a webhook's signed timestamp may be from now"),
 }
-# Free-form subtrees (validated by the code that reads them).
-OPEN_PREFIXES = ("providers.",)
+# Subtrees of named entries: providers (validated by the code that reads them) and engines
+# (checked here: glmtui.docker.endpoints).
+OPEN_PREFIXES = ("providers.", "engines.")
 
 
 def _check_key(key: str, *, allow_group: bool = False) -> None:
@@ -359,6 +360,11 @@ class Config:
             return f"the {source} file {self.files.get(source)}"
         return "the default"
 
+    def engines(self) -> dict[str, Any]:
+        """The `engines.NAME` entries, checked when the config was read."""
+        return {key[len("engines."):]: copy.deepcopy(value) for key, value in self._values.items()
+                if key.startswith("engines.")}
+
     def providers(self) -> dict[str, dict[str, Any]]:
         tree: dict[str, Any] = {}
         for key, value in self._values.items():
@@ -376,6 +382,8 @@ def _parse_value(key: str, value: Any, *, where: str) -> Any:
     _check_key(key)
     spec = KEYS.get(key)
     if spec is None:
+        if key.startswith("engines.") and key.count(".") == 1:
+            _check_engine(key[len("engines."):], value, where)
         return value
     try:
         return spec.parse(value)
@@ -385,6 +393,18 @@ def _parse_value(key: str, value: Any, *, where: str) -> Any:
             said = said[len(key):]
             raise BadInput(f"{where}{said}", hint=err.hint) from None
         raise BadInput(f"{where}: {said}", hint=err.hint) from None
+
+
+def _check_engine(name: str, entry: Any, where: str | None) -> None:
+    """An `engines.NAME` entry, checked as glmtui.docker.endpoints reads it; `where` (a file) starts the error."""
+    from glmtui.docker.endpoints import configured_endpoint
+
+    try:
+        configured_endpoint(name, entry)
+    except BadInput as err:
+        if where is None:
+            raise
+        raise BadInput(f"{where}: {err.message}", hint=err.hint) from None
 
 
 def scope_file(scope: str, cwd: Path | None = None) -> Path:
@@ -406,6 +426,9 @@ def set_value(key: str, raw: str, scope: str = "user", cwd: Path | None = None) 
     path = scope_file(scope, cwd)
     data = _read_file(path)
     _set_in(data, key, value)
+    if key.startswith("engines."):  # the whole entry, as it will be read
+        name = key.split(".")[1]
+        _check_engine(name, data["engines"][name], None)
     _write_file(path, data)
     return path
 

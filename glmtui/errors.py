@@ -40,9 +40,10 @@ class Conflict(BadInput):
 
 
 class EngineUnreachable(GlmtuiError):
-    """No Docker engine answered."""
+    """No Docker engine answered; `reason` is why, in a few words, when known."""
 
     exit_code = EXIT_ENGINE
+    reason: str | None = None
 
 
 class WorkFailed(GlmtuiError):

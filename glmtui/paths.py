@@ -88,3 +88,21 @@ def user_units_dir() -> Path:
 def serve_token_file() -> Path:
     """The bearer token of `glmtui serve` (mode 0600), beside the user's config file."""
     return user_config_file().parent / "serve-token"
+
+
+def runtime_dir() -> Path:
+    """What lives only while the user is logged in (the control sockets of SSH connections to
+    engines): $XDG_RUNTIME_DIR/glmtui, else a folder of the user's own in the temporary folder.
+    Made 0700; one that belongs to someone else is refused (its sockets would carry our sessions)."""
+    import os
+    import tempfile
+
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    folder = Path(runtime) / APP if runtime and Path(runtime).is_dir() else Path(tempfile.gettempdir()) / f"{APP}-{os.getuid()}"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.lstat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not folder.is_dir() or folder.is_symlink():
+        from glmtui.errors import GlmtuiError
+
+        raise GlmtuiError(f"{folder} is not a private folder of this user", hint="remove it, or set XDG_RUNTIME_DIR")
+    return folder

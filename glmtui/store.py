@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS runs (
     environment TEXT,
     throwaway INTEGER NOT NULL DEFAULT 0,
     pid INTEGER,
-    host TEXT
+    host TEXT,
+    engine TEXT
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -63,7 +64,8 @@ CREATE TABLE IF NOT EXISTS execs (
     started REAL NOT NULL,
     finished REAL,
     exit_code INTEGER,
-    reason TEXT
+    reason TEXT,
+    engine TEXT
 );
 CREATE INDEX IF NOT EXISTS execs_environment ON execs(environment, started);
 """
@@ -72,6 +74,8 @@ CREATE INDEX IF NOT EXISTS execs_environment ON execs(environment, started);
 _MIGRATIONS = [
     (1, "ALTER TABLE steps ADD COLUMN turns INTEGER"),
     (2, "CREATE INDEX IF NOT EXISTS runs_environment ON runs(environment, started)"),
+    (3, "ALTER TABLE runs ADD COLUMN engine TEXT"),  # the engine a run's environment is on
+    (4, "ALTER TABLE execs ADD COLUMN engine TEXT"),
 ]
 
 
@@ -109,6 +113,7 @@ class ExecRecord:
     finished: float | None = None
     exit_code: int | None = None
     reason: str | None = None
+    engine: str | None = None  # the name of the engine the environment was on
 
 
 @dataclass
@@ -126,6 +131,7 @@ class RunRecord:
     environment: str | None
     throwaway: bool
     steps: list[StepRecord] = field(default_factory=list)
+    engine: str | None = None  # the name of the engine its environment was on (None: before engines)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -139,6 +145,7 @@ class RunRecord:
             "duration": None if self.finished is None else round(self.finished - self.started, 3),
             "inputs": self.inputs,
             "environment": self.environment,
+            "engine": self.engine,
             "steps": [
                 {
                     "step": s.step,
@@ -196,13 +203,13 @@ class Store:
 
     def start_run(
         self, run_id: str, *, plan: str, plan_file: str, workflow: str, inputs: dict[str, Any],
-        environment: str | None, throwaway: bool,
+        environment: str | None, throwaway: bool, engine: str | None = None,
     ) -> None:
         self._db.execute(
-            "INSERT INTO runs (id, plan, plan_file, workflow, status, started, inputs, environment, throwaway, pid, host)"
-            " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (id, plan, plan_file, workflow, status, started, inputs, environment, throwaway, pid,"
+            " host, engine) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
             (run_id, plan, plan_file, workflow, time.time(), json.dumps(inputs, default=str), environment,
-             int(throwaway), os.getpid(), socket.gethostname()),
+             int(throwaway), os.getpid(), socket.gethostname(), engine),
         )
         self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
 
@@ -218,11 +225,12 @@ class Store:
              json.dumps(record.usage) if record.usage else None, record.turns),
         )
 
-    def start_exec(self, environment: str, command: list[str], *, shell: bool = False) -> ExecRecord:
-        record = ExecRecord(uuid.uuid4().hex[:12], environment, command, shell, time.time())
+    def start_exec(self, environment: str, command: list[str], *, shell: bool = False,
+                   engine: str | None = None) -> ExecRecord:
+        record = ExecRecord(uuid.uuid4().hex[:12], environment, command, shell, time.time(), engine=engine)
         self._db.execute(
-            "INSERT INTO execs (id, environment, command, shell, started) VALUES (?, ?, ?, ?, ?)",
-            (record.id, environment, json.dumps(command), int(shell), record.started),
+            "INSERT INTO execs (id, environment, command, shell, started, engine) VALUES (?, ?, ?, ?, ?, ?)",
+            (record.id, environment, json.dumps(command), int(shell), record.started, engine),
         )
         self.exec_logs.mkdir(parents=True, exist_ok=True)
         return record
@@ -269,7 +277,7 @@ class Store:
         """The commands `env exec` ran in this environment (those that ended before `ended_since`
         left out), oldest first."""
         rows = self._db.execute(
-            "SELECT id, environment, command, shell, started, finished, exit_code, reason FROM execs"
+            "SELECT id, environment, command, shell, started, finished, exit_code, reason, engine FROM execs"
             " WHERE environment = ? AND (finished IS NULL OR finished >= ?) ORDER BY started",
             (environment, ended_since),
         ).fetchall()
@@ -277,15 +285,15 @@ class Store:
 
     def run(self, run_id: str, *, with_steps: bool = True) -> RunRecord:
         row = self._db.execute(
-            "SELECT id, plan, plan_file, workflow, status, started, finished, inputs, environment, throwaway, pid, host"
-            " FROM runs WHERE id = ? OR substr(id, 1, length(?)) = ? ORDER BY started DESC",  # a prefix, literally
+            "SELECT id, plan, plan_file, workflow, status, started, finished, inputs, environment, throwaway, pid, host,"
+            " engine FROM runs WHERE id = ? OR substr(id, 1, length(?)) = ? ORDER BY started DESC",  # a prefix, literally
             (run_id, run_id, run_id),
         ).fetchone()
         if row is None:
             raise NotFound(f"no run {run_id!r}", hint="`glmtui runs` lists them")
         record = RunRecord(
             id=row[0], plan=row[1], plan_file=row[2], workflow=row[3], status=row[4], started=row[5],
-            finished=row[6], inputs=json.loads(row[7]), environment=row[8], throwaway=bool(row[9]),
+            finished=row[6], inputs=json.loads(row[7]), environment=row[8], throwaway=bool(row[9]), engine=row[12],
         )
         if record.status == "running" and not _alive(row[10], row[11]):
             record.status = "interrupted"

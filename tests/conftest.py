@@ -105,6 +105,36 @@ async def workspace_image(engine: Any) -> str:
     return WORKSPACE
 
 
+@pytest.fixture(scope="session")
+def remote(busybox_image: str) -> Iterator[Any]:
+    """A private engine reached three ways, as a remote one is (tests/remote_engine.py): its unix
+    socket, TCP with TLS, SSH. For the session, PATH starts with the ssh of tests/sshd.py (the
+    system's, with the tests' own ssh config) and XDG_RUNTIME_DIR holds its control sockets."""
+    from private_dockerd import PrivateDockerd
+    from remote_engine import Remote
+    from sshd import SSHServer
+
+    dockerd = PrivateDockerd(tls=True)
+    sshd = None
+    saved = {key: os.environ.get(key) for key in ("PATH", "XDG_RUNTIME_DIR")}
+    try:
+        dockerd.start()
+        dockerd.load_image_from_machine(busybox_image)
+        sshd = SSHServer(dockerd.host)
+        sshd.start()
+        os.environ.update(sshd.variables())
+        yield Remote(dockerd, sshd)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if sshd is not None:
+            sshd.close()
+        dockerd.close()
+
+
 @pytest.fixture
 def env_name() -> Iterator[str]:
     """A fresh environment name; whatever the test made under it is removed afterwards."""

@@ -661,8 +661,8 @@ async def test_an_address_that_is_not_an_engine(tmp_path):
     try:
         with pytest.raises(EngineUnreachable, match="cannot reach the Docker engine"):
             await asyncio.wait_for(Engine.connect(f"unix://{path}"), 5)
-        with pytest.raises(EngineUnreachable, match="unsupported engine address"):
-            await Engine.connect("ssh://user@host")
+        with pytest.raises(BadInput, match="'npipe:////./pipe/docker_engine' is not an engine address"):
+            await Engine.connect("npipe:////./pipe/docker_engine")
     finally:
         server.close()
 

@@ -53,7 +53,7 @@ def leaves_nothing(name: str) -> None:
 
 def test_life_cycle(glmtui, busybox_image, env_name):
     result = create(glmtui, env_name, "--memory", "512m", "--cpus", "1", "--network", "none", "-e", "A=b")
-    assert result.stdout.strip() == f"created {env_name} ({BUSYBOX}, running)"
+    assert result.stdout.strip() == f"created {env_name} on default ({BUSYBOX}, running)"
     info = docker_inspect(env_name)
     assert info["HostConfig"]["Memory"] == 512 * 1024**2
     assert info["HostConfig"]["NanoCpus"] == 1_000_000_000
@@ -65,11 +65,12 @@ def test_life_cycle(glmtui, busybox_image, env_name):
     table = glmtui("env", "list")
     assert table.returncode == 0
     header, *rows = table.stdout.splitlines()
-    assert header.split() == ["NAME", "STATUS", "IMAGE", "CREATED", "PORTS"]
+    assert header.split() == ["NAME", "ENGINE", "STATUS", "IMAGE", "CREATED", "PORTS"]
     row = next(r for r in rows if r.split()[0] == env_name)
-    assert row.split()[1:3] == ["running", BUSYBOX]
+    assert row.split()[1:4] == ["default", "running", BUSYBOX]
     entry = listed(glmtui)[env_name]
     assert entry["status"] == "running" and entry["image"] == BUSYBOX and entry["workdir"] == "/workspace"
+    assert entry["engine"] == "default"
     assert info["Id"].startswith(entry["id"])
 
     ran = glmtui("env", "exec", env_name, "sh", "-c", 'echo "A=$A"; echo to-err >&2; exit 7')
@@ -357,7 +358,7 @@ def test_two_creates_of_one_name_at_once(busybox_image, env_name):
 def test_debug_shows_the_traceback(glmtui, env_name):
     result = glmtui("--debug", "env", "start", env_name)
     assert result.returncode == 2
-    assert "Traceback" in result.stderr and f"no environment '{env_name}'" in result.stderr
+    assert "Traceback" in result.stderr and f"no environment named '{env_name}'" in result.stderr
 
 
 # -- logs -----------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from glmtui.errors import GlmtuiError
 
 if TYPE_CHECKING:
     from glmtui.config import Config
-    from glmtui.docker.engine import Engine
+    from glmtui.docker.engines import Engines
+    from glmtui.docker.interface import ContainerEngine
 
 T = TypeVar("T")
 
@@ -70,14 +71,33 @@ def run(work: Callable[[], Awaitable[T]]) -> T:
 
 
 @asynccontextmanager
-async def engine() -> AsyncIterator[Engine]:
+async def engine(name: str | None = None) -> AsyncIterator[ContainerEngine]:
+    """The engine `name` (None: the one used when none is named), connected for the command."""
+    from glmtui.docker.endpoints import from_config
     from glmtui.docker.engine import Engine
 
-    connected = await Engine.connect(state().config.get("docker_host"))
+    connected = await Engine.connect(from_config(state().config)[name])
     try:
         yield connected
     finally:
         await connected.close()
+
+
+@asynccontextmanager
+async def engines() -> AsyncIterator[Engines]:
+    """Every engine (glmtui.docker.engines), each connected when first asked for."""
+    from glmtui.docker.engines import Engines
+
+    async with Engines.from_config(state().config) as every:
+        yield every
+
+
+FIND_ON_ENGINE = "The engine the environment is on (`glmtui engines list`); needed only when two have the name."
+
+
+def engine_option(help_text: str = FIND_ON_ENGINE) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--engine NAME."""
+    return click.option("--engine", "engine_name", metavar="NAME", help=help_text)
 
 
 def print_json(data: Any) -> None:

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import click
 
-from glmtui.commands.common import engine, parse_variables, print_json, progress_printer, run, state
+from glmtui.commands.common import (
+    engine,
+    engine_option,
+    engines,
+    parse_variables,
+    print_json,
+    progress_printer,
+    run,
+    state,
+)
 from glmtui.errors import BadInput
 
 
@@ -24,7 +33,8 @@ def env_group() -> None:
 @click.option("--cpus", help="CPU limit, e.g. 2 or 0.5 (default: config resources.cpus).")
 @click.option("--pids", help="Process limit (default: config resources.pids).")
 @click.option("--network", type=click.Choice(["bridge", "none", "host"]), help="Network (default: config).")
-@click.option("--mount", "mounts", multiple=True, metavar="SRC:DST[:ro]", help="Bind mount a host path.")
+@click.option("--mount", "mounts", multiple=True, metavar="SRC:DST[:ro]",
+              help="Bind mount a host path: a path on the engine's machine (for a remote engine, not this one).")
 @click.option("--allow-docker-socket", is_flag=True,
               help="Allow a --mount of the Docker socket (or of a folder holding it): control of the host.")
 @click.option("--copy", "copies", multiple=True, metavar="SRC:DST", help="Copy a host path in once, at creation.")
@@ -32,15 +42,21 @@ def env_group() -> None:
 @click.option("--user", help="User inside, uid[:gid] or a name.")
 @click.option("--workdir", default="/workspace", show_default=True, help="Workspace folder (a named volume).")
 @click.option("--json", "as_json", is_flag=True, help="Print the environment as JSON.")
+@engine_option("The engine to create it on (`glmtui engines list`); default: the current one.")
 def create(name, image, memory, cpus, pids, network, mounts, allow_docker_socket, copies, variables, user, workdir,
-           as_json) -> None:
-    """Create and start environment NAME."""
+           as_json, engine_name) -> None:
+    """Create and start environment NAME (names are unique per engine)."""
+    from glmtui.docker.endpoints import from_config
     from glmtui.docker.spec import EnvSpec, Mount, Resources, refuse_docker_socket
 
     config = state().config
-    parsed = tuple(Mount.parse(m) for m in mounts)
+    endpoint = from_config(config)[engine_name]
+    parsed = tuple(Mount.parse(m, on_engine=not endpoint.local) for m in mounts)
     if not allow_docker_socket:
-        refuse_docker_socket(parsed, config.get("docker_host"), hint="add --allow-docker-socket if you mean it")
+        refuse_docker_socket(parsed, endpoint.host, hint="add --allow-docker-socket if you mean it")
+    for mount in parsed if not endpoint.local else ():
+        click.echo(f"note: --mount {mount.source}:{mount.target}: {mount.source} is a path on the machine of engine "
+                   f"{endpoint.name} ({endpoint.host}), not on this one", err=True)
     spec = EnvSpec(
         name=name,
         image=image or config.get("default_image"),
@@ -58,14 +74,14 @@ def create(name, image, memory, cpus, pids, network, mounts, allow_docker_socket
     copy_in = [_parse_copy(c) for c in copies]
 
     async def work():
-        async with engine() as docker:
+        async with engine(endpoint.name) as docker:
             return await docker.create_environment(spec, copy_in=copy_in, on_progress=progress_printer())
 
     created = run(work)
     if as_json:
         print_json(created.as_json())
     else:
-        click.echo(f"created {created.name} ({created.image}, {created.status})")
+        click.echo(f"created {created.name} on {created.engine} ({created.image}, {created.status})")
 
 
 def _parse_copy(text: str) -> tuple[Path, str]:
@@ -81,14 +97,19 @@ def _parse_copy(text: str) -> tuple[Path, str]:
 @env_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array.")
 @click.option("--all", "show_all", is_flag=True, help="Also the throw-away environments of plan runs.")
-def list_(as_json: bool, show_all: bool) -> None:
-    """List glmtui environments."""
+@engine_option("Only the environments of this engine (`glmtui engines list`); default: of every engine.")
+def list_(as_json: bool, show_all: bool, engine_name: str | None) -> None:
+    """List glmtui environments, of every engine that answers."""
+    from glmtui.docker.engines import describe_failures
 
     async def work():
-        async with engine() as docker:
-            return await docker.list_environments(include_runs=show_all)
+        async with engines() as every:
+            return await every.list_environments(include_runs=show_all, engine=engine_name)
 
-    envs = run(work)
+    envs, failed = run(work)
+    if failed:
+        click.echo(f"glmtui: {describe_failures(failed)}; {'its' if len(failed) == 1 else 'their'} environments "
+                   "are not listed (`glmtui engines check` says what to do)", err=True)
     if as_json:
         print_json([e.as_json() for e in envs])
         return
@@ -98,18 +119,20 @@ def list_(as_json: bool, show_all: bool) -> None:
     from glmtui.render import age, table
 
     table(
-        ["NAME", "STATUS", "IMAGE", "CREATED", "PORTS"],
-        [[e.name, e.status, e.image, age(e.created), ", ".join(e.ports)] for e in envs],
+        ["NAME", "ENGINE", "STATUS", "IMAGE", "CREATED", "PORTS"],
+        [[e.name, e.engine, e.status, e.image, age(e.created), ", ".join(e.ports)] for e in envs],
     )
 
 
 @env_group.command("start")
 @click.argument("name")
-def start(name: str) -> None:
+@engine_option()
+def start(name: str, engine_name: str | None) -> None:
     """Start a stopped environment."""
 
     async def work():
-        async with engine() as docker:
+        async with engines() as every:
+            docker, _ = await every.find_environment(name, engine_name)
             await docker.start_environment(name)
 
     run(work)
@@ -119,14 +142,16 @@ def start(name: str) -> None:
 @env_group.command("stop")
 @click.argument("name")
 @click.option("--timeout", "-t", help="Seconds to wait before killing (default: config stop_timeout).")
-def stop(name: str, timeout: str | None) -> None:
+@engine_option()
+def stop(name: str, timeout: str | None, engine_name: str | None) -> None:
     """Stop a running environment (its workspace stays)."""
     from glmtui.units import parse_duration
 
     seconds = parse_duration(timeout, what="--timeout") if timeout else state().config.get("stop_timeout")
 
     async def work():
-        async with engine() as docker:
+        async with engines() as every:
+            docker, _ = await every.find_environment(name, engine_name)
             await docker.stop_environment(name, timeout=seconds)
 
     run(work)
@@ -136,11 +161,13 @@ def stop(name: str, timeout: str | None) -> None:
 @env_group.command("remove")
 @click.argument("name")
 @click.option("--volumes", is_flag=True, help="Also remove its workspace volume.")
-def remove(name: str, volumes: bool) -> None:
+@engine_option()
+def remove(name: str, volumes: bool, engine_name: str | None) -> None:
     """Remove an environment (running or not)."""
 
     async def work():
-        async with engine() as docker:
+        async with engines() as every:
+            docker = await _engine_of(every, name, engine_name, missing_ok=volumes)
             await docker.remove_environment(name, volume=volumes)
 
     run(work)
@@ -154,7 +181,8 @@ def remove(name: str, volumes: bool) -> None:
 @click.option("-w", "--workdir", help="Working directory inside.")
 @click.option("-u", "--user", help="User inside.")
 @click.option("--timeout", help="Kill the command after this long, e.g. 30s.")
-def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout) -> None:
+@engine_option()
+def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout, engine_name) -> None:
     """Run COMMAND in environment NAME, or open a shell (bash, else sh) without one."""
     from glmtui.units import parse_duration
 
@@ -163,7 +191,7 @@ def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout
     if command[:1] == ("--",):
         command = command[1:]
     if not command:
-        sys.exit(_shell(name, environment, workdir, user))
+        sys.exit(_shell(name, environment, workdir, user, engine_name))
 
     from glmtui.service.commands import MaskedLog
     from glmtui.steplog import StepLog, configured_cap
@@ -171,9 +199,9 @@ def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout
     out, err = sys.stdout.buffer, sys.stderr.buffer
 
     async def work():
-        async with engine() as docker:
-            await docker.get_environment(name)  # a name that is no environment leaves no record
-            with _recorded(name, list(command)) as (store, record, masker):
+        async with engines() as every:
+            docker, _ = await every.find_environment(name, engine_name)  # no environment: no record
+            with _recorded(name, docker.name, list(command)) as (store, record, masker):
                 with StepLog.open(store.exec_log(record.id), configured_cap(state().config)) as log:
                     logged = MaskedLog(log, masker)
 
@@ -201,7 +229,8 @@ def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout
     sys.exit(result.exit_code if result.exit_code >= 0 else 1)
 
 
-def _shell(name: str, environment: dict[str, str], workdir: str | None, user: str | None) -> int:
+def _shell(name: str, environment: dict[str, str], workdir: str | None, user: str | None,
+           engine_name: str | None) -> int:
     if not sys.stdin.isatty() or not sys.stdout.isatty():
         raise BadInput("a shell needs a terminal", hint=f"give a command: glmtui env exec {name} CMD...")
     import shutil
@@ -211,9 +240,9 @@ def _shell(name: str, environment: dict[str, str], workdir: str | None, user: st
     size = shutil.get_terminal_size()
 
     async def work() -> int:
-        async with engine() as docker:
-            await docker.get_environment(name)  # a name that is no environment leaves no record
-            with _recorded(name, [], shell=True) as (store, record, _):
+        async with engines() as every:
+            docker, _ = await every.find_environment(name, engine_name)  # no environment: no record
+            with _recorded(name, docker.name, [], shell=True) as (store, record, _):
                 session = await docker.open_interactive(
                     name, rows=size.lines, columns=size.columns, environment=environment, workdir=workdir, user=user
                 )
@@ -224,10 +253,24 @@ def _shell(name: str, environment: dict[str, str], workdir: str | None, user: st
     return run(work)
 
 
+async def _engine_of(every, name: str, engine_name: str | None, *, missing_ok: bool = False):
+    """The engine of environment `name`; with `missing_ok`, the named (or current) engine when the
+    environment is on none (`remove --volumes` still takes a workspace whose container is gone)."""
+    from glmtui.errors import NotFound
+
+    try:
+        docker, _ = await every.find_environment(name, engine_name)
+    except NotFound:
+        if not missing_ok:
+            raise
+        docker = await every.get(engine_name)
+    return docker
+
+
 @contextmanager
-def _recorded(name: str, command: list[str], *, shell: bool = False):
-    """A record of a command (or a shell) in environment NAME, for `glmtui logs NAME`, masked
-    (glmtui.service.commands.recorded), with its store and masker."""
+def _recorded(name: str, engine_name: str, command: list[str], *, shell: bool = False):
+    """A record of a command (or a shell) in environment NAME on engine ENGINE_NAME, for `glmtui
+    logs NAME`, masked (glmtui.service.commands.recorded), with its store and masker."""
     from glmtui.agent.providers import api_keys
     from glmtui.masking import Masker
     from glmtui.service.commands import recorded
@@ -236,7 +279,7 @@ def _recorded(name: str, command: list[str], *, shell: bool = False):
     masker = Masker(api_keys(state().config))
     store = Store()
     try:
-        with recorded(store, masker, name, command, shell=shell) as record:
+        with recorded(store, masker, name, command, shell=shell, engine=engine_name) as record:
             yield store, record, masker
     finally:
         store.close()
@@ -251,7 +294,8 @@ def _recorded(name: str, command: list[str], *, shell: bool = False):
 @click.option("--container", is_flag=True, help="The container's own output (its main process) instead.")
 @click.option("--run", "run_id", metavar="RUN_ID", help="A plan run's logs instead of an environment's.")
 @click.option("--step", help="With --run: only this step's log.")
-def logs(env, follow, tail, since, timestamps, container, run_id, step) -> None:
+@engine_option()
+def logs(env, follow, tail, since, timestamps, container, run_id, step, engine_name) -> None:
     """Show what ran in environment ENV: the output of plan steps, of the chat agent's tool calls
     and of `glmtui env exec` commands, from the records, by time, each line labelled
     (RUN/STEP, chat CONVERSATION TOOL, exec ID). Or a plan run's step logs (--run), or the
@@ -262,12 +306,13 @@ def logs(env, follow, tail, since, timestamps, container, run_id, step) -> None:
     if not env:
         raise BadInput("name an environment or a run", hint="glmtui logs ENV, or glmtui logs --run RUN_ID")
     if not container:
-        _activity(env, follow=follow, tail=tail, since=since, timestamps=timestamps)
+        _activity(env, engine_name, follow=follow, tail=tail, since=since, timestamps=timestamps)
         return
     out, err = sys.stdout.buffer, sys.stderr.buffer
 
     async def work():
-        async with engine() as docker:
+        async with engines() as every:
+            docker, _ = await every.find_environment(env, engine_name)
             async for stream, data in docker.logs(
                 env, follow=follow, tail=tail, since=since, timestamps=timestamps
             ):
@@ -281,7 +326,8 @@ def logs(env, follow, tail, since, timestamps, container, run_id, step) -> None:
 FOLLOW_INTERVAL = 0.25  # seconds between two looks at the records when following
 
 
-def _activity(env: str, *, follow: bool, tail: int | None, since: str | None, timestamps: bool) -> None:
+def _activity(env: str, engine_name: str | None, *, follow: bool, tail: int | None, since: str | None,
+              timestamps: bool) -> None:
     import collections
     import time
 
@@ -294,8 +340,8 @@ def _activity(env: str, *, follow: bool, tail: int | None, since: str | None, ti
     activity = Activity(store, env)
     if not activity.recorded():  # nothing ran here yet: is there such an environment at all?
         async def exists():
-            async with engine() as docker:
-                await docker.get_environment(env)
+            async with engines() as every:
+                await every.find_environment(env, engine_name)
 
         run(exists)
     out = sys.stdout.buffer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from glmtui.commands.common import engine, print_json, progress_printer, run
+from glmtui.commands.common import engine, engine_option, print_json, progress_printer, run
 
 
 @click.group("image")
@@ -15,7 +15,8 @@ def image_group() -> None:
 @image_group.command("build")
 @click.argument("names", nargs=-1)
 @click.option("--quiet", "-q", is_flag=True, help="No build output, only the result.")
-def build(names: tuple[str, ...], quiet: bool) -> None:
+@engine_option("The engine to build on (the build context is sent to it); default: the current one.")
+def build(names: tuple[str, ...], quiet: bool, engine_name: str | None) -> None:
     """Build NAMES (default: every definition), each cached by content."""
     from glmtui.docker import images
 
@@ -23,7 +24,7 @@ def build(names: tuple[str, ...], quiet: bool) -> None:
     show = None if quiet else progress_printer("  ")
 
     async def work():
-        async with engine() as docker:
+        async with engine(engine_name) as docker:
             for name in wanted:
                 click.echo(f"building {name}", err=True)
                 result = await images.build_named(docker, name, on_progress=show)
@@ -36,12 +37,13 @@ def build(names: tuple[str, ...], quiet: bool) -> None:
 
 @image_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
-def list_(as_json: bool) -> None:
+@engine_option("The engine whose images to list; default: the current one.")
+def list_(as_json: bool, engine_name: str | None) -> None:
     """glmtui images on the engine, and the definitions that build them."""
     from glmtui.docker import images
 
     async def work():
-        async with engine() as docker:
+        async with engine(engine_name) as docker:
             return await docker.list_images()
 
     found = run(work)

@@ -126,7 +126,7 @@ def run_loaded(loaded, *, as_json: bool, jobs, keep: bool, resume, yes: bool, al
 
     async def work() -> int:
         nonlocal plan_run
-        async with engine() as docker:
+        async with engine(loaded.plan.env.engine) as docker:
             service = Service(docker, store, state().config, late_followers=False)  # the renderer only
             plan_run = service.start_run(loaded, jobs=jobs, keep=keep, resume=resume, auto_approve=yes,
                                          grant=asked if allow else None)
@@ -260,7 +260,8 @@ def show(run_id: str, as_json: bool) -> None:
         return
     data = record.as_json()
     click.echo(f"run {record.id}: plan {record.plan} ({record.plan_file}), workflow {record.workflow}")
-    click.echo(f"status {record.status}, environment {record.environment}, inputs {data['inputs']}")
+    on = f" on engine {record.engine}" if record.engine else ""
+    click.echo(f"status {record.status}, environment {record.environment}{on}, inputs {data['inputs']}")
     table(
         ["STEP", "STATUS", "EXIT", "DURATION", "OUTPUTS", "REASON"],
         [

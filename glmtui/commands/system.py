@@ -8,23 +8,29 @@ import sys
 import click
 
 from glmtui import __version__
-from glmtui.commands.common import engine, print_json, run, state
+from glmtui.commands.common import engine, engine_option, print_json, run, state
 
 
 @click.command("version")
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
 def version(as_json: bool) -> None:
-    """glmtui, Python, Docker engine and API versions, engine address."""
-    from glmtui.docker.address import resolve_host
-    from glmtui.docker.version import engine_version
+    """glmtui, Python, Docker engine and API versions, engine address (of the engine used when
+    none is named; `glmtui engines list` shows every engine)."""
     from glmtui.errors import EngineUnreachable
 
     info = {"glmtui": __version__, "python": platform.python_version(), "engine": None, "api": None}
-    info["host"] = resolve_host(state().config.get("docker_host"))
     problem = None
+
+    async def ask() -> None:
+        async with engine() as docker:
+            info["engine"], info["api"] = docker.version_info.get("Version"), docker.version_info.get("ApiVersion")
+
+    from glmtui.docker.endpoints import from_config
+
+    endpoint = from_config(state().config)[None]
+    info["host"], info["engine_name"] = endpoint.host, endpoint.name
     try:
-        answer = engine_version(info["host"])
-        info["engine"], info["api"] = answer.get("Version"), answer.get("ApiVersion")
+        run(ask)
     except EngineUnreachable as err:
         problem = err
     if as_json:
@@ -43,7 +49,8 @@ def version(as_json: bool) -> None:
               help="Also every stopped named environment, and every glmtui volume no container uses "
                    "(the workspaces of removed environments among them).")
 @click.option("--dry-run", "-n", is_flag=True, help="Only list what would be removed.")
-def clean(names: tuple[str, ...], everything: bool, dry_run: bool) -> None:
+@engine_option("The engine to clean (`glmtui engines list`); default: the current one.")
+def clean(names: tuple[str, ...], everything: bool, dry_run: bool, engine_name: str | None) -> None:
     """Remove what is left over: the throw-away environments of runs that ended (never one whose
     run still goes), dangling glmtui images, and run and `env exec` records older than
     keep_runs_days with their logs. Named environments go only when named (NAME, if stopped;
@@ -57,7 +64,7 @@ def clean(names: tuple[str, ...], everything: bool, dry_run: bool) -> None:
     store = Store()
 
     async def work():
-        async with engine() as docker:
+        async with engine(engine_name) as docker:
             envs = {env.name: env for env in await docker.list_environments()}
             _check_named(names, envs)
             runs = {env.run_id: _run_status(store, env.run_id) for env in envs.values() if env.run_id}

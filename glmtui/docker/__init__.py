@@ -1,4 +1,4 @@
 """The async engine layer: everything that touches containers goes through `engine.Engine`.
 
-Kept empty so that light modules (address, version, spec) import without aiodocker.
+Kept empty so that light modules (address, endpoints, spec) import without asyncio.
 """

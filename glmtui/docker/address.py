@@ -1,28 +1,23 @@
-"""Where the Docker engine is, and the one error for when it does not answer. Light: no aiodocker."""
+"""The Docker sockets of this machine, for the checks of mounts that would reach one. Light."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from glmtui.errors import EngineUnreachable
-
-DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
 
-def resolve_host(configured: str | None = None) -> str:
-    """The engine address: config, then DOCKER_HOST, then the default socket."""
-    return configured or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
-
-
 def engine_sockets(address: str) -> tuple[Path, ...]:
-    """The Docker sockets of this machine, symlinks resolved: the usual places and the socket of
-    `address` when it is unix://. Whoever reaches one of them controls the host."""
+    """The Docker sockets of the engine's machine: the usual places and the socket `address`
+    names (unix://PATH, ssh://HOST/PATH), with this machine's symlinks resolved and as written
+    (another machine's are not this one's). Whoever reaches one of them controls that machine."""
     paths = list(DEFAULT_SOCKETS)
     if address.startswith("unix://"):
         paths.append(address[len("unix://"):])
-    return tuple(dict.fromkeys(Path(os.path.realpath(path)) for path in paths))
+    elif address.startswith("ssh://") and "/" in address[len("ssh://"):]:
+        paths.append("/" + address[len("ssh://"):].split("/", 1)[1])
+    return tuple(dict.fromkeys([*(Path(os.path.realpath(path)) for path in paths), *(Path(path) for path in paths)]))
 
 
 def reached_socket(path: Path, sockets: tuple[Path, ...]) -> Path | None:
@@ -30,9 +25,9 @@ def reached_socket(path: Path, sockets: tuple[Path, ...]) -> Path | None:
     return next((socket for socket in sockets if socket == path or path in socket.parents), None)
 
 
-def unreachable(address: str, err: BaseException) -> EngineUnreachable:
-    detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return EngineUnreachable(
-        f"cannot reach the Docker engine at {address} ({detail})",
-        hint="start it (e.g. `sudo dockerd &`), or point docker_host / DOCKER_HOST at one",
-    )
+def resolve_host(configured: str | None = None) -> str:
+    """The address of the engine used when none is named: `configured` (the config's docker_host),
+    else as the docker CLI resolves it (DOCKER_HOST, DOCKER_CONTEXT, its current context, the socket)."""
+    from glmtui.docker.endpoints import resolve
+
+    return resolve(configured)[None].host

@@ -1,13 +1,11 @@
-"""The one object through which glmtui touches Docker.
+"""The one object through which glmtui touches a Docker engine.
 
-The TUI, the plan runner and the agent tools share an `Engine`, so they share
-one connection and one set of safe defaults (see `spec.py`).
+The TUI, the plan runner and the agent tools share an `Engine`, so they share one connection
+and one set of safe defaults (see `spec.py`). It satisfies `interface.ContainerEngine`.
 
-Two clients underneath, each for its own sections. What a plan run needs every time goes
-through `wire` (h11 on asyncio streams, 7 ms to import): environments (find, create, start,
-stop, remove), exec, files, whether an image is there, and `clean`. The rest goes through
-aiodocker, imported on its first use (80 ms with aiohttp, a third of a short `glmtui --run`):
-pulls, builds, imports and lists of images, logs, stats, events and interactive shells.
+One client underneath: `wire` (h11 on the connections of `transport`: a unix socket, TCP with
+TLS, or SSH), for everything: environments, exec, files, images, logs, stats, events and
+interactive shells. Its errors (glmtui.docker.errors) become the user's errors here.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ import asyncio
 import json
 import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
@@ -26,7 +23,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from glmtui.docker import archive
-from glmtui.docker.address import resolve_host, unreachable
+from glmtui.docker.endpoints import Endpoint, default_endpoint
+from glmtui.docker.errors import EngineConnectionError, EngineHTTPError, unreachable
+from glmtui.docker.transport import dialer_for
 from glmtui.docker.types import CleanReport, EngineEvent, Environment, ExecResult, Stats
 from glmtui.docker.spec import (
     LABEL_ENV,
@@ -37,7 +36,7 @@ from glmtui.docker.spec import (
     container_name,
     volume_name,
 )
-from glmtui.docker.wire import EngineHTTPError, Wire
+from glmtui.docker.wire import Upgraded, Wire
 from glmtui.errors import BadInput, Conflict, EngineUnreachable, GlmtuiError, NotFound, WorkFailed
 from glmtui.units import format_bytes, parse_duration
 
@@ -93,69 +92,76 @@ SHELL_ARGV = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash; e
 class InteractiveExec:
     """A process with a TTY inside an environment: write keys, read the screen, resize."""
 
-    def __init__(self, execution: Any, stream: Any) -> None:
+    def __init__(self, engine: Engine, execution: str, stream: Upgraded) -> None:
+        self._engine = engine
         self._exec = execution
         self._stream = stream
 
     async def read(self) -> bytes | None:
-        message = await self._stream.read_out()
-        return None if message is None else message.data
+        """What the process wrote; None once it ended (or the engine went away)."""
+        try:
+            data = await self._stream.read()
+        except EngineConnectionError:
+            return None
+        return data or None
 
     async def write(self, data: bytes) -> None:
-        await self._stream.write_in(data)
+        await self._stream.write(data)
 
     async def resize(self, rows: int, columns: int) -> None:
         try:
-            await self._exec.resize(h=rows, w=columns)
-        except _answers():
+            await self._engine._wire.json("POST", f"/exec/{self._exec}/resize", params={"h": rows, "w": columns})
+        except (EngineHTTPError, EngineConnectionError):
             pass  # the process may have ended between the signal and the call
 
     async def close(self) -> int:
-        await self._stream.close()
-        for _ in range(50):
-            info = await self._exec.inspect()
-            if not info.get("Running"):
-                return info.get("ExitCode") or 0
-            await asyncio.sleep(0.02)
-        return info.get("ExitCode") or 0
+        self._stream.close()
+        code = await self._engine._exec_exit_code(self._exec)
+        return max(code, 0)
 
 
 class Engine:
     """Async access to one Docker engine. Use `await Engine.connect()` and `await engine.close()`."""
 
-    def __init__(self, wire: Wire, host: str, version: Mapping[str, Any]) -> None:
+    def __init__(self, wire: Wire, endpoint: Endpoint, version: Mapping[str, Any]) -> None:
         self._wire = wire
-        self._aiodocker: Any = None
-        self.host = host
+        self.endpoint = endpoint
+        self.name = endpoint.name
+        self.host = endpoint.host
         self.version_info = dict(version)
         self._owners: dict[str, tuple[int, int]] = {}  # container id -> uid, gid of files put in
 
     # -- connection -------------------------------------------------------------------------
 
     @classmethod
-    async def connect(cls, host: str | None = None) -> Engine:
-        address = resolve_host(host)
+    async def connect(cls, target: str | Endpoint | None = None) -> Engine:
+        """The engine of `target`: an Endpoint, an address (named `default`, as the config's
+        docker_host), or None for the engine the docker CLI would use."""
+        if isinstance(target, Endpoint):
+            endpoint = target
+        elif target is None:
+            from glmtui.docker.endpoints import resolve
+
+            endpoint = resolve()[None]
+        else:
+            endpoint = default_endpoint(target)
+        wire = None
         try:
-            wire = Wire(address)
+            wire = Wire(dialer_for(endpoint))
             version = await wire.connect()
-        except (ValueError, OSError, EngineHTTPError, asyncio.TimeoutError) as err:
-            raise unreachable(address, err) from None
-        return cls(wire, address, version)
+        except (EngineConnectionError, EngineHTTPError) as err:
+            if wire is not None:
+                await wire.close()
+            raise unreachable(endpoint.host, err, endpoint.name) from None
+        return cls(wire, endpoint, version)
 
     @property
-    def _docker(self) -> Any:
-        """aiodocker, on the API version the engine answered with."""
-        if self._aiodocker is None:
-            client = _aio()
-            timeout = client.aiohttp.ClientTimeout(total=None, connect=10, sock_connect=5)
-            api = f"v{self.version_info['ApiVersion']}"
-            self._aiodocker = client.aiodocker.Docker(url=self.host, timeout=timeout, api_version=api)
-        return self._aiodocker
+    def remote(self) -> bool:
+        """Maybe another machine: its paths (bind mounts) are not this machine's."""
+        return not self.endpoint.local
 
     async def close(self) -> None:
         await self._wire.close()
-        if self._aiodocker is not None:
-            await self._aiodocker.close()
 
     async def __aenter__(self) -> Engine:
         return self
@@ -210,7 +216,7 @@ class Engine:
     async def list_environments(self, *, include_runs: bool = True) -> list[Environment]:
         entries = await self._list_containers(MANAGED_FILTER)
         # A container with the managed label but no environment name was not made by glmtui's create.
-        envs = [Environment.from_list_entry(entry) for entry in entries if LABEL_ENV in (entry.get("Labels") or {})]
+        envs = [Environment.from_list_entry(entry, self.name) for entry in entries if LABEL_ENV in (entry.get("Labels") or {})]
         if not include_runs:
             envs = [e for e in envs if not e.run_id]
         return sorted(envs, key=lambda e: e.name)
@@ -219,7 +225,7 @@ class Engine:
         entry = await self._find_container(container_name(check_name(name)))
         if entry is None:
             raise NotFound(f"no environment named {name!r}", hint="`glmtui env list` shows them")
-        return Environment.from_list_entry(entry)
+        return Environment.from_list_entry(entry, self.name)
 
     async def inspect_environment(self, name: str) -> dict[str, Any]:
         async with self._translate(f"environment {name!r}"):
@@ -276,6 +282,7 @@ class Engine:
         """
         if not argv:
             raise BadInput("no command given")
+        self._wire.reserve(2)  # its output ends its connection, and its exit status needs another
         tag = uuid.uuid4().hex
         env_list = [f"{k}={v}" for k, v in (environment or {}).items()] + [f"GLMTUI_EXEC={tag}"]
         started, started_at = time.monotonic(), time.time()
@@ -308,8 +315,8 @@ class Engine:
             raise
         except EngineHTTPError as err:  # e.g. the environment stopped between create and start
             raise _translate_error(err, f"environment {name!r}") from None
-        except OSError as err:
-            raise EngineUnreachable(f"lost the Docker engine during the command: {err}") from None
+        except EngineConnectionError as err:
+            raise EngineUnreachable(f"lost the Docker engine {self.name} ({self.host}) during the command: {err}") from None
         exit_code = await self._exec_exit_code(execution)
         result = ExecResult(
             exit_code=exit_code,
@@ -351,8 +358,8 @@ class Engine:
                 info = await self._wire.json("GET", f"/exec/{execution}/json")
             except EngineHTTPError:
                 return -1
-            except OSError as err:
-                raise unreachable(self.host, err) from None
+            except EngineConnectionError as err:
+                raise unreachable(self.host, err, self.name) from None
             if not info.get("Running"):
                 code = info.get("ExitCode")
                 return -1 if code is None else int(code)
@@ -405,7 +412,7 @@ class Engine:
             except EngineHTTPError as err:
                 if err.status != 500 or time.monotonic() > deadline:
                     return  # the environment stopped, or the exec never started
-            except (GlmtuiError, OSError):
+            except (GlmtuiError, EngineConnectionError):
                 return  # the environment is gone: so are its processes
             await asyncio.sleep(0.05)
 
@@ -423,19 +430,13 @@ class Engine:
         """A TTY process (a shell by default: bash, falling back to sh)."""
         env = {"TERM": os.environ.get("TERM", "xterm-256color"), **(environment or {})}
         async with self._translate(f"environment {name!r}"):
-            execution = await self._docker.containers.container(container_name(name)).exec(
-                cmd=list(argv or SHELL_ARGV),
-                stdout=True,
-                stderr=True,
-                stdin=True,
-                tty=True,
-                environment=[f"{k}={v}" for k, v in env.items()],
-                workdir=workdir,
-                user=user or "",
-            )
-            stream = execution.start(detach=False)
-            await stream.__aenter__()
-        session = InteractiveExec(execution, stream)
+            created = await self._wire.json("POST", f"/containers/{container_name(name)}/exec", body={
+                "Cmd": list(argv or SHELL_ARGV), "Env": [f"{k}={v}" for k, v in env.items()],
+                "WorkingDir": workdir or "", "User": user or "", "Tty": True,
+                "AttachStdin": True, "AttachStdout": True, "AttachStderr": True,
+            })
+            stream = await self._wire.upgrade("POST", f"/exec/{created['Id']}/start", {"Detach": False, "Tty": True})
+        session = InteractiveExec(self, created["Id"], stream)
         await session.resize(rows, columns)
         return session
 
@@ -463,28 +464,23 @@ class Engine:
             params["since"] = f"{time.time() - seconds:.3f}"
         env = await self.get_environment(name)
         tty = (await self.inspect_environment(name))["Config"].get("Tty", False)
-        timeout = _aio().aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self._translate(f"environment {name!r}"):
-            async with self._docker._query(
-                f"containers/{env.id}/logs", params=params, timeout=timeout
-            ) as response:
-                async for chunk in _demux(response.content.iter_any(), tty):
+            async with self._wire.request("GET", f"/containers/{env.id}/logs", params=params) as response:
+                async for chunk in _demux(response.iter_any(), tty):
                     yield chunk
 
     async def stats(self, name: str) -> AsyncIterator[Stats]:
         """A sample about every second while the environment runs (Docker's own pace)."""
-        timeout = _aio().aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self._translate(f"environment {name!r}"):
-            async with self._docker._query(
-                f"containers/{container_name(name)}/stats", params={"stream": "1"}, timeout=timeout
-            ) as response:
-                async for line in response.content:
+            async with self._wire.request("GET", f"/containers/{container_name(name)}/stats",
+                                          params={"stream": "1"}) as response:
+                async for line in response.iter_lines():
                     if line.strip():
                         yield Stats.from_json(json.loads(line))
 
     async def events(self, *, reconnect: bool = True) -> AsyncIterator[EngineEvent]:
-        """glmtui's containers, images and volumes as they change; survives engine restarts."""
-        client = _aio()
+        """glmtui's containers, images and volumes as they change; survives the engine going
+        away and coming back (a `disconnected` event, then `reconnected`, and what was missed)."""
         since: float | None = None
         connected = True
         delay = 0.2
@@ -493,24 +489,23 @@ class Engine:
             if since is not None:
                 params["since"] = f"{since:.9f}"
             try:
-                timeout = client.aiohttp.ClientTimeout(total=None, sock_read=None)
-                async with self._docker._query("events", params=params, timeout=timeout) as response:
+                async with self._wire.request("GET", "/events", params=params) as response:
                     if not connected:
                         connected, delay = True, 0.2
-                        yield EngineEvent("engine", "reconnected", time=time.time())
-                    async for line in response.content:
+                        yield EngineEvent("engine", "reconnected", time=time.time(), engine=self.name)
+                    async for line in response.iter_lines():
                         if not line.strip():
                             continue
-                        event = _event_from_json(json.loads(line))
+                        event = _event_from_json(json.loads(line), self.name)
                         since = event.time
                         yield event
-            except (client.aiohttp.ClientError, OSError, client.DockerError, asyncio.TimeoutError):
+            except (EngineConnectionError, EngineHTTPError):
                 pass
             if not reconnect:
                 return
             if connected:
                 connected = False
-                yield EngineEvent("engine", "disconnected", time=time.time())
+                yield EngineEvent("engine", "disconnected", time=time.time(), engine=self.name)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
@@ -608,24 +603,31 @@ class Engine:
         """Present locally: done. Absent: pulled, with progress. Neither: a clear error."""
         if await self.image_exists(ref):
             return
-        client = _aio()
+        repository, tag = _split_reference(ref)
         try:
-            async for update in self._docker.images.pull(ref, stream=True):
-                if "error" in update:
-                    raise client.DockerError(500, {"message": update["error"]})
-                if on_progress and update.get("status"):
-                    detail = update.get("progress") or update.get("id") or ""
-                    on_progress(f"{ref}: {update['status']} {detail}".rstrip())
-        except (client.DockerError, client.aiohttp.ClientError) as err:
-            message = err.message if isinstance(err, client.DockerError) else str(err)
+            async with self._wire.request("POST", "/images/create",
+                                          params={"fromImage": repository, "tag": tag}) as response:
+                async for line in response.iter_lines():
+                    if not line.strip():
+                        continue
+                    update = json.loads(line)
+                    if "error" in update:
+                        raise EngineHTTPError(500, update["error"])
+                    if on_progress and update.get("status"):
+                        detail = update.get("progress") or update.get("id") or ""
+                        on_progress(f"{ref}: {update['status']} {detail}".rstrip())
+        except EngineHTTPError as err:
             raise NotFound(
-                f"image {ref!r} is not here and could not be pulled: {message.splitlines()[0] if message else err}",
+                f"image {ref!r} is not here and could not be pulled: "
+                f"{err.message.splitlines()[0] if err.message else err.status}",
                 hint="build it with `glmtui image build`, or name an image `docker images` lists",
             ) from None
+        except EngineConnectionError as err:
+            raise unreachable(self.host, err, self.name) from None
 
     async def list_images(self) -> list[dict[str, Any]]:
         async with self._translate("images"):
-            images = await self._docker.images.list()
+            images = await self._wire.json("GET", "/images/json")
         return [
             image
             for image in images
@@ -651,17 +653,10 @@ class Engine:
         if network:
             params["networkmode"] = network
         image_id = ""
-        timeout = _aio().aiohttp.ClientTimeout(total=None, sock_read=None)
         async with self._translate("image build"):
-            async with self._docker._query(
-                "build",
-                method="POST",
-                params=params,
-                data=context,
-                headers={"content-type": "application/x-tar"},
-                timeout=timeout,
-            ) as response:
-                async for line in response.content:
+            async with self._wire.request("POST", "/build", params=params, body=context,
+                                          content_type="application/x-tar") as response:
+                async for line in response.iter_lines():
                     if not line.strip():
                         continue
                     update = json.loads(line)
@@ -679,24 +674,16 @@ class Engine:
 
     async def import_image(self, tar_path: Path, repo: str, tag: str) -> None:
         """`docker import`: a root file system tar becomes an image."""
-        timeout = _aio().aiohttp.ClientTimeout(total=None, sock_read=None)
-        with tar_path.open("rb") as data:
-            async with self._translate("image import"):
-                async with self._docker._query(
-                    "images/create",
-                    method="POST",
-                    params={"fromSrc": "-", "repo": repo, "tag": tag},
-                    data=data,
-                    headers={"content-type": "application/x-tar"},
-                    timeout=timeout,
-                ) as response:
-                    async for line in response.content:
-                        if line.strip() and "error" in (update := json.loads(line)):
-                            raise GlmtuiError(f"image import failed: {update['error']}")
+        async with self._translate("image import"):
+            async with self._wire.request("POST", "/images/create", params={"fromSrc": "-", "repo": repo, "tag": tag},
+                                          body=tar_path, content_type="application/x-tar") as response:
+                async for line in response.iter_lines():
+                    if line.strip() and "error" in (update := json.loads(line)):
+                        raise GlmtuiError(f"image import failed: {update['error']}")
 
     async def tag_image(self, source: str, repo: str, tag: str) -> None:
         async with self._translate(f"image {source!r}"):
-            await self._docker.images.tag(source, repo, tag=tag)
+            await self._wire.json("POST", f"/images/{source}/tag", params={"repo": repo, "tag": tag})
 
     # -- clean ------------------------------------------------------------------------------
 
@@ -781,39 +768,31 @@ class Engine:
         try:
             await self._wire.json("DELETE", path, params=params)
             return True
-        except (EngineHTTPError, OSError):
+        except (EngineHTTPError, EngineConnectionError):
             return False
 
     @asynccontextmanager
     async def _translate(self, what: str) -> AsyncIterator[None]:
         try:
             yield
-        except _answers() as err:
+        except EngineHTTPError as err:
             raise _translate_error(err, what) from None
-        except _lost_connections() as err:
-            raise unreachable(self.host, err) from None
+        except EngineConnectionError as err:
+            raise unreachable(self.host, err, self.name) from None
 
 
-def _aio() -> Any:
-    """glmtui.docker.client: aiodocker and aiohttp, imported on first use."""
-    from glmtui.docker import client
-
-    return client
-
-
-def _answers() -> tuple[type[Exception], ...]:
-    """The errors for an engine's error answer: wire's, and aiodocker's once it is loaded."""
-    client = sys.modules.get("glmtui.docker.client")
-    return (EngineHTTPError,) if client is None else (EngineHTTPError, client.DockerError)
+def _split_reference(ref: str) -> tuple[str, str]:
+    """An image reference as the pull API takes it: repository, and tag (or digest)."""
+    if "@" in ref:
+        repository, digest = ref.split("@", 1)
+        return repository, digest
+    repository, colon, tag = ref.rpartition(":")
+    if not colon or "/" in tag:  # no tag, or the colon was a registry's port
+        return ref, "latest"
+    return repository, tag
 
 
-def _lost_connections() -> tuple[type[Exception], ...]:
-    client = sys.modules.get("glmtui.docker.client")
-    lost = (ConnectionError, FileNotFoundError)
-    return lost if client is None else (*lost, client.aiohttp.ClientConnectionError)
-
-
-def _translate_error(err: Any, what: str) -> GlmtuiError:
+def _translate_error(err: EngineHTTPError, what: str) -> GlmtuiError:
     message = (err.message or "").strip().splitlines()[0] if err.message else str(err)
     if err.status == 404:
         if what.startswith("environment "):
@@ -849,7 +828,7 @@ def _start_failure_reason(text: bytes, program: str) -> str:
     return f"cannot start {program!r}: {' '.join(detail).removesuffix(' unknown')}"
 
 
-def _event_from_json(data: Mapping[str, Any]) -> EngineEvent:
+def _event_from_json(data: Mapping[str, Any], engine: str) -> EngineEvent:
     actor = data.get("Actor") or {}
     attributes = actor.get("Attributes") or {}
     return EngineEvent(
@@ -859,6 +838,7 @@ def _event_from_json(data: Mapping[str, Any]) -> EngineEvent:
         id=actor.get("ID"),
         time=data.get("timeNano", 0) / 1e9 or float(data.get("time", 0)),
         attributes=attributes,
+        engine=engine,
     )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from glmtui import paths
-from glmtui.docker.engine import Engine
+from glmtui.docker.interface import ContainerEngine
 from glmtui.errors import BadInput, GlmtuiError, NotFound, did_you_mean
 
 Progress = Callable[[str], None]
@@ -100,7 +100,7 @@ def build_context(
 
 
 async def build_folder(
-    engine: Engine,
+    engine: ContainerEngine,
     folder: Path,
     repo: str,
     *,
@@ -134,7 +134,7 @@ def named(names: list[str]) -> list[ImageDefinition]:
     return [known[name] for name in names] if names else list(known.values())
 
 
-async def build_named(engine: Engine, name: str, *, on_progress: Progress | None = None) -> BuildResult:
+async def build_named(engine: ContainerEngine, name: str, *, on_progress: Progress | None = None) -> BuildResult:
     definition = named([name])[0]
     notes: list[str] = []
     args: dict[str, str] = {}
@@ -152,7 +152,7 @@ async def build_named(engine: Engine, name: str, *, on_progress: Progress | None
     return result
 
 
-async def _base_image(engine: Engine, definition: ImageDefinition, notes: list[str], on_progress: Progress | None) -> str:
+async def _base_image(engine: ContainerEngine, definition: ImageDefinition, notes: list[str], on_progress: Progress | None) -> str:
     assert definition.base
     try:
         await engine.ensure_image(definition.base, on_progress=on_progress)
@@ -170,7 +170,7 @@ async def _base_image(engine: Engine, definition: ImageDefinition, notes: list[s
         return local
 
 
-async def make_debian_base(engine: Engine, *, suite: str = "bookworm", on_progress: Progress | None = None) -> str:
+async def make_debian_base(engine: ContainerEngine, *, suite: str = "bookworm", on_progress: Progress | None = None) -> str:
     """debootstrap a minimal Debian and import it as glmtui/debian:<suite>."""
     if shutil.which("debootstrap") is None:
         raise GlmtuiError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +50,12 @@ class Mount:
     read_only: bool = False
 
     @classmethod
-    def parse(cls, text: str, *, base: Path | None = None) -> Mount:
+    def parse(cls, text: str, *, base: Path | None = None, on_engine: bool = False) -> Mount:
         """HOST:CONTAINER[:ro] with the host path made absolute (relative to `base`), symlinks resolved.
-        Whether the mount may reach that host path is for the caller to decide."""
+        Whether the mount may reach that host path is for the caller to decide.
+
+        `on_engine`: the host is the engine's machine, not this one (a remote engine): the path
+        is taken as written, and must be absolute there."""
         parts = text.split(":")
         read_only = False
         if len(parts) == 3 and parts[2] in ("ro", "rw"):
@@ -59,20 +63,25 @@ class Mount:
             parts = parts[:2]
         if len(parts) != 2 or not parts[0] or not parts[1]:
             raise BadInput(f"mount {text!r} is not HOST:CONTAINER[:ro]")
+        if not parts[1].startswith("/"):
+            raise BadInput(f"mount {text!r}: the container path must be absolute")
+        if on_engine:
+            if not parts[0].startswith("/"):
+                raise BadInput(f"mount {text!r}: the host path must be absolute on the engine's machine")
+            return cls(posixpath.normpath(parts[0]), parts[1], read_only)
         host = Path(os.path.expanduser(parts[0]))
         if not host.is_absolute():
             host = (base or Path.cwd()) / host
         host = host.resolve()
-        if not parts[1].startswith("/"):
-            raise BadInput(f"mount {text!r}: the container path must be absolute")
         if not host.exists():
             raise BadInput(f"mount {text!r}: host path {host} does not exist")
         return cls(str(host), parts[1], read_only)
 
 
-def refuse_docker_socket(mounts: tuple[Mount, ...], docker_host: str | None, *, hint: str) -> None:
-    """BadInput when a mount gives the environment the engine's socket (or a folder holding it)."""
-    sockets = engine_sockets(resolve_host(docker_host))
+def refuse_docker_socket(mounts: tuple[Mount, ...], address: str | None, *, hint: str) -> None:
+    """BadInput when a mount gives the environment the engine's socket (or a folder holding it);
+    `address` is the engine's (None: the one used when none is named)."""
+    sockets = engine_sockets(address or resolve_host())
     for mount in mounts:
         socket = reached_socket(Path(mount.source), sockets)
         if socket is not None:

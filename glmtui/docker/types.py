@@ -21,6 +21,7 @@ class Environment:
     run_id: str | None = None
     ports: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    engine: str = "default"  # the name of the engine it is on
 
     @property
     def running(self) -> bool:
@@ -36,10 +37,11 @@ class Environment:
             "workdir": self.workdir,
             "run_id": self.run_id,
             "ports": list(self.ports),
+            "engine": self.engine,
         }
 
     @classmethod
-    def from_list_entry(cls, entry: Mapping[str, Any]) -> Environment:
+    def from_list_entry(cls, entry: Mapping[str, Any], engine: str = "default") -> Environment:
         labels = entry.get("Labels") or {}
         ports = tuple(
             f"{p.get('IP', '')}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}".lstrip(":")
@@ -57,6 +59,7 @@ class Environment:
             run_id=labels.get(LABEL_RUN),
             ports=ports,
             labels=labels,
+            engine=engine,
         )
 
 
@@ -82,6 +85,7 @@ class EngineEvent:
     id: str | None = None
     time: float = 0.0
     attributes: Mapping[str, str] = field(default_factory=dict)
+    engine: str = ""  # the name of the engine it happened on
 
 
 @dataclass(frozen=True)

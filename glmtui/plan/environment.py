@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from glmtui.config import Config
-from glmtui.docker.engine import Engine
+from glmtui.docker.interface import ContainerEngine
 from glmtui.docker.images import build_folder
 from glmtui.docker.spec import EnvSpec, Mount, Resources
 from glmtui.errors import BadInput, Conflict, GlmtuiError, NotFound
@@ -36,6 +36,16 @@ class RunEnvironment:
     image: str | None = None  # None: env.build, or the configured default image
     mounts: tuple[tuple[str, str, bool], ...] = ()  # (host, container, read-only)
     copies: tuple[tuple[str, str], ...] = ()  # (host, container)
+
+
+def check_engine(loaded: LoadedPlan, engine: ContainerEngine) -> None:
+    """BadInput when the plan's environment cannot be made right on `engine`: bind mounts on an
+    engine that may be another machine, where their host paths would name that machine's files."""
+    env = loaded.plan.env
+    if env.mounts and engine.remote:
+        raise BadInput(f"env.mounts: engine {engine.name} ({engine.host}) may be another machine, where the host "
+                       "path of a bind mount names that machine's files, not this one's",
+                       hint="bring files in with env.copy, or run on an engine of this machine (unix://)")
 
 
 def throwaway_name(run_id: str) -> str:
@@ -86,7 +96,7 @@ def _evaluated(what: str, text: Any, values: dict[str, Any]) -> str:
 
 
 async def prepare(
-    engine: Engine,
+    engine: ContainerEngine,
     loaded: LoadedPlan,
     config: Config,
     run_id: str,
@@ -157,7 +167,7 @@ async def prepare(
 
 
 async def _create_or_reuse(
-    engine: Engine, spec: EnvSpec, copy_in: list[tuple[Path, str]], progress: Callable[[str], None]
+    engine: ContainerEngine, spec: EnvSpec, copy_in: list[tuple[Path, str]], progress: Callable[[str], None]
 ) -> bool:
     """Create the named environment (True); when someone else creates it at the same moment
     (another user's run, `glmtui env create`), use theirs once it runs (False)."""
@@ -193,7 +203,7 @@ async def _create_or_reuse(
                    hint="run the plan again")
 
 
-async def _check_existing(engine: Engine, name: str, access: HostAccess) -> None:
+async def _check_existing(engine: ContainerEngine, name: str, access: HostAccess) -> None:
     """A named environment made before (by another plan, or by hand) reaches the host only as
     far as this run may: its bind mounts, its network, root with a writable mount."""
     info = await engine.inspect_environment(name)
@@ -210,7 +220,7 @@ async def _check_existing(engine: Engine, name: str, access: HostAccess) -> None
 
 
 async def _image(
-    engine: Engine, loaded: LoadedPlan, config: Config, progress: Callable[[str], None], access: HostAccess
+    engine: ContainerEngine, loaded: LoadedPlan, config: Config, progress: Callable[[str], None], access: HostAccess
 ) -> str:
     env, plan = loaded.plan.env, loaded.plan
     if env.build is None:

@@ -189,6 +189,7 @@ class EnvConfig:
     """The environment a plan runs in: named or throw-away, its image, limits and files."""
 
     name: str | None = None  # None: a throw-away environment
+    engine: str | None = None  # the engine it is on (None: the one used when none is named)
     image: str | None = None  # None (and no build): the configured default image
     build: Build | None = None
     workdir: str = DEFAULT_WORKDIR

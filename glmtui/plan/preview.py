@@ -96,6 +96,7 @@ def describe_plan(loaded: LoadedPlan, config: Config) -> dict[str, Any]:
         "workflow": loaded.workflow.name,
         "environment": {
             "name": env.name,
+            "engine": env.engine,
             "throwaway": env.name is None,
             "image": env.image or (None if env.build else config.get("default_image")),
             "build": env.build.context if env.build else None,
@@ -154,6 +155,7 @@ def print_description(description: dict[str, Any]) -> None:
     if description["description"]:
         print(f"  {description['description'].strip()}")
     where = "throw-away environment" if env["throwaway"] else f"environment {env['name']}"
+    where += f" on engine {env['engine']}" if env["engine"] else ""
     image = env["image"] or f"built from {env['build']}"
     print(f"\n{where}: {image}, workdir {env['workdir']}, network {env['network']}")
     for mount in env["mounts"]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from glmtui.config import Config
-from glmtui.docker.engine import Engine
+from glmtui.docker.interface import ContainerEngine
 from glmtui.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, BadInput, GlmtuiError, NotFound
 from glmtui.events import Progress, RunFinished, RunStarted, Sink, StepFinished, StepStarted
 from glmtui.masking import Masker
@@ -58,7 +58,7 @@ class RunResult:
 class Runner:
     def __init__(
         self,
-        engine: Engine,
+        engine: ContainerEngine,
         loaded: LoadedPlan,
         *,
         sink: Sink,
@@ -114,6 +114,7 @@ class Runner:
         self.store.start_run(
             self.run_id, plan=plan.name, plan_file=str(plan.file.resolve()), workflow=workflow.name,
             inputs=self.masker.mask_value(self.loaded.inputs), environment=env_name, throwaway=throwaway,
+            engine=self.engine.name,
         )
         started = time.monotonic()
         self.sink(RunStarted(self.run_id, plan.name, workflow.name, env_name, throwaway))
@@ -147,6 +148,7 @@ class Runner:
         no run record behind it."""
         values = self._values(self.loaded.inputs, {})
         try:
+            run_env.check_engine(self.loaded, self.engine)
             resolved = run_env.resolve(self.loaded, self.run_id, values)
             for step in workflow.steps:
                 if step.workdir and _known_before_start(step.workdir):

@@ -520,6 +520,7 @@ class _Builder:
                      key=True)
         return EnvConfig(
             name=_str(raw.get("name")),
+            engine=_str(raw.get("engine")),
             image=_str(raw.get("image")),
             build=build,
             workdir=_str(raw.get("workdir")) or DEFAULT_WORKDIR,

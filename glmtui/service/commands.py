@@ -21,11 +21,12 @@ OUTPUT_KEPT = 1 << 20  # characters of each stream a caller of run_command gets:
 
 
 @contextmanager
-def recorded(store: Any, masker: Any, name: str, command: list[str], *, shell: bool = False) -> Iterator[Any]:
+def recorded(store: Any, masker: Any, name: str, command: list[str], *, shell: bool = False,
+             engine: str | None = None) -> Iterator[Any]:
     """A record of a command (or a shell) in environment `name`, masked; it ends with the reason
     when the command does not end by itself, and is forgotten when the command could not start
     (bad input: nothing ran)."""
-    record = store.start_exec(name, masker.mask_value(command), shell=shell)
+    record = store.start_exec(name, masker.mask_value(command), shell=shell, engine=engine)
     try:
         yield record
     except BadInput:

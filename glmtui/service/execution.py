@@ -96,12 +96,12 @@ class Execution(PlanRun):
         return record
 
     async def _check_environment(self) -> None:
-        """An agent whose env names an environment works in that one: it is not made for it."""
+        """An agent whose env names an environment works in that one, on its engine: it is not made for it."""
         name = self.agent.definition.environment
         if name is None:
             return
         try:
-            await self.service.engine.get_environment(name)
+            self.engine_name = (await self.service.find_environment(name)).name
         except NotFound:
             raise NotFound(f"environment {name} does not exist", hint=f"glmtui env create {name}, or give the "
                            "agent an env block with an image") from None

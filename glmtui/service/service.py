@@ -30,10 +30,14 @@ BY_HAND = ("manual", "hook")  # triggers whose start is refused at once (not rec
 
 class Service:
     def __init__(self, engine: Any, store: Any, config: Any, *, max_executions: int | None = None,
-                 announce: Callable[[str], None] | None = None, late_followers: bool = True) -> None:
+                 announce: Callable[[str], None] | None = None, late_followers: bool = True,
+                 engines: Any = None) -> None:
         """`late_followers`: False when only whoever starts work follows it (the headless run):
-        the work then keeps none of its output for later (see glmtui.service.work)."""
+        the work then keeps none of its output for later (see glmtui.service.work). `engine` is
+        the one used when a plan or an agent names none; `engines` (glmtui.docker.engines.Engines)
+        the others, made from the config when first needed."""
         self.engine = engine
+        self.engines = engines
         self.store = store
         self.config = config
         self.slots = Slots(max_executions or config.get("serve.max_executions"))
@@ -135,6 +139,26 @@ class Service:
         while len(self._finished) > KEEP_FINISHED:
             self._work.pop(self._finished.popleft(), None)
 
+    # -- engines ----------------------------------------------------------------------------
+
+    async def engine_for(self, name: str | None) -> Any:
+        """The engine `name` (a plan's env.engine); None: the service's own."""
+        if name is None or name == self.engine.name:
+            return self.engine
+        return await self._engines().get(name)
+
+    async def find_environment(self, name: str) -> Any:
+        """The engine environment `name` is on (asking every engine when there are several)."""
+        engine, _ = await self._engines().find_environment(name)
+        return engine
+
+    def _engines(self) -> Any:
+        if self.engines is None:
+            from glmtui.docker.engines import Engines
+
+            self.engines = Engines.from_config(self.config, connected=[self.engine])
+        return self.engines
+
     # -- finding work -----------------------------------------------------------------------
 
     def get(self, work_id: str) -> Work | None:
@@ -164,6 +188,8 @@ class Service:
                     continue
         if "chats" in self.__dict__:  # chat sessions were opened: close their model clients
             await self.chats.close()
+        if self.engines is not None:
+            await self.engines.close()  # those it connected; the service's own engine is its owner's
 
 
 def asking_problem(agent: AgentRecord, config: Any, *, auto_approve: bool) -> str | None:

@@ -247,6 +247,7 @@ class PlanRun(Work):
         self.jobs, self.keep, self.resume = jobs, keep, resume
         self.auto_approve, self.asks = auto_approve, asks
         self.grant = grant
+        self.engine_name: str | None = None  # the engine to run on, when known before the plan says
         self.runner: Any = None  # glmtui.plan.runner.Runner, once started
         self.result: Any = None  # glmtui.plan.runner.RunResult
 
@@ -257,8 +258,9 @@ class PlanRun(Work):
     async def _work(self) -> Any:
         from glmtui.plan.runner import Runner
 
+        engine = await self.service.engine_for(self.engine_name or self.loaded.plan.env.engine)
         self.runner = runner = Runner(
-            self.service.engine, self.loaded, sink=self.emit, store=self.service.store, config=self.service.config,
+            engine, self.loaded, sink=self.emit, store=self.service.store, config=self.service.config,
             jobs=self.jobs, keep=self.keep, resume=self.resume, auto_approve=self.auto_approve,
             approver=self.ask if self.asks else None, run_id=self.id, grant=self.grant,
         )

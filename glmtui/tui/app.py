@@ -27,6 +27,7 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from glmtui.config import Config, set_value
+from glmtui.docker.interface import ContainerEngine
 from glmtui.errors import EngineUnreachable, GlmtuiError
 from glmtui.store import Store
 from glmtui.tui.commands import GlmtuiCommands
@@ -83,7 +84,7 @@ class GlmtuiApp(App[int]):
         self.config = config or Config.load()
         self.store = store or Store()
         self.plan_path = plan
-        self.engine: Any | None = None
+        self.engine: ContainerEngine | None = None
         # Starts and follows plan runs and chat turns (glmtui.service.backend.Backend): made once
         # the engine is connected; its work ends with the app (quitting asks first).
         self.backend: Any | None = None

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from glmtui.docker.engine import STDERR, Engine
+from glmtui.docker.engine import STDERR
+from glmtui.docker.interface import ContainerEngine
 from glmtui.events import Output, Sink
 from glmtui.masking import Masker
 from glmtui.plan.expressions import parse
@@ -121,7 +122,7 @@ class _Stream:
 class StepContext:
     """Everything a kind needs. `values` is the expression context for this step."""
 
-    engine: Engine
+    engine: ContainerEngine
     loaded: LoadedPlan
     step: Step
     environment: str  # the environment's name

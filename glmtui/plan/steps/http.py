@@ -29,8 +29,36 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 DEFAULT_TIMEOUT = 30.0
 
 
+def _aiohttp() -> Any:
+    """aiohttp, imported without loading the system's CA store. aiohttp builds two TLS contexts
+    when it is imported, and loading the store into them costs about 35 ms; this step makes a
+    context of its own for https, so OpenSSL is pointed at no store while the import runs."""
+    import os
+    import sys
+
+    if "aiohttp" not in sys.modules:
+        variables = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+        saved = {name: os.environ.get(name) for name in variables}
+        os.environ.update(dict.fromkeys(variables, os.devnull))
+        try:
+            import aiohttp  # noqa: F401
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+    import aiohttp
+
+    return aiohttp
+
+
 async def _environment_address(ctx: StepContext) -> str | None:
     """The environment's IP address; None when it shares the host's network."""
+    if ctx.engine.remote:
+        raise BadInput(f"step {ctx.step.id}: localhost means the environment, which is on engine {ctx.engine.name} "
+                       f"({ctx.engine.host}), maybe another machine: its address is not reachable from here",
+                       hint="run the request inside the environment (a run step), or use an engine of this machine")
     info = await ctx.engine.inspect_environment(ctx.environment)
     mode = info["HostConfig"].get("NetworkMode")
     if mode == "host":
@@ -45,7 +73,7 @@ async def _environment_address(ctx: StepContext) -> str | None:
 
 
 async def http_step(ctx: StepContext) -> StepOutcome:
-    from glmtui.docker.client import aiohttp  # aiohttp and yarl only for plans with http steps: 80 ms of a start
+    aiohttp = _aiohttp()  # aiohttp and yarl only for plans with http steps: 80 ms of a start
 
     spec = render(ctx.step.spec, ctx.values)
     method = str(spec.get("method", "GET")).upper()
@@ -68,7 +96,7 @@ async def http_step(ctx: StepContext) -> StepOutcome:
         seconds = min(seconds, ctx.timeout)
     ctx.output.write_text(f"{method} {url}\n", "stderr")
     try:
-        # https gets a context with the system's CA store: aiohttp's own has none (docker/client.py)
+        # https gets a context with the system's CA store: aiohttp's own has none (_aiohttp)
         tls = ssl.create_default_context() if url.scheme == "https" else None
         refused: list[str] = []
         guard = _not_this_host(refused) if not ctx.host_network else None
