@@ -319,8 +319,9 @@ def test_the_readme_table_lists_every_key_with_its_default():
             continue
         keys = [key.strip().strip("`") for key in cells[0].split(" / ")]
         defaults = [value.strip().strip("`") for value in cells[1].split(" / ")]
-        if keys[0].startswith("providers."):
-            documented["providers."] = cells[1]
+        prefix = next((open_ for open_ in ("providers.", "engines.") if keys[0].startswith(open_)), None)
+        if prefix:  # named entries: their keys are documented per entry
+            documented[prefix] = cells[1]
             continue
         assert len(keys) == len(defaults), row
         for key, default in zip(keys, defaults):

@@ -48,6 +48,7 @@ SINGLE = {
         "resources": {"memory": "512m", "cpus": 1, "pids": 100},
         "network": "bridge",
         "shared": False,
+        "engine": "default",
     },
     "permissions": {"host_paths": [{"path": "../data", "write": True}], "network_host": False,
                     "docker_socket": False, "root": False},

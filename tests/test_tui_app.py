@@ -71,7 +71,7 @@ class SessionEngine:
         self._engine = engine
         self.listings: list[float] = []
         self.container_events: list[float] = []
-        self.closed_by_the_app: bool | None = None  # known once the app has shut down
+        self.closed_by_the_app = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -87,6 +87,10 @@ class SessionEngine:
                     continue
                 self.container_events.append(time.monotonic())
             yield event
+
+    async def close(self) -> None:
+        self.closed_by_the_app = True
+        await self._engine.close()
 
 
 def ours(name: str | None) -> bool:
@@ -122,8 +126,8 @@ async def tui(
             yield app, pilot
     finally:
         for engine in engines:
-            engine.closed_by_the_app = engine._engine._docker.session.closed
-            await engine._engine.close()
+            if not engine.closed_by_the_app:
+                await engine._engine.close()
 
 
 # --- what the user sees -------------------------------------------------------------------------
