@@ -108,6 +108,17 @@ def load_plan(
     return LoadedPlan(plan, chosen, values, secrets, env)
 
 
+def build_plan(paths: Sequence[Path], *, docker_host: str | None = None) -> Plan:
+    """Plan files read, merged and checked into the model the runner uses (components
+    expanded), or PlanInvalid naming every problem in them; nothing from outside the plan
+    (inputs, secrets) is looked at. `docker_host` as for `load_plan`."""
+    document = load_documents(list(paths))
+    _check_version(document)
+    report, plan = check_document(document, docker_host=docker_host)
+    report.raise_if_any()
+    return plan
+
+
 # --- reporting -----------------------------------------------------------------------------
 
 
