@@ -3,7 +3,7 @@ streamable HTTP at /mcp of a real `glmtui serve` on a loopback port, behind its 
 both on the same project, config and records. The served plans are tools (their inputs the
 schema, each workflow its own tool); a call runs the plan in a real container with progress
 notifications; bad calls are tool errors of one line; the environment tools work in a real
-container."""
+container, and their commands are recorded as `glmtui env exec`'s are."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> Any:
         log = serve.log.read_text()
         assert "Traceback" not in serve.errors() + log and "glmtui serve stopped" in log
         runs = [run["id"] for run in json.loads(serve.glmtui("runs", "--json").stdout)]
-        assert runs and not [run for run in runs if container_exists(f"run-{run}")]
+        assert not [run for run in runs if container_exists(f"run-{run}")]
     finally:
         serve.kill()
 
@@ -331,6 +331,9 @@ async def test_environment_tools_work_inside_a_real_container(transport, servers
             assert {key: shell.structured_content[key] for key in ("exit_code", "stdout", "stderr")} == {
                 "exit_code": 3, "stdout": "out\n", "stderr": "err\n"}
             assert text_of(shell).startswith("exit code 3")
+            logged = servers.glmtui("logs", name).stdout.splitlines()  # recorded as `glmtui env exec` records
+            label = f"exec {shell.structured_content['exec_id'][:6]}"
+            assert [line for line in logged if label in line and line.endswith(("out", "err"))], logged
             missing = await call("exec", command=["no-such-program"])
             assert missing.structured_content["exit_code"] == 127 and "command not found" in text_of(missing)
             docker("stop", "-t", "0", helpers.container_of(name))
@@ -349,6 +352,17 @@ async def test_environment_tools_work_inside_a_real_container(transport, servers
             assert name not in [env["name"] for env in after.structured_content["environments"]]
         finally:
             helpers.remove_quietly(name)
+
+
+async def test_exec_masks_the_hosts_api_keys_in_its_answer_and_its_record(servers, make_env):
+    env = await make_env()
+    key = "zai-key-for-the-mcp-masking-test-0123456789"
+    async with servers.connect("stdio", ZAI_API_KEY=key) as client:
+        result = await client.call_tool("exec", {"environment": env.name, "command": f"echo {key}; echo {key} >&2"})
+    assert not result.is_error and key not in text_of(result)
+    assert key not in result.structured_content["stdout"] + result.structured_content["stderr"]
+    logged = servers.glmtui("logs", env.name).stdout
+    assert f"exec {result.structured_content['exec_id'][:6]}" in logged and key not in logged
 
 
 def test_mcp_is_served_by_glmtui_serve_behind_its_token_on_the_apis_plans(servers):

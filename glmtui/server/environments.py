@@ -6,6 +6,8 @@ the ones `glmtui env list` shows, whoever made them; never in the throw-away env
 plan run, which belongs to its run. Inside one it has the agent's own tools (glmtui.agent.tools:
 commands, files, search), acting only inside the environment, as the environment's user, with
 the same output limits; a stopped environment is started first, as a plan run starts its own.
+A command it runs (`exec`) is recorded as `glmtui env exec` records one, its output masked into
+the record's log (glmtui.service.commands), and answered masked too.
 
 Environments made for a client, through MCP or the HTTP API (`create_environment`), have the
 safe defaults of every environment (glmtui.docker.spec) and the configured limits unless given,
@@ -16,9 +18,10 @@ host's network.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from glmtui.agent.tools import Toolbox
+from glmtui.agent.tools import CommandResult, Toolbox
 from glmtui.docker.spec import EnvSpec, Resources
 from glmtui.docker.types import Environment
 from glmtui.errors import BadInput, NotFound
@@ -67,6 +70,18 @@ class EnvironmentTools:
     async def remove(self, name: str, *, volumes: bool = False) -> None:
         await self.named(name)
         await self.engine.remove_environment(name, volume=volumes)
+
+    async def exec(self, name: str, argv: list[str], *, timeout: float | None = None) -> tuple[str, CommandResult]:
+        """Run argv in named environment `name` with the tools' limits, recorded: the record's id
+        and the result, masked."""
+        from glmtui.service.commands import recorded_command
+
+        tools = await self.toolbox(name)
+        with recorded_command(self.service.store, self.config, name, argv) as command:
+            result = command.result = await tools.command(argv, timeout=timeout, on_output=command.output.feed)
+        mask = command.masker.mask
+        return command.id, replace(result, stdout=mask(result.stdout), stderr=mask(result.stderr),
+                                   reason=mask(result.reason) if result.reason else None)
 
     async def toolbox(self, name: str) -> Toolbox:
         """The tools inside named environment `name`, started if it was stopped."""

@@ -18,7 +18,8 @@ Tools:
   each step's status and outputs, and the last lines of the steps that failed. A run whose
   call is cancelled (or whose client goes away) is cancelled.
 - `env_list`, `env_create`, `env_remove`, and inside one environment `exec`, `read_file`,
-  `write_file`, `edit_file`, `list_files`, `grep` (glmtui.server.environments).
+  `write_file`, `edit_file`, `list_files`, `grep` (glmtui.server.environments). An `exec` is
+  recorded as `glmtui env exec` and the API's exec record theirs (`glmtui logs ENV` shows it).
 
 Whatever goes wrong is answered as a tool error of one line (isError), never a traceback; a
 failed run and a command that exits non-zero are tool errors too, with their whole result.
@@ -218,14 +219,14 @@ class McpFace:
     async def _exec(self, arguments: dict[str, Any]) -> types.CallToolResult:
         command = arguments["command"]
         argv = ["sh", "-c", command] if isinstance(command, str) else command
-        tools = await self.environments.toolbox(arguments["environment"])
-        result = await tools.command(argv, timeout=arguments.get("timeout"))
+        exec_id, result = await self.environments.exec(arguments["environment"], argv, timeout=arguments.get("timeout"))
         ended = f"exit code {result.exit_code}" + (f" ({result.reason})" if result.reason else "")
         parts = [f"{ended} in {result.duration:.2f}s"]
         parts += [f"{name}:\n{text.removesuffix(chr(10))}" for name, text in (("stdout", result.stdout),
                                                                              ("stderr", result.stderr)) if text]
         data = {"exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr,
-                "reason": result.reason, "duration": round(result.duration, 3), "saved_to": result.saved_to}
+                "reason": result.reason, "duration": round(result.duration, 3), "saved_to": result.saved_to,
+                "exec_id": exec_id}
         return _answer("\n".join(parts), data, error=not result.ok)
 
     def _inside_handler(self, name: str) -> Handler:
