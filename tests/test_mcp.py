@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -427,6 +428,26 @@ async def test_glmtui_serve_stopped_during_a_plan_call_cancels_the_run_and_ends(
         assert not container_exists(f"run-{run_id}")
         log = serve.log.read_text()
         assert "Traceback" not in serve.errors() + log and "glmtui serve stopped" in log
+    finally:
+        serve.kill()
+
+
+async def test_glmtui_serve_with_a_session_open_stops_without_waiting_for_it(tmp_path):
+    """The 2025 session keeps a stream open (GET /mcp) for as long as it lasts: serve ends it when
+    it stops, instead of waiting out the grace uvicorn gives open requests (5 s)."""
+    serve = Serve(tmp_path)
+    try:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {serve.token}"}, timeout=120) as http:
+            with pytest.raises(BaseException):  # the server goes away under the session
+                async with Client(streamable_http_client(serve.url + "/mcp", http_client=http), mode="legacy") as client:
+                    assert (await client.list_tools()).tools
+                    stopping = time.monotonic()
+                    serve.proc.send_signal(signal.SIGTERM)
+                    assert await anyio.to_thread.run_sync(serve.wait_exit) == 130
+                    took = time.monotonic() - stopping
+                    await client.list_tools()
+        assert took < 3, took
+        assert "Traceback" not in serve.errors() + serve.log.read_text()
     finally:
         serve.kill()
 

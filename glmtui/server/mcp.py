@@ -56,6 +56,7 @@ from glmtui.server.environments import EnvironmentTools
 from glmtui.server.plans import PlanCatalog, PlanEntry
 from glmtui.units import counted
 
+GRACE = 5.0  # seconds the answers in flight get when serve stops, before the sessions end
 TAIL_LINES = 20  # last lines of a failed step in a plan tool's answer
 TAIL_LINE_LIMIT = 400  # characters of one of them
 INSTRUCTIONS = (
@@ -88,7 +89,8 @@ class McpFace:
         self.server: Server[Any] = Server("glmtui", version=__version__, instructions=INSTRUCTIONS,
                                           on_list_tools=self._list_tools, on_call_tool=self._call_tool)
         self._manager = StreamableHTTPSessionManager(self.server)
-        self.asgi = StreamableHTTPASGIApp(self._manager)
+        self.asgi = Answering(StreamableHTTPASGIApp(self._manager))
+        self.grace = GRACE
         self._tools: dict[str, tuple[types.Tool, Handler]] = {
             tool.name: (tool, handler) for tool, handler in (
                 (_tool("env_list", "List the named environments (name, status, image, working folder).", {},
@@ -108,9 +110,15 @@ class McpFace:
             )
         }
 
-    def running(self) -> Any:
-        """Enter around serving `asgi` (the session manager's task group lives in it)."""
-        return self._manager.run()
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Enter around serving `asgi` (the session manager's task group lives in it). Leaving it
+        ends the sessions and their streams, once the requests being answered are (for at most
+        `grace` seconds: the service has ended their runs by then)."""
+        async with self._manager.run():
+            yield
+            with anyio.move_on_after(self.grace):
+                await self.asgi.answered()
 
     def face(self) -> Any:
         """The streamable-HTTP transport, for `glmtui serve` to serve at /mcp (glmtui.server.app)."""
@@ -237,6 +245,34 @@ class McpFace:
             return _answer(result.output, error=not result.ok)
 
         return handler
+
+
+class Answering:
+    """An ASGI app that counts the requests it is answering: each POST (a GET is a session's
+    stream, which lasts as long as its session)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+        self._none = asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        self.count += 1
+        self._none.clear()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.count -= 1
+            if not self.count:
+                self._none.set()
+
+    async def answered(self) -> None:
+        """Until no request is being answered."""
+        while self.count:
+            await self._none.wait()
 
 
 class StdinLines:
