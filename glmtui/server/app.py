@@ -2,8 +2,8 @@
 
 `build_app(api, settings, faces)` mounts the API at /api/v1 and each Face (MCP at /mcp, later
 the dashboard at /) beside it: a face's path that ends in `/` is a tree (everything under it),
-any other one path (`/mcp`, no redirect to `/mcp/`). Every request, to any face, passes the same layers, outermost
-first:
+any other is one path (`/mcp`, with no redirect to `/mcp/`). Every request, to any face, passes
+the same layers, outermost first:
 
 1. errors: whatever a face raises is logged with its traceback to the serve log and answered
    500 `{"error": ...}` naming that log; nothing of it reaches the client;
@@ -15,7 +15,7 @@ first:
 A face is an ASGI app with a path to mount it at and a line for the start line; a face that
 needs start-up and shut-down (the MCP session manager) gives a `lifespan`, an async context
 manager that the server (glmtui.server.listen) enters before it accepts connections and leaves
-after the last one.
+as soon as it stops, while open requests get their grace (so a face ends its long-lived streams).
 """
 
 from __future__ import annotations

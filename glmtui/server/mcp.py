@@ -53,10 +53,10 @@ from glmtui.errors import EXIT_INTERRUPTED, GlmtuiError, did_you_mean
 from glmtui.events import Event, Output, Progress, RunFinished, RunStarted, StepFinished, StepStarted
 from glmtui.plan.model import DEFAULT_WORKFLOW, InputSpec, Plan, Workflow
 from glmtui.server.environments import EnvironmentTools
+from glmtui.server.listen import GRACE
 from glmtui.server.plans import PlanCatalog, PlanEntry
 from glmtui.units import counted
 
-GRACE = 5.0  # seconds the answers in flight get when serve stops, before the sessions end
 TAIL_LINES = 20  # last lines of a failed step in a plan tool's answer
 TAIL_LINE_LIMIT = 400  # characters of one of them
 INSTRUCTIONS = (
@@ -90,7 +90,6 @@ class McpFace:
                                           on_list_tools=self._list_tools, on_call_tool=self._call_tool)
         self._manager = StreamableHTTPSessionManager(self.server)
         self.asgi = Answering(StreamableHTTPASGIApp(self._manager))
-        self.grace = GRACE
         self._tools: dict[str, tuple[types.Tool, Handler]] = {
             tool.name: (tool, handler) for tool, handler in (
                 (_tool("env_list", "List the named environments (name, status, image, working folder).", {},
@@ -114,10 +113,10 @@ class McpFace:
     async def running(self) -> AsyncIterator[None]:
         """Enter around serving `asgi` (the session manager's task group lives in it). Leaving it
         ends the sessions and their streams, once the requests being answered are (for at most
-        `grace` seconds: the service has ended their runs by then)."""
+        the GRACE serve gives open requests: the service has ended their runs by then)."""
         async with self._manager.run():
             yield
-            with anyio.move_on_after(self.grace):
+            with anyio.move_on_after(GRACE):
                 await self.asgi.answered()
 
     def face(self) -> Any:
@@ -194,7 +193,7 @@ class McpFace:
             self.log(f"mcp: {tool.name}: run {run.id} cancelled: its call was cancelled")
             raise
         error = None if run.task.cancelled() else run.task.exception()
-        if error is not None and report.run_id is None:  # it did not start (host access, an agent that would ask ...)
+        if error is not None and report.run_id is None:  # it did not start (a missing secret, an agent that would ask ...)
             raise error
         self.log(f"mcp: {tool.name}: run {run.id} {report.status}")
         if error is not None:  # it started and stopped (an image that is not there ...): its error, masked
