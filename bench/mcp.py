@@ -7,8 +7,12 @@ What is measured: a busybox environment is made for the run. The official MCP SD
 (`mcp.Client`) calls the `exec` tool with `{"environment": ENV, "command": ["true"]}`:
 
   stdio   through `glmtui mcp` (started once, as Claude Code, Codex or opencode start it)
-  http    through the streamable HTTP face (tests/mcp_http.py: McpFace.asgi in uvicorn behind a
-          bearer token, as `glmtui serve` serves /mcp), one connection kept
+  http    through `glmtui serve --port 0` (loopback) at /mcp, behind its bearer token, one
+          connection kept
+
+both with their own config and data folders in a temporary folder (as bench/serve.py's server:
+the commands they record are not the user's), the interpreter's compiled modules cached there
+as an installed glmtui has them,
 
 each with the protocol's two eras: `auto` (the SDK's default, the 2026-07-28 protocol: one
 POST per request on HTTP) and `legacy` (the 2025-11-25 handshake and session that Claude Code,
@@ -19,8 +23,8 @@ under the shell that ends what it leaves behind, as every agent command does).
 
 Every client is warmed up first; then each round runs every side once, back to back, and the
 figure is the median of the per-round ratios (N rounds, default 30, --quick 5). The environment
-`benchmcp-<pid>-<random>` (label glmtui.bench=<that name>) and the server processes are removed
-at the end, also on an error, Ctrl-C or SIGTERM.
+`benchmcp-<pid>-<random>` (label glmtui.bench=<that name>), the server processes and the
+temporary folder are removed at the end, also on an error, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -49,6 +54,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
 from common import aligned, cpu_model, verdict  # noqa: E402
+from serve import Server  # noqa: E402
 
 # This file's folder is first on the path and this file is mcp.py: without that folder, `import mcp`
 # is the MCP SDK, not this file again.
@@ -87,30 +93,6 @@ def timed_cli(argv: list[str]) -> float:
     return elapsed
 
 
-class HttpServer:
-    """tests/mcp_http.py in a child process: the MCP face over streamable HTTP."""
-
-    def __init__(self, token: str) -> None:
-        self.child = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "mcp_http.py"), token], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        port = self.child.stdout.readline().strip()
-        if not port:
-            raise RuntimeError("the MCP HTTP server did not start")
-        self.url = f"http://127.0.0.1:{port}/mcp"
-
-    def close(self) -> None:
-        if self.child.poll() is None:
-            self.child.terminate()
-            try:
-                self.child.wait(30)
-            except subprocess.TimeoutExpired:
-                self.child.kill()
-                self.child.wait()
-
-
 async def measure(env: str, runs: int, warmup: int, say: Any) -> list[Figure]:
     import httpx2
     from mcp import Client
@@ -121,25 +103,27 @@ async def measure(env: str, runs: int, warmup: int, say: Any) -> list[Figure]:
     from glmtui.docker.engine import Engine
     from glmtui.docker.spec import EnvSpec, container_name
 
-    token = uuid.uuid4().hex
     engine = await Engine.connect()
-    server: HttpServer | None = None
+    folder = tempfile.TemporaryDirectory(prefix="benchmcp-")
+    server = Server(Path(folder.name), log=False)
+    server.env["PYTHONPATH"] = str(ROOT)
     try:
         say(f"creating environment {env} ({BUSYBOX})")
         made = await engine.create_environment(EnvSpec(name=env, image=BUSYBOX, labels={BENCH_LABEL: env}))
         toolbox = Toolbox(engine, env, workdir=made.workdir)
-        server = HttpServer(token)
+        say("starting glmtui serve")
+        await asyncio.to_thread(server.start)
+        url = server.url.removesuffix("/api/v1") + "/mcp"
         async with AsyncExitStack() as stack:
             clients = {}
             for transport, mode in SIDES:
                 if transport == "stdio":
                     params = StdioServerParameters(command=sys.executable, args=["-m", "glmtui", "mcp"],
-                                                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                                   env=server.env, cwd=str(server.folder))
                     client = Client(params, mode=mode)
                 else:
-                    http = await stack.enter_async_context(
-                        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60))
-                    client = Client(streamable_http_client(server.url, http_client=http), mode=mode)
+                    http = await stack.enter_async_context(httpx2.AsyncClient(headers=server.headers(), timeout=60))
+                    client = Client(streamable_http_client(url, http_client=http), mode=mode)
                 clients[f"{transport}_{mode}"] = await stack.enter_async_context(client)
             arguments = {"environment": env, "command": ["true"]}
 
@@ -170,8 +154,8 @@ async def measure(env: str, runs: int, warmup: int, say: Any) -> list[Figure]:
                     for key, value in timings.items():
                         samples[key].append(value)
     finally:
-        if server is not None:
-            server.close()
+        server.stop()
+        folder.cleanup()
         try:
             await asyncio.shield(engine.remove_environment(env, volume=True))
         except Exception:  # noqa: BLE001 - the sweep after the loop gets it

@@ -1,9 +1,9 @@
 """MCP, driven by the official SDK's own client over both transports: `glmtui mcp` (stdio) and
-the streamable HTTP face (served by tests/mcp_http.py in a real process behind a bearer token,
-as `glmtui serve` serves it at /mcp). Plans of a configured folder are tools (their inputs the
+streamable HTTP at /mcp of a real `glmtui serve` on a loopback port, behind its bearer token,
+both on the same project, config and records. The served plans are tools (their inputs the
 schema, each workflow its own tool); a call runs the plan in a real container with progress
 notifications; bad calls are tool errors of one line; the environment tools work in a real
-container."""
+container, and their commands are recorded as `glmtui env exec`'s are."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-import uuid
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,11 +28,11 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
 import helpers
-from helpers import BUSYBOX, container_exists, docker, run_glmtui, unique_name
+from helpers import BUSYBOX, container_exists, docker, unique_name
+from serve_helpers import Serve
 
 pytestmark = pytest.mark.docker
 
-TOKEN = uuid.uuid4().hex
 TRANSPORTS = ["stdio", "http"]
 MODES = ["auto", "legacy"]  # auto: the 2026 protocol; legacy: the 2025 handshake Claude Code, Codex, opencode use
 PLANS = {
@@ -114,8 +114,10 @@ PLANS = {
             run: sleep 60
     """,
     "dotted.yaml": "version: 1\nname: my.dotted-plan\nenv: {image: glmtui/busybox:latest}\nsteps: [{id: a, run: 'true'}]\n",
-    "broken.yaml": "version: 1\nname: broken\nstepz: []\n",
-    "greet2.yaml": "version: 1\nname: greet\ndescription: Another greet.\nsteps: [{id: a, run: 'true'}]\n",
+    "broken.yaml": "version: 1\nname: broken\nsteps: [{id: a, rnu: x}]\n",
+    "twin.yaml": "version: 1\nname: twin\nsteps: [{id: a, run: 'true'}]\n",
+    "more/twin.yaml": "version: 1\nname: twin\ndescription: Another twin.\nsteps: [{id: a, run: 'true'}]\n",
+    "more/nested.yml": "version: 1\nname: nested\nenv: {image: glmtui/busybox:latest}\nsteps: [{id: a, run: 'true'}]\n",
     "notes.txt": "not a plan\n",
 }
 ENVIRONMENT_TOOLS = {"env_list", "env_create", "env_remove", "exec", "read_file", "write_file", "edit_file",
@@ -123,59 +125,61 @@ ENVIRONMENT_TOOLS = {"env_list", "env_create", "env_remove", "exec", "read_file"
 
 
 @pytest.fixture(scope="module")
-def plans(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> Path:
-    folder = tmp_path_factory.mktemp("mcp-plans")
+def served(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> Any:
+    """A real `glmtui serve` in a project of its own (the plans in ./plans), stopped at the end as
+    a user stops it: 130, no traceback, none of its containers left."""
+    folder = tmp_path_factory.mktemp("mcp")
     for name, text in PLANS.items():
-        (folder / name).write_text(textwrap.dedent(text).lstrip())
-    return folder
-
-
-@pytest.fixture(scope="module")
-def server_env(plans: Path) -> dict[str, str]:
-    return helpers.child_env({"GLMTUI_SERVE__PLANS": str(plans), "MCP_TEST_SECRET_NOT_SET": None})
-
-
-@pytest.fixture(scope="module")
-def http_server(server_env: dict[str, str], plans: Path) -> Any:
-    """tests/mcp_http.py in a real process (the lead's `glmtui serve` once it mounts /mcp)."""
-    log = (plans.parent / "mcp-http.log").open("w+")
-    process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("mcp_http.py")), TOKEN], stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=log, text=True, env=server_env, cwd=str(plans.parent),
-    )
+        path = folder / "plans" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+    serve = Serve(folder, env={"MCP_TEST_SECRET_NOT_SET": None})
     try:
-        port = int(process.stdout.readline())  # type: ignore[union-attr]
-        yield f"http://127.0.0.1:{port}/mcp"
+        yield serve
+        assert serve.stop() == 130, serve.errors()
+        log = serve.log.read_text()
+        assert "Traceback" not in serve.errors() + log and "glmtui serve stopped" in log
+        runs = [run["id"] for run in json.loads(serve.glmtui("runs", "--json").stdout)]
+        assert not [run for run in runs if container_exists(f"run-{run}")]
     finally:
-        process.terminate()  # uvicorn shuts down, then ends itself with the signal it caught
-        assert process.wait(60) == -signal.SIGTERM
-        assert "Traceback" not in Path(log.name).read_text()
-        log.close()
+        serve.kill()
 
 
 class Servers:
-    """Both transports on the same plans: `connect(transport, mode)` gives the SDK's Client."""
+    """Both transports on the same project, config and records: `connect(transport, mode)` gives
+    the SDK's Client (stdio: a `glmtui mcp` of its own; http: serve's /mcp)."""
 
-    def __init__(self, env: dict[str, str], plans: Path, url: str) -> None:
-        self.env, self.plans, self.url = env, plans, url
+    def __init__(self, serve: Serve) -> None:
+        self.serve = serve
+        self.env = helpers.child_env(serve.env)
+        self.url = serve.url + "/mcp"
 
     @asynccontextmanager
     async def connect(self, transport: str, mode: str = "auto", **env: str) -> AsyncIterator[Client]:
         """`env`: more variables for `glmtui mcp` (stdio only)."""
         if transport == "stdio":
             params = StdioServerParameters(command=sys.executable, args=["-m", "glmtui", "mcp"],
-                                           env={**self.env, **env}, cwd=str(self.plans.parent))
+                                           env={**self.env, **env}, cwd=str(self.serve.folder))
             async with Client(params, mode=mode) as client:
                 yield client
             return
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as http:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {self.serve.token}"}, timeout=120) as http:
             async with Client(streamable_http_client(self.url, http_client=http), mode=mode) as client:
                 yield client
 
+    def glmtui(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The CLI on the same config and records."""
+        return self.serve.glmtui(*args)
+
 
 @pytest.fixture(scope="module")
-def servers(server_env: dict[str, str], plans: Path, http_server: str) -> Servers:
-    return Servers(server_env, plans, http_server)
+def servers(served: Serve) -> Servers:
+    return Servers(served)
+
+
+@pytest.fixture(scope="module")
+def server_env(servers: Servers) -> dict[str, str]:
+    return servers.env
 
 
 def text_of(result: Any) -> str:
@@ -190,7 +194,7 @@ async def test_tools_are_the_plans_with_their_inputs_and_the_environment_tools(t
     assert ENVIRONMENT_TOOLS <= set(tools)
     plans = {name for name in tools if name.startswith("plan_")}
     assert plans == {"plan_greet", "plan_fails", "plan_release", "plan_release__publish", "plan_host", "plan_secret",
-                     "plan_slow", "plan_my_dotted-plan"}  # broken.yaml is invalid: left out
+                     "plan_slow", "plan_my_dotted-plan", "plan_nested"}  # broken.yaml is invalid; twin is two files
     greet = tools["plan_greet"]
     assert "Greets someone, a number of times." in greet.description
     assert greet.input_schema == {
@@ -235,7 +239,7 @@ async def test_a_plan_tool_runs_the_plan_with_progress_and_answers_its_outputs(t
     assert "step greet started" in messages and "step shout started" in messages
     assert any(message.startswith("step greet: success") for message in messages)
     assert [value for value, _ in progress] == sorted({value for value, _ in progress})  # only ever grows
-    run = json.loads(run_glmtui("runs", "show", data["run_id"], "--json").stdout)
+    run = json.loads(servers.glmtui("runs", "show", data["run_id"], "--json").stdout)
     assert run["status"] == "success" and run["inputs"] == {"who": "mcp", "times": 2, "loud": True}
     assert not container_exists(data["environment"])  # its throw-away environment is gone
     assert not publish.is_error, text_of(publish)
@@ -263,7 +267,8 @@ async def test_calls_that_cannot_run_are_tool_errors_of_one_line(transport, serv
         ("plan_greet", {"who": 3}, "plan_greet: argument 'who': 3 is not of type 'string' (plan_greet takes who, times?, loud?)"),
         ("plan_greet", {}, "plan_greet: missing required argument 'who' (plan_greet takes who, times?, loud?)"),
         ("plan_greet", {"who": "x", "time": 2}, "plan_greet: unknown argument 'time' (did you mean 'times'?)"),
-        ("plan_host", {}, "plan host asks for host access that was not granted: the host's network"),
+        ("plan_host", {}, "plan host asks for host access that the server's policy (serve.allow) does not grant: "
+                          "the host's network"),
         ("plan_secret", {}, "secret MCP_TEST_SECRET_NOT_SET is not set"),
         ("plan_grete", {}, "there is no tool 'plan_grete' (did you mean 'plan_greet'?)"),
         ("plan_broken", {}, "there is no tool 'plan_broken'"),
@@ -277,7 +282,7 @@ async def test_calls_that_cannot_run_are_tool_errors_of_one_line(transport, serv
             line = text_of(result)
             assert expected in line, line
             assert "\n" not in line and "Traceback" not in line
-    runs = json.loads(run_glmtui("runs", "--json").stdout)
+    runs = json.loads(servers.glmtui("runs", "--json").stdout)
     assert not [run for run in runs if run["plan"] in ("host", "secret")]  # nothing ran: no run records
 
 
@@ -327,6 +332,9 @@ async def test_environment_tools_work_inside_a_real_container(transport, servers
             assert {key: shell.structured_content[key] for key in ("exit_code", "stdout", "stderr")} == {
                 "exit_code": 3, "stdout": "out\n", "stderr": "err\n"}
             assert text_of(shell).startswith("exit code 3")
+            logged = servers.glmtui("logs", name).stdout.splitlines()  # recorded as `glmtui env exec` records
+            label = f"exec {shell.structured_content['exec_id'][:6]}"
+            assert [line for line in logged if label in line and line.endswith(("out", "err"))], logged
             missing = await call("exec", command=["no-such-program"])
             assert missing.structured_content["exit_code"] == 127 and "command not found" in text_of(missing)
             docker("stop", "-t", "0", helpers.container_of(name))
@@ -345,6 +353,103 @@ async def test_environment_tools_work_inside_a_real_container(transport, servers
             assert name not in [env["name"] for env in after.structured_content["environments"]]
         finally:
             helpers.remove_quietly(name)
+
+
+async def test_exec_masks_the_hosts_api_keys_in_its_answer_and_its_record(servers, make_env):
+    env = await make_env()
+    key = "zai-key-for-the-mcp-masking-test-0123456789"
+    async with servers.connect("stdio", ZAI_API_KEY=key) as client:
+        result = await client.call_tool("exec", {"environment": env.name, "command": f"echo {key}; echo {key} >&2"})
+    assert not result.is_error and key not in text_of(result)
+    assert key not in result.structured_content["stdout"] + result.structured_content["stderr"]
+    logged = servers.glmtui("logs", env.name).stdout
+    assert f"exec {result.structured_content['exec_id'][:6]}" in logged and key not in logged
+
+
+def test_mcp_is_served_by_glmtui_serve_behind_its_token_on_the_apis_plans(servers):
+    serve = servers.serve
+    assert f"MCP (streamable HTTP) at {serve.url}/mcp" in serve.output()
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    before = serve.log.read_text()
+    with httpx2.Client(timeout=60) as http:
+        for token in (None, "not-the-token-1234"):
+            sent = {**headers, **({"Authorization": f"Bearer {token}"} if token else {})}
+            refused = http.post(servers.url, json=initialize, headers=sent)
+            assert refused.status_code == 401 and "Bearer" in refused.json()["error"]
+            assert "mcp-session-id" not in refused.headers
+        rebound = http.post(servers.url, json=initialize, headers={**headers, "Host": "evil.example",
+                                                                     "Authorization": f"Bearer {serve.token}"})
+        assert rebound.status_code == 400 and "Host" in rebound.json()["error"]
+        answered = http.post(servers.url, json=initialize, headers={**headers, "Authorization": f"Bearer {serve.token}"})
+        assert answered.status_code == 200 and answered.headers["mcp-session-id"]
+    refusals = serve.log.read_text()[len(before):]
+    assert "refused POST /mcp" in refusals and serve.token not in refusals and "not-the-token-1234" not in refusals
+
+    with serve.client() as api:  # one catalog: the API offers the plans MCP offers, with the same problems
+        listed = api.get("/plans").json()
+    served = {plan["name"]: plan for plan in listed["plans"]}
+    assert set(served) == {"greet", "fails", "release", "host", "secret", "slow", "my.dotted-plan", "nested"}
+    assert served["host"]["runnable"] is False
+    assert {Path(problem["file"]).name for problem in listed["problems"]} == {"broken.yaml", "twin.yaml"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_glmtui_serve_stopped_during_a_plan_call_cancels_the_run_and_ends(sig, tmp_path, busybox_image):
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans" / "slow.yaml").write_text(textwrap.dedent(PLANS["slow.yaml"]).lstrip())
+    serve = Serve(tmp_path)
+    try:
+        started = anyio.Event()
+        run_ids: list[str] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            if message and message.startswith("run "):
+                run_ids.append(message.split()[1])
+            if message == "step wait started":
+                started.set()
+
+        answers: list[Any] = []
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {serve.token}"}, timeout=120) as http:
+            async with Client(streamable_http_client(serve.url + "/mcp", http_client=http)) as client:
+                async with anyio.create_task_group() as group:
+                    async def call() -> None:
+                        answers.append(await client.call_tool("plan_slow", {}, progress_callback=on_progress))
+
+                    group.start_soon(call)
+                    with anyio.fail_after(60):
+                        await started.wait()
+                    serve.proc.send_signal(sig)
+        assert await anyio.to_thread.run_sync(serve.wait_exit) == 130
+        assert answers[0].is_error and answers[0].structured_content["status"] == "cancelled", text_of(answers[0])
+        run_id = run_ids[0]
+        assert json.loads(serve.glmtui("runs", "show", run_id, "--json").stdout)["status"] == "cancelled"
+        assert not container_exists(f"run-{run_id}")
+        log = serve.log.read_text()
+        assert "Traceback" not in serve.errors() + log and "glmtui serve stopped" in log
+    finally:
+        serve.kill()
+
+
+async def test_glmtui_serve_with_a_session_open_stops_without_waiting_for_it(tmp_path):
+    """The 2025 session keeps a stream open (GET /mcp) for as long as it lasts: serve ends it when
+    it stops, instead of waiting out the grace uvicorn gives open requests (5 s)."""
+    serve = Serve(tmp_path)
+    try:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {serve.token}"}, timeout=120) as http:
+            with pytest.raises(BaseException):  # the server goes away under the session
+                async with Client(streamable_http_client(serve.url + "/mcp", http_client=http), mode="legacy") as client:
+                    assert (await client.list_tools()).tools
+                    stopping = time.monotonic()
+                    serve.proc.send_signal(signal.SIGTERM)
+                    assert await anyio.to_thread.run_sync(serve.wait_exit) == 130
+                    took = time.monotonic() - stopping
+                    await client.list_tools()
+        assert took < 3, took
+        assert "Traceback" not in serve.errors() + serve.log.read_text()
+    finally:
+        serve.kill()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -400,7 +505,7 @@ async def test_a_cancelled_call_cancels_its_run(transport, mode, servers):
         run_id = run_ids[0]
 
         def recorded_cancelled() -> bool:
-            return json.loads(run_glmtui("runs", "show", run_id, "--json").stdout)["status"] == "cancelled"
+            return json.loads(servers.glmtui("runs", "show", run_id, "--json").stdout)["status"] == "cancelled"
 
         with anyio.fail_after(60):  # the loop runs meanwhile: the client's cancel goes out
             while not await anyio.to_thread.run_sync(recorded_cancelled):
@@ -439,8 +544,8 @@ class RawMcp:
         self.process.wait()
 
 
-def test_glmtui_mcp_writes_nothing_but_the_protocol_and_ends_with_stdin(server_env, plans):
-    mcp = RawMcp(server_env, plans.parent)
+def test_glmtui_mcp_writes_nothing_but_the_protocol_and_ends_with_stdin(servers):
+    mcp = RawMcp(servers.env, servers.serve.folder)
     try:
         assert mcp.start()["result"]["serverInfo"]["name"] == "glmtui"
         mcp.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
@@ -452,13 +557,15 @@ def test_glmtui_mcp_writes_nothing_but_the_protocol_and_ends_with_stdin(server_e
         stderr = mcp.process.stderr.read()
         assert "Traceback" not in stderr
         assert "broken.yaml" in stderr and "left out until it is valid" in stderr
-        assert f"greet2.yaml: its tool plan_greet is {plans / 'greet.yaml'}'s already" in stderr
+        plans = servers.serve.plans
+        assert (f"plans: plan name 'twin' is given by 2 files ({plans / 'twin.yaml'}, {plans / 'more' / 'twin.yaml'}): "
+                "rename all but one") in stderr
     finally:
         mcp.close()
 
 
-def test_glmtui_mcp_stopped_by_sigterm_cancels_its_runs_and_cleans_up(server_env, plans):
-    mcp = RawMcp(server_env, plans.parent)
+def test_glmtui_mcp_stopped_by_sigterm_cancels_its_runs_and_cleans_up(servers):
+    mcp = RawMcp(servers.env, servers.serve.folder)
     try:
         mcp.start()
         mcp.send({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
@@ -469,7 +576,7 @@ def test_glmtui_mcp_stopped_by_sigterm_cancels_its_runs_and_cleans_up(server_env
         run_id = next(line.split()[1] for line in said if line.startswith("run "))
         mcp.process.send_signal(signal.SIGTERM)  # stdin stays open
         assert mcp.process.wait(60) == 130
-        assert json.loads(run_glmtui("runs", "show", run_id, "--json").stdout)["status"] == "cancelled"
+        assert json.loads(servers.glmtui("runs", "show", run_id, "--json").stdout)["status"] == "cancelled"
         assert not container_exists(f"run-{run_id}")
         assert "Traceback" not in mcp.process.stderr.read()
     finally:

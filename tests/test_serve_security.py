@@ -275,7 +275,6 @@ async def test_an_internal_error_is_500_naming_the_log_and_the_traceback_is_logg
     """In process (a face that raises cannot be made to fail on purpose in a real serve): what no
     handler catches is answered 500 with one line, and logged with its traceback."""
     from glmtui.config import Config
-    from glmtui.plan.permissions import Permissions
     from glmtui.server.api import Api
     from glmtui.server.app import Face, Settings, build_app
     from glmtui.server.auth import HostNames, TokenFile
@@ -290,9 +289,9 @@ async def test_an_internal_error_is_500_naming_the_log_and_the_traceback_is_logg
     token = TokenFile(tmp_path / "token")
     value = token.rotate()
     store = Store(tmp_path / "db.sqlite3", tmp_path / "runs", tmp_path / "execs")
-    settings = Settings(token, HostNames("127.0.0.1"), PlanCatalog([]), Permissions(), 1 << 20, lines.append,
+    settings = Settings(token, HostNames("127.0.0.1"), PlanCatalog([]), 1 << 20, lines.append,
                         tmp_path / "serve.log")
-    app = build_app(Api(Service(None, store, Config.load()), settings), settings, [Face("/broken", broken, "broken")])
+    app = build_app(Api(Service(None, store, Config.load()), settings), settings, [Face("/broken/", broken, "broken")])
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8765") as client:
         answer = await client.get("/broken/x", headers={"Authorization": f"Bearer {value}"})

@@ -263,11 +263,19 @@ class Toolbox:
         ok = result.exit_code == 0 and not result.timed_out
         return ToolResult(ok, output, result.exit_code, result.duration, saved_to)
 
-    async def command(self, argv: Sequence[str], *, timeout: float | None = None) -> CommandResult:
+    async def command(self, argv: Sequence[str], *, timeout: float | None = None,
+                      on_output: Callable[[int, bytes], None] | None = None) -> CommandResult:
         """Run argv as `bash` runs its command (in the working folder, within the timeout, what it
-        leaves running ended), with stdout and stderr apart, each within the output limit."""
+        leaves running ended), with stdout and stderr apart, each within the output limit; all of
+        the output to `on_output` too, as it comes (a record's log)."""
         captures = {STDOUT: _Capture(), STDERR: _Capture()}
-        result = await self._execute(argv, timeout, lambda fd, data: captures[fd].add(fd, data))
+
+        def take(fd: int, data: bytes) -> None:
+            captures[fd].add(fd, data)
+            if on_output is not None:
+                on_output(fd, data)
+
+        result = await self._execute(argv, timeout, take)
         stdout, saved_stdout = await self._within_limit(captures[STDOUT], "stdout")
         stderr, saved_stderr = await self._within_limit(captures[STDERR], "stderr")
         saved = {name: path for name, path in (("stdout", saved_stdout), ("stderr", saved_stderr)) if path}

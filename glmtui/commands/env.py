@@ -193,33 +193,31 @@ def exec_(name: str, command: tuple[str, ...], variables, workdir, user, timeout
     if not command:
         sys.exit(_shell(name, environment, workdir, user, engine_name))
 
-    from glmtui.service.commands import MaskedLog
-    from glmtui.steplog import StepLog, configured_cap
+    from glmtui.service.commands import recorded_command
+    from glmtui.store import Store
 
     out, err = sys.stdout.buffer, sys.stderr.buffer
 
     async def work():
         async with engines() as every:
             docker, _ = await every.find_environment(name, engine_name)  # no environment: no record
-            with _recorded(name, docker.name, list(command)) as (store, record, masker):
-                with StepLog.open(store.exec_log(record.id), configured_cap(state().config)) as log:
-                    logged = MaskedLog(log, masker)
+            store = Store()
+            try:
+                with recorded_command(store, state().config, name, command, engine=docker.name) as recording:
 
                     def show(stream: int, data: bytes) -> None:
                         target = err if stream == 2 else out
                         target.write(data)
                         target.flush()
-                        logged.feed(stream, data)
+                        recording.output.feed(stream, data)
 
-                    try:
-                        result = await docker.exec(
-                            name, command, environment=environment, workdir=workdir, user=user, timeout=seconds,
-                            on_output=show,
-                        )
-                    finally:
-                        logged.close()
-                store.finish_exec(record.id, result.exit_code, result.reason)
-                return result
+                    recording.result = await docker.exec(
+                        name, command, environment=environment, workdir=workdir, user=user, timeout=seconds,
+                        on_output=show,
+                    )
+            finally:
+                store.close()
+            return recording.result
 
     result = run(work)
     if result.reason:

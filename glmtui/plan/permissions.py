@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from glmtui.docker.address import engine_sockets, reached_socket, resolve_host
-from glmtui.errors import BadInput, GlmtuiError, did_you_mean
+from glmtui.errors import BadInput, GlmtuiError
 
 ENV_PREFIX = "env:"  # a copy step's side in the environment
 _BARE = re.compile(r"[A-Za-z0-9_./~-]+")
@@ -87,34 +87,6 @@ class Permissions:
             tuple(HostPath(Path(p["path"]), bool(p["write"])) for p in data.get("host_paths", ())),
             bool(data.get("network_host")), bool(data.get("docker_socket")), bool(data.get("root")),
         )
-
-
-POLICY_KEYS = ("host_paths", "network_host", "docker_socket", "root")
-
-
-def server_policy(value: Any) -> Permissions:
-    """The host access a server grants every plan it runs (config `serve.allow`), in the shape of
-    a plan's `permissions:`; its host paths are absolute (or start with ~). BadInput names a mistake."""
-    if value is None:
-        return Permissions()
-    if not isinstance(value, Mapping):
-        raise BadInput("serve.allow: a mapping like {host_paths: [{path: /srv/data}], network_host: false}")
-    for key, item in value.items():
-        if key not in POLICY_KEYS:
-            raise BadInput(f"serve.allow: unknown key {key!r}{did_you_mean(str(key), POLICY_KEYS)}")
-        if key != "host_paths" and not isinstance(item, bool):
-            raise BadInput(f"serve.allow.{key}: true or false, not {item!r}")
-    paths = []
-    for item in value.get("host_paths") or []:
-        text = item.get("path") if isinstance(item, Mapping) else None
-        write = item.get("write", False) if isinstance(item, Mapping) else None
-        if not isinstance(text, str) or not isinstance(write, bool) or set(item) - {"path", "write"}:
-            raise BadInput(f"serve.allow.host_paths: {item!r} is not {{path: /absolute/path, write: true|false}}")
-        path = Path(text).expanduser()
-        if not path.is_absolute():
-            raise BadInput(f"serve.allow.host_paths: {text!r} is not an absolute path")
-        paths.append(HostPath(path.resolve(), write))
-    return Permissions(tuple(paths), *(value.get(key, False) for key in POLICY_KEYS[1:]))
 
 
 def inside(path: Path, folder: Path) -> bool:

@@ -9,12 +9,14 @@
               against their JSON Schema
 - sse.py      a run's events as Server-Sent Events, live with Last-Event-ID, or from records
 - plans.py    the plans of the served folders (serve.plans), by name, bound to a client's values
+              and the policy: the one catalog of the API, its webhooks and MCP
 - policy.py   serve.allow: the host access of every run the server starts
 - hooks.py    webhooks: HMAC signatures (GitHub's too), replays refused
 - listen.py   the address, TLS or --insecure-bind, uvicorn in serve's event loop
 - web.py      all of it put together from the config, for glmtui.service.serve
-- mcp.py      MCP: plans as tools, environment tools; the streamable-HTTP face and stdio
-- environments.py  which environments outside agents may use, making and removing them
+- mcp.py      MCP: plans as tools, environment tools; the streamable-HTTP face (at /mcp) and stdio
+- environments.py  which environments outside agents may use; making environments for a
+              client (MCP and the API)
 
 A face beside the API (MCP, the dashboard) is an app.Face returned by
 glmtui.service.serve.faces(): it is mounted behind the same gate and does no authentication

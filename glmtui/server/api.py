@@ -32,7 +32,6 @@ from glmtui.server import sse
 from glmtui.server.http import (
     ApiError, check, dumps, error_response, json_response, parse_json, parse_query, plan_problem, status_of,
 )
-from glmtui.server.plans import bind, refusal
 
 PREFIX = "/api/v1"
 RAW = {"raw": True}  # the body as bytes, unchecked (webhooks verify its signature first)
@@ -159,10 +158,7 @@ class Api:
 
         self.new_work()
         config = self.service.config
-        refused = refusal(entry.plan, self.settings.policy)
-        if refused:
-            raise ApiError(422, refused)
-        loaded = bind(entry, workflow, inputs, config.get("docker_host"))
+        loaded = self.settings.plans.bind(entry, workflow, inputs)
         preflight(loaded, config, approver=_nobody)  # providers and keys
         if not approvals:
             try:
@@ -172,7 +168,7 @@ class Api:
                                     f"({plan_problem(err)}): send \"approvals\": true and answer them "
                                     f"(POST {PREFIX}/runs/ID/approvals/APPROVAL_ID), or set approval: auto") from None
         work = self.service.start_run(loaded, jobs=jobs, keep=keep, resume=resume, asks=approvals,
-                                      grant=self.settings.policy)
+                                      grant=self.settings.plans.policy)
         work.task.add_done_callback(self._ended)
         await until_recorded(work)
         return work
@@ -268,14 +264,14 @@ async def list_plans(api: Api, call: Call) -> Any:
     `runnable` says whether the server's policy (serve.allow) covers the host access a plan
     declares; `problems` lists plan files that are not valid or share a name."""
     plans, problems = api.settings.plans.scan()
-    return {"plans": [entry.as_json(api.settings.policy) for entry in plans.values()], "problems": problems,
+    return {"plans": [entry.as_json(api.settings.plans.policy) for entry in plans.values()], "problems": problems,
             "folders": [str(folder) for folder in api.settings.plans.folders]}
 
 
 @endpoint("GET", "/plans/{name}")
 async def show_plan(api: Api, call: Call) -> Any:
     """One plan, by its name."""
-    return api.settings.plans.get(call.params["name"]).as_json(api.settings.policy)
+    return api.settings.plans.get(call.params["name"]).as_json(api.settings.plans.policy)
 
 
 # --- runs ----------------------------------------------------------------------------------------
@@ -456,21 +452,12 @@ async def list_envs(api: Api, call: Call) -> Any:
 async def create_env(api: Api, call: Call) -> Any:
     """Create and start an environment, with the safe defaults (no bind mounts: host paths never
     come from a client)."""
-    from glmtui.docker.spec import EnvSpec, Resources
+    from glmtui.server.environments import create_environment
 
     api.new_work()
-    body, config = call.body, api.service.config
-    network = body.get("network") or config.get("network")
-    if network == "host" and not api.settings.policy.network_host:
-        raise ApiError(422, "network host is the host's network, which the server's policy (serve.allow) does not grant")
-    spec = EnvSpec(
-        name=body["name"], image=body.get("image") or config.get("default_image"), workdir=body.get("workdir", "/workspace"),
-        environment=body.get("environment") or {}, user=body.get("user"), network=network,
-        resources=Resources.parse(body.get("memory") or config.get("resources.memory"),
-                                  body.get("cpus") or config.get("resources.cpus"),
-                                  body.get("pids") or config.get("resources.pids")),
-    )
-    created = await api.service.engine.create_environment(spec)
+    body = call.body
+    created = await create_environment(api.service.engine, api.service.config, api.settings.plans.policy,
+                                       body["name"], **{key: value for key, value in body.items() if key != "name"})
     return json_response(created.as_json(), 201, headers={"Location": f"{PREFIX}/envs/{created.name}"})
 
 

@@ -1,8 +1,9 @@
 """The ASGI application of `glmtui serve`: the API and every other face, behind one gate.
 
 `build_app(api, settings, faces)` mounts the API at /api/v1 and each Face (MCP at /mcp, later
-the dashboard at /) beside it. Every request, to any face, passes the same layers, outermost
-first:
+the dashboard at /) beside it: a face's path that ends in `/` is a tree (everything under it),
+any other is one path (`/mcp`, with no redirect to `/mcp/`). Every request, to any face, passes
+the same layers, outermost first:
 
 1. errors: whatever a face raises is logged with its traceback to the serve log and answered
    500 `{"error": ...}` naming that log; nothing of it reaches the client;
@@ -14,7 +15,7 @@ first:
 A face is an ASGI app with a path to mount it at and a line for the start line; a face that
 needs start-up and shut-down (the MCP session manager) gives a `lifespan`, an async context
 manager that the server (glmtui.server.listen) enters before it accepts connections and leaves
-after the last one.
+as soon as it stops, while open requests get their grace (so a face ends its long-lived streams).
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.routing import Mount, compile_path
+from starlette.routing import Mount, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from glmtui.plan.permissions import Permissions
 from glmtui.server.auth import HostNames, RefusalLog, TokenFile, bearer, shown
 from glmtui.server.http import BodyTooLarge, error_response
 
@@ -55,8 +55,7 @@ class Settings:
 
     token: TokenFile
     hosts: HostNames
-    plans: Any  # glmtui.server.plans.PlanCatalog
-    policy: Permissions
+    plans: Any  # glmtui.server.plans.PlanCatalog: the plans and the policy (serve.allow), MCP's too
     max_body: int
     log: Callable[[str], None]  # one line to the serve log
     log_path: Path
@@ -100,7 +99,8 @@ def build_app(api: Any, settings: Settings, faces: Sequence[Face] = ()) -> ASGIA
                    public=public_paths() + [face.path.rstrip("/") + path for face in faces for path in face.public]),
         Middleware(BodyLimit, limit=settings.max_body),
     ]
-    routes = [*api.routes(), *(Mount(face.path, app=face.app) for face in faces)]
+    routes = [*api.routes(), *(Mount(face.path, app=face.app) if face.path.endswith("/")
+                               else Route(face.path, endpoint=face.app) for face in faces)]
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     return Logged(app, settings.log)

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from glmtui.errors import BadInput, Conflict, EngineUnreachable, GlmtuiError, NotFound
 from glmtui.plan.model import PlanInvalid
+from glmtui.server.plans import ValueRefused
 
 JSON = "application/json"
 
@@ -53,6 +54,8 @@ def status_of(err: GlmtuiError) -> int:
         return 404
     if isinstance(err, Conflict):
         return 409
+    if isinstance(err, ValueRefused):
+        return 400
     if isinstance(err, (PlanInvalid, BadInput)):
         return 422
     if isinstance(err, EngineUnreachable):

@@ -4,7 +4,10 @@ Binding beyond loopback needs TLS (`--tls-cert` and `--tls-key`: uvicorn speaks 
 `--insecure-bind`, which the start line and the log warn about at every start. The socket is
 bound before anything is served, so a port in use is one line and exit 2; port 0 takes any
 free port (the start line says which). uvicorn runs inside serve's own event loop, with
-serve's signal handling: Ctrl-C and SIGTERM stop the work first, then the server.
+serve's signal handling: Ctrl-C and SIGTERM stop the work first, then the server. The faces'
+lifespans are left as soon as it stops, while uvicorn gives open requests their GRACE: a face
+ends its own long-lived streams there (MCP's sessions), which would otherwise hold every stop
+for the whole grace.
 """
 
 from __future__ import annotations
@@ -129,7 +132,17 @@ class HttpServer:
         async with contextlib.AsyncExitStack() as stack:
             for lifespan in self.lifespans:
                 await stack.enter_async_context(lifespan())
-            await self.server.serve(sockets=[self.socket])
+            serving = asyncio.ensure_future(self.server.serve(sockets=[self.socket]))
+            stopped = asyncio.ensure_future(self.stopping.wait())
+            try:
+                await asyncio.wait([serving, stopped], return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                serving.cancel()
+                await asyncio.gather(serving, return_exceptions=True)
+                raise
+            finally:
+                stopped.cancel()
+        await serving
 
     def stop(self) -> None:
         """Stop accepting; open connections get GRACE seconds to finish."""

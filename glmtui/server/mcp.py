@@ -1,20 +1,25 @@
 """MCP: glmtui's plans as tools, and environments for outside coding agents.
 
 One MCP server (the official SDK's low-level `Server`) on the service, with two transports:
-streamable HTTP and stdio (`glmtui mcp`, `serve_stdio`). For HTTP, `glmtui serve` routes `/mcp`
-to `McpFace.asgi` (`Route("/mcp", endpoint=face.asgi)`: an ASGI app, all methods) behind its own
-token and Host checks (the face does neither), and holds `McpFace.running()` open in its
-lifespan (a mounted app's lifespan is not run by Starlette).
+streamable HTTP and stdio (`glmtui mcp`, `serve_stdio`). For HTTP, `glmtui serve` serves
+`McpFace.face()` at `/mcp` behind the gate of every face (token, Host; the face checks neither)
+and holds `McpFace.running()` (the session manager) open while it serves.
 
 Tools:
-- `plan_NAME`, `plan_NAME__WORKFLOW`: a plan of the configured folders (glmtui.server.catalog),
-  its inputs as the input schema. A call runs it through the service, as every run is run, with
-  the server's policy as the host access granted; while it runs, a client that asked for
+- `plan_NAME`, `plan_NAME__WORKFLOW`: each workflow of a plan the server offers (the one
+  catalog of glmtui.server.plans, which the HTTP API uses too), its inputs as the input schema;
+  the plan's default workflow under the plan's name, each other one under `plan_NAME__WORKFLOW`.
+  Tool names keep to letters, digits, `_` and `-` (what model APIs take): a `.` becomes `_`, and
+  of two plans whose names become the same tool name the first (by plan name) has it. A call
+  binds the plan to its arguments and the server's policy as the API binds it (a plan that
+  asks for more host access than `serve.allow` grants does not start) and runs it through the
+  service, as every run is run; while it runs, a client that asked for
   progress gets a notification as steps start and finish; the answer is the run's status,
   each step's status and outputs, and the last lines of the steps that failed. A run whose
   call is cancelled (or whose client goes away) is cancelled.
 - `env_list`, `env_create`, `env_remove`, and inside one environment `exec`, `read_file`,
-  `write_file`, `edit_file`, `list_files`, `grep` (glmtui.server.environments).
+  `write_file`, `edit_file`, `list_files`, `grep` (glmtui.server.environments). An `exec` is
+  recorded as `glmtui env exec` and the API's exec record theirs (`glmtui logs ENV` shows it).
 
 Whatever goes wrong is answered as a tool error of one line (isError), never a traceback; a
 failed run and a command that exits non-zero are tool errors too, with their whole result.
@@ -25,12 +30,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import re
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,8 +51,10 @@ from glmtui import __version__
 from glmtui.agent.tools import argument_problem, tool_schema
 from glmtui.errors import EXIT_INTERRUPTED, GlmtuiError, did_you_mean
 from glmtui.events import Event, Output, Progress, RunFinished, RunStarted, StepFinished, StepStarted
-from glmtui.server.catalog import PlanCatalog, PlanEntry
+from glmtui.plan.model import DEFAULT_WORKFLOW, InputSpec, Plan, Workflow
 from glmtui.server.environments import EnvironmentTools
+from glmtui.server.listen import GRACE
+from glmtui.server.plans import PlanCatalog, PlanEntry
 from glmtui.units import counted
 
 TAIL_LINES = 20  # last lines of a failed step in a plan tool's answer
@@ -61,6 +70,9 @@ _TYPES = {"string": "string", "integer": "integer", "number": "number", "boolean
           "object": "object"}
 _READ_ONLY = types.ToolAnnotations(read_only_hint=True)
 _ARGV = ("command", "path", "pattern", "glob")  # arguments of the environment tools that become argv elements
+PLAN_PREFIX = "plan_"
+WORKFLOW_SEPARATOR = "__"
+_NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9_-]")
 
 Handler = Callable[[dict[str, Any]], Awaitable[types.CallToolResult]]
 
@@ -68,15 +80,16 @@ Handler = Callable[[dict[str, Any]], Awaitable[types.CallToolResult]]
 class McpFace:
     """The MCP server of one service: its tools, and its two transports."""
 
-    def __init__(self, service: Any, config: Any, *, log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, service: Any, plans: PlanCatalog, *, log: Callable[[str], None] | None = None) -> None:
         self.service = service
+        self.plans = plans
         self.log = log or service.announce
-        self.catalog = PlanCatalog(config, log=self.log)
-        self.environments = EnvironmentTools(service.engine, config, self.catalog.policy)
+        self.environments = EnvironmentTools(service, plans.policy)
+        self._clashes: set[str] = set()  # plan files whose tool name another plan has, said in the log
         self.server: Server[Any] = Server("glmtui", version=__version__, instructions=INSTRUCTIONS,
                                           on_list_tools=self._list_tools, on_call_tool=self._call_tool)
         self._manager = StreamableHTTPSessionManager(self.server)
-        self.asgi = StreamableHTTPASGIApp(self._manager)
+        self.asgi = Answering(StreamableHTTPASGIApp(self._manager))
         self._tools: dict[str, tuple[types.Tool, Handler]] = {
             tool.name: (tool, handler) for tool, handler in (
                 (_tool("env_list", "List the named environments (name, status, image, working folder).", {},
@@ -96,9 +109,21 @@ class McpFace:
             )
         }
 
-    def running(self) -> Any:
-        """Enter around serving `asgi` (the session manager's task group lives in it)."""
-        return self._manager.run()
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Enter around serving `asgi` (the session manager's task group lives in it). Leaving it
+        ends the sessions and their streams, once the requests being answered are (for at most
+        the GRACE serve gives open requests: the service has ended their runs by then)."""
+        async with self._manager.run():
+            yield
+            with anyio.move_on_after(GRACE):
+                await self.asgi.answered()
+
+    def face(self) -> Any:
+        """The streamable-HTTP transport, for `glmtui serve` to serve at /mcp (glmtui.server.app)."""
+        from glmtui.server.app import Face
+
+        return Face("/mcp", self.asgi, "MCP (streamable HTTP)", lifespan=self.running)
 
     async def serve_stdio(self) -> None:
         """Serve over this process's stdin and stdout until the client closes stdin."""
@@ -108,9 +133,23 @@ class McpFace:
     # -- the protocol's handlers --------------------------------------------------------------
 
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
-        plans = [types.Tool(name=entry.name, description=entry.describe(), input_schema=plan_schema(entry))
-                 for entry in self.catalog.entries()]
+        plans = [types.Tool(name=tool.name, description=tool.describe(), input_schema=plan_schema(tool))
+                 for tool in self.plan_tools().values()]
         return types.ListToolsResult(tools=[tool for tool, _ in self._tools.values()] + plans)
+
+    def plan_tools(self) -> dict[str, PlanTool]:
+        """The plan tools by name, from the plans the server offers now."""
+        tools: dict[str, PlanTool] = {}
+        for entry in self.plans.scan()[0].values():
+            for tool in _plan_tools(entry):
+                taken = tools.get(tool.name)
+                if taken is None:
+                    tools[tool.name] = tool
+                elif str(entry.file) not in self._clashes:
+                    self._clashes.add(str(entry.file))
+                    self.log(f"mcp: {entry.file}: plan {entry.name}'s tool {tool.name} is plan {taken.plan.name}'s "
+                             f"already ({taken.entry.file}); rename one of them")
+        return tools
 
     async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         name = params.name
@@ -120,11 +159,10 @@ class McpFace:
                 tool, handler = self._tools[name]
                 problem = argument_problem(name, tool.input_schema, arguments, argv=_ARGV)
                 return _error(problem) if problem else await handler(arguments)
-            entry = self.catalog.find(name)
-            if entry is None:
-                known = list(self._tools) + [entry.name for entry in self.catalog.entries()]
-                return _error(f"there is no tool {name!r}{did_you_mean(name, known)}")
-            return await self._run_plan(ctx, entry, arguments)
+            plans = self.plan_tools()
+            if name not in plans:
+                return _error(f"there is no tool {name!r}{did_you_mean(name, [*self._tools, *plans])}")
+            return await self._run_plan(ctx, plans[name], arguments)
         except GlmtuiError as err:
             return _error(str(err))
         except Exception as err:  # noqa: BLE001 - a bug: the client gets one line, the log the traceback
@@ -135,13 +173,13 @@ class McpFace:
 
     # -- plans ----------------------------------------------------------------------------
 
-    async def _run_plan(self, ctx: Any, entry: PlanEntry, arguments: dict[str, Any]) -> types.CallToolResult:
-        problem = argument_problem(entry.name, plan_schema(entry), arguments)
+    async def _run_plan(self, ctx: Any, tool: PlanTool, arguments: dict[str, Any]) -> types.CallToolResult:
+        problem = argument_problem(tool.name, plan_schema(tool), arguments)
         if problem:
             return _error(problem)
-        loaded = self.catalog.load(entry, arguments)
-        run = self.service.start_run(loaded, grant=self.catalog.policy())
-        report = RunReport(entry)
+        loaded = self.plans.bind(tool.entry, tool.workflow.name, arguments)
+        run = self.service.start_run(loaded, grant=self.plans.policy)
+        report = RunReport(tool)
         try:
             async for _, event in run.follow():
                 message = report.add(event)
@@ -152,12 +190,12 @@ class McpFace:
             run.cancel()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait([run.task])
-            self.log(f"mcp: {entry.name}: run {run.id} cancelled: its call was cancelled")
+            self.log(f"mcp: {tool.name}: run {run.id} cancelled: its call was cancelled")
             raise
         error = None if run.task.cancelled() else run.task.exception()
-        if error is not None and report.run_id is None:  # it did not start (host access, an agent that would ask ...)
+        if error is not None and report.run_id is None:  # it did not start (a missing secret, an agent that would ask ...)
             raise error
-        self.log(f"mcp: {entry.name}: run {run.id} {report.status}")
+        self.log(f"mcp: {tool.name}: run {run.id} {report.status}")
         if error is not None:  # it started and stopped (an image that is not there ...): its error, masked
             report.error = run.runner.masker.mask(str(error))
         return _answer(report.text(), report.data(), error=report.status != "success")
@@ -188,14 +226,14 @@ class McpFace:
     async def _exec(self, arguments: dict[str, Any]) -> types.CallToolResult:
         command = arguments["command"]
         argv = ["sh", "-c", command] if isinstance(command, str) else command
-        tools = await self.environments.toolbox(arguments["environment"])
-        result = await tools.command(argv, timeout=arguments.get("timeout"))
+        exec_id, result = await self.environments.exec(arguments["environment"], argv, timeout=arguments.get("timeout"))
         ended = f"exit code {result.exit_code}" + (f" ({result.reason})" if result.reason else "")
         parts = [f"{ended} in {result.duration:.2f}s"]
         parts += [f"{name}:\n{text.removesuffix(chr(10))}" for name, text in (("stdout", result.stdout),
                                                                              ("stderr", result.stderr)) if text]
         data = {"exit_code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr,
-                "reason": result.reason, "duration": round(result.duration, 3), "saved_to": result.saved_to}
+                "reason": result.reason, "duration": round(result.duration, 3), "saved_to": result.saved_to,
+                "exec_id": exec_id}
         return _answer("\n".join(parts), data, error=not result.ok)
 
     def _inside_handler(self, name: str) -> Handler:
@@ -206,6 +244,34 @@ class McpFace:
             return _answer(result.output, error=not result.ok)
 
         return handler
+
+
+class Answering:
+    """An ASGI app that counts the requests it is answering: each POST (a GET is a session's
+    stream, which lasts as long as its session)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+        self._none = asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        self.count += 1
+        self._none.clear()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.count -= 1
+            if not self.count:
+                self._none.set()
+
+    async def answered(self) -> None:
+        """Until no request is being answered."""
+        while self.count:
+            await self._none.wait()
 
 
 class StdinLines:
@@ -243,8 +309,8 @@ class RunReport:
     """What a plan tool reports of its run, from the run's events: progress lines as they come,
     then the answer."""
 
-    def __init__(self, entry: PlanEntry) -> None:
-        self.entry = entry
+    def __init__(self, tool: PlanTool) -> None:
+        self.tool = tool
         self.progress = 0  # notifications so far (the number a notification carries only grows)
         self.run_id: str | None = None
         self.environment: str | None = None
@@ -284,14 +350,14 @@ class RunReport:
         return message
 
     def data(self) -> dict[str, Any]:
-        plan, workflow = self.entry.plan, self.entry.workflow
+        plan, workflow = self.tool.plan, self.tool.workflow
         return {"run_id": self.run_id, "plan": plan.name, "workflow": workflow.name, "status": self.status,
                 "duration": self.duration, "environment": self.environment, "error": self.error,
                 "steps": list(self.steps.values())}
 
     def text(self) -> str:
         took = f" in {self.duration:.1f}s" if self.duration is not None else ""
-        lines = [f"plan {self.entry.plan.name} (workflow {self.entry.workflow.name}): {self.status}{took}, "
+        lines = [f"plan {self.tool.plan.name} (workflow {self.tool.workflow.name}): {self.status}{took}, "
                  f"run {self.run_id}, {counted(len(self.steps), 'step')}"]
         if self.error:
             lines.append(f"error: {self.error}")
@@ -315,17 +381,49 @@ def _step_line(step: dict[str, Any]) -> str:
     return line
 
 
-def plan_schema(entry: PlanEntry) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PlanTool:
+    """One runnable workflow of a plan the server offers, as a tool."""
+
+    name: str  # plan_PLAN or plan_PLAN__WORKFLOW
+    entry: PlanEntry
+    workflow: Workflow
+
+    @property
+    def plan(self) -> Plan:
+        return self.entry.plan
+
+    @property
+    def inputs(self) -> dict[str, InputSpec]:
+        return {**self.plan.inputs, **self.workflow.inputs}
+
+    def describe(self) -> str:
+        named = list(self.plan.workflows) != [DEFAULT_WORKFLOW]  # the plan has `workflows:`, not only `steps:`
+        what = f"plan {self.plan.name}" + (f", workflow {self.workflow.name}" if named else "")
+        about = " ".join((self.workflow.description or self.plan.description or "").split()).rstrip(".")
+        return (f"Run the glmtui {what} ({self.entry.file.name}){': ' + about if about else ''}. It runs in the "
+                "plan's Docker environment; the answer gives the run's status, each step's status and outputs, and "
+                "the last lines of the steps that failed.")
+
+
+def _plan_tools(entry: PlanEntry) -> list[PlanTool]:
+    base = PLAN_PREFIX + _NOT_IN_NAMES.sub("_", entry.name)
+    return [PlanTool(base if workflow.name == entry.plan.default_workflow
+                     else base + WORKFLOW_SEPARATOR + _NOT_IN_NAMES.sub("_", workflow.name), entry, workflow)
+            for workflow in entry.plan.workflows.values()]
+
+
+def plan_schema(tool: PlanTool) -> dict[str, Any]:
     """The input schema of a plan tool: the inputs of the plan and of its workflow."""
     properties: dict[str, Any] = {}
-    for name, spec in entry.inputs.items():
+    for name, spec in tool.inputs.items():
         prop: dict[str, Any] = {"type": _TYPES.get(spec.type, "string")}
         if spec.description:
             prop["description"] = spec.description
         if spec.default is not None:
             prop["default"] = spec.default
         properties[name] = prop
-    required = [name for name, spec in entry.inputs.items() if spec.required]
+    required = [name for name, spec in tool.inputs.items() if spec.required]
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
@@ -396,7 +494,7 @@ async def serve_stdio(config: Any) -> int:
     store = Store()
     try:
         service = Service(engine, store, config, announce=_stderr_line)
-        face = McpFace(service, config)
+        face = McpFace(service, PlanCatalog.of(config, _stderr_line))
         async with _stopped_by_signals() as stopping:
             serving = asyncio.create_task(face.serve_stdio(), name="mcp stdio")
             stopper = asyncio.create_task(stopping.wait())

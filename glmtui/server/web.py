@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from glmtui.server.api import PREFIX, Api
@@ -12,23 +11,22 @@ from glmtui.server.auth import HostNames, TokenFile
 from glmtui.server.hooks import hooks_of
 from glmtui.server.listen import Bind, HttpServer
 from glmtui.server.plans import PlanCatalog
-from glmtui.server.policy import describe, policy_of
+from glmtui.server.policy import describe
 from glmtui.units import parse_size
 
 
 class HttpFace:
     """Everything served over HTTP, on one address: the API and the faces beside it."""
 
-    def __init__(self, service: Any, config: Any, bind: Bind, log: Any, faces: Sequence[Face] = ()) -> None:
+    def __init__(self, service: Any, config: Any, bind: Bind, log: Any, plans: PlanCatalog,
+                 faces: Sequence[Face] = ()) -> None:
         token = TokenFile()
         _, self.token_made = token.ensure()
         hooks, secrets = hooks_of(config.get("serve.hooks"))
-        folders = [Path(folder).expanduser().resolve() for folder in config.get("serve.plans")]
         self.settings = Settings(
             token=token,
             hosts=HostNames(bind.host, config.get("serve.hosts")),
-            plans=PlanCatalog(folders, config.get("docker_host")),
-            policy=policy_of(config.get("serve.allow")),
+            plans=plans,
             max_body=parse_size(config.get("serve.max_body"), what="serve.max_body"),
             log=log.line,
             log_path=log.path,
@@ -50,7 +48,7 @@ class HttpFace:
         made = "; made now" if self.token_made else ""
         parts = [f"API at {self.url}{PREFIX} (token: `glmtui serve token`{made})"]
         parts += [f"{face.what} at {self.url}{face.path}" for face in self.faces]
-        parts.append(f"plans from {folders or 'no folder'} with {describe(self.settings.policy)} (serve.allow)")
+        parts.append(f"plans from {folders or 'no folder'} with {describe(self.settings.plans.policy)} (serve.allow)")
         if self.settings.hooks:
             parts.append("webhooks " + ", ".join(f"{name} ({hook.target})" for name, hook in self.settings.hooks.items()))
         return parts

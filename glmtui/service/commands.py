@@ -1,5 +1,6 @@
-"""Commands run in an environment on someone's behalf (`glmtui env exec`, the HTTP API, MCP):
-recorded like every command (`glmtui logs ENV` shows them), their output masked into a log.
+"""Commands run in an environment on someone's behalf (`glmtui env exec`, the HTTP API, MCP's
+`exec`): recorded like every command (`glmtui logs ENV` shows them), their output masked into a
+log (`recorded_command`).
 
 `run_command` is the whole of it for a caller that wants the result at the end: the exit
 status and the output, each stream capped to its head and tail with a note saying what was
@@ -114,6 +115,38 @@ class CommandResult:
         return data
 
 
+@dataclass
+class RecordedCommand:
+    """A command being recorded: its output goes to `output.feed`; `result` (with its exit_code
+    and reason) is set once it has ended."""
+
+    id: str
+    masker: Any
+    output: MaskedLog
+    result: Any = None
+
+
+@contextmanager
+def recorded_command(store: Any, config: Any, name: str, argv: Sequence[str], *,
+                     keep: int = 0, engine: str | None = None) -> Iterator[RecordedCommand]:
+    """A command in environment `name` recorded (`recorded`), its output masked into its log
+    (`MaskedLog`, keeping `keep` characters of each stream): how `glmtui env exec`, the API's
+    exec and MCP's `exec` all record theirs."""
+    from glmtui.agent.providers import api_keys
+    from glmtui.masking import Masker
+    from glmtui.steplog import StepLog, configured_cap
+
+    masker = Masker(api_keys(config))
+    with recorded(store, masker, name, list(argv), engine=engine) as record:
+        with StepLog.open(store.exec_log(record.id), configured_cap(config)) as log:
+            command = RecordedCommand(record.id, masker, MaskedLog(log, masker, keep))
+            try:
+                yield command
+            finally:
+                command.output.close()
+        store.finish_exec(record.id, command.result.exit_code, command.result.reason)
+
+
 async def run_command(
     service: Any,
     name: str,
@@ -126,24 +159,13 @@ async def run_command(
     keep: int = OUTPUT_KEPT,
 ) -> CommandResult:
     """Run argv in environment `name` (never on the host), recorded; the result at the end."""
-    from glmtui.agent.providers import api_keys
-    from glmtui.masking import Masker
-    from glmtui.steplog import StepLog, configured_cap
-
-    engine, store = service.engine, service.store
+    engine = service.engine
     await engine.get_environment(name)  # a name that is no environment leaves no record
-    masker = Masker(api_keys(service.config))
-    with recorded(store, masker, name, list(argv)) as record:
-        with StepLog.open(store.exec_log(record.id), configured_cap(service.config)) as log:
-            output = MaskedLog(log, masker, keep)
-            try:
-                result = await engine.exec(name, argv, environment=environment, workdir=workdir, user=user,
-                                           timeout=timeout, on_output=output.feed)
-            finally:
-                output.close()
-        store.finish_exec(record.id, result.exit_code, result.reason)
-    note = f"all of it is in the log of command {record.id} (glmtui logs {name})"
-    stdout, stdout_cut = output.text(1, note)
-    stderr, stderr_cut = output.text(2, note)
-    reason = masker.mask(result.reason) if result.reason else None
-    return CommandResult(record.id, result.exit_code, result.duration, stdout, stderr, stdout_cut, stderr_cut, reason)
+    with recorded_command(service.store, service.config, name, argv, keep=keep, engine=engine.name) as command:
+        result = command.result = await engine.exec(name, argv, environment=environment, workdir=workdir, user=user,
+                                                    timeout=timeout, on_output=command.output.feed)
+    note = f"all of it is in the log of command {command.id} (glmtui logs {name})"
+    stdout, stdout_cut = command.output.text(1, note)
+    stderr, stderr_cut = command.output.text(2, note)
+    reason = command.masker.mask(result.reason) if result.reason else None
+    return CommandResult(command.id, result.exit_code, result.duration, stdout, stderr, stdout_cut, stderr_cut, reason)

@@ -141,10 +141,13 @@ class AgentsLog:
 # --- serving ---------------------------------------------------------------------------------
 
 
-def faces(service: Any) -> list[Any]:
+def faces(service: Any, plans: Any) -> list[Any]:
     """The faces served beside the HTTP API, behind its token (glmtui.server.app.Face): MCP at
-    /mcp, the web dashboard at /, as they come."""
-    return []
+    /mcp (on the API's plans and policy, `plans`: glmtui.server.plans.PlanCatalog), the web
+    dashboard at /, as they come."""
+    from glmtui.server.mcp import McpFace
+
+    return [McpFace(service, plans).face()]
 
 
 async def serve(config: Any, bind: Any = None, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
@@ -152,6 +155,7 @@ async def serve(config: Any, bind: Any = None, *, out: IO[str] | None = None, er
     work, cancel the running work (whose followers see it end), and stop the server."""
     from glmtui.docker.engine import Engine
     from glmtui.server.listen import Bind
+    from glmtui.server.plans import PlanCatalog
     from glmtui.server.web import HttpFace
     from glmtui.service.scheduler import Scheduler
     from glmtui.service.service import Service
@@ -169,7 +173,8 @@ async def serve(config: Any, bind: Any = None, *, out: IO[str] | None = None, er
         engine = await Engine.connect(config.get("docker_host"))
         service = Service(engine, store, config, announce=log.line)
         scheduler = Scheduler(service)
-        http = HttpFace(service, config, bind, log, faces(service))
+        plans = PlanCatalog.of(config, log.line)
+        http = HttpFace(service, config, bind, log, plans, faces(service, plans))
         warning = bind.warning()
         if warning:
             print(f"glmtui: {warning}", file=err, flush=True)
