@@ -118,18 +118,27 @@ def processes(name: str) -> str:
     return docker("exec", container_of(name), "ps", "-o", "pid,args").stdout
 
 
+def checkpoints_of(name: str) -> str:
+    return f"glmtui.checkpoints-{name}"
+
+
 def remove_quietly(name: str) -> None:
-    subprocess.run(["docker", "rm", "-f", "-v", container_of(name)], capture_output=True, timeout=60)
-    subprocess.run(["docker", "volume", "rm", "-f", volume_of(name)], capture_output=True, timeout=60)
+    subprocess.run(["docker", "rm", "-f", "-v", container_of(name), checkpoints_of(name)], capture_output=True,
+                   timeout=60)
+    subprocess.run(["docker", "volume", "rm", "-f", volume_of(name), checkpoints_of(name)], capture_output=True,
+                   timeout=60)
 
 
 def remove_everything_named(prefix: str) -> None:
-    """Every container and volume whose name starts with glmtui-PREFIX."""
-    names = docker("ps", "-aq", "--filter", f"name=^/glmtui-{prefix}", check=False).stdout.split()
+    """Every container and volume whose name starts with glmtui-PREFIX (or is the checkpoints of one)."""
+    starts = (f"glmtui-{prefix}", checkpoints_of(prefix))
+    names = [found for start in starts
+             for found in docker("ps", "-aq", "--filter", f"name=^/{start}", check=False).stdout.split()]
     if names:
         subprocess.run(["docker", "rm", "-f", "-v", *names], capture_output=True, timeout=120)
-    volumes = docker("volume", "ls", "-q", "--filter", f"name=glmtui-{prefix}", check=False).stdout.split()
-    volumes = [v for v in volumes if v.startswith(f"glmtui-{prefix}")]
+    volumes = [found for start in starts
+               for found in docker("volume", "ls", "-q", "--filter", f"name={start}", check=False).stdout.split()]
+    volumes = [v for v in volumes if v.startswith(starts)]
     if volumes:
         subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, timeout=120)
 

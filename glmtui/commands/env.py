@@ -1,4 +1,4 @@
-"""glmtui env create|list|start|stop|remove|exec, and glmtui logs ENV."""
+"""glmtui env create|list|start|stop|remove|exec|checkpoint|checkpoints|diff|rollback, and glmtui logs ENV."""
 
 from __future__ import annotations
 
@@ -250,6 +250,75 @@ def _shell(name: str, environment: dict[str, str], workdir: str | None, user: st
                 return code
 
     return run(work)
+
+
+@env_group.command("checkpoint")
+@click.argument("name")
+@click.option("-m", "--message", default="", help="What the checkpoint is of.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checkpoint as JSON.")
+@engine_option()
+def checkpoint(name: str, message: str, as_json: bool, engine_name: str | None) -> None:
+    """Take a checkpoint of environment NAME's workspace (files, modes, owners; every .git left out)."""
+    from glmtui.units import counted
+
+    taken = run(_with_checkpoints(name, engine_name, lambda checkpoints: checkpoints.take(message)))
+    if as_json:
+        print_json(taken.as_json())
+    else:
+        click.echo(f"checkpoint {taken.id} of {name}: {counted(taken.files_changed, 'file')} changed since the one before")
+
+
+@env_group.command("checkpoints")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@engine_option()
+def checkpoints_(name: str, as_json: bool, engine_name: str | None) -> None:
+    """List the checkpoints of environment NAME, newest first."""
+    found = run(_with_checkpoints(name, engine_name, lambda checkpoints: checkpoints.list()))
+    if as_json:
+        print_json([c.as_json() for c in found])
+        return
+    if not found:
+        click.echo(f"no checkpoints of {name} (take one: glmtui env checkpoint {name})")
+        return
+    from glmtui.render import age, table
+
+    table(["ID", "TAKEN", "FILES CHANGED", "MESSAGE"],
+          [[c.id, age(c.time), str(c.files_changed), c.message.splitlines()[0] if c.message else ""] for c in found])
+
+
+@env_group.command("diff")
+@click.argument("name")
+@click.argument("checkpoint_id", metavar="[ID]", required=False)
+@engine_option()
+def diff(name: str, checkpoint_id: str | None, engine_name: str | None) -> None:
+    """What changed in environment NAME's workspace since checkpoint ID (default: the latest), as a patch."""
+    patch = run(_with_checkpoints(name, engine_name, lambda checkpoints: checkpoints.diff(checkpoint_id)))
+    click.echo(patch, nl=False)
+
+
+@env_group.command("rollback")
+@click.argument("name")
+@click.argument("checkpoint_id", metavar="ID")
+@engine_option()
+def rollback(name: str, checkpoint_id: str, engine_name: str | None) -> None:
+    """Put environment NAME's workspace back as it was at checkpoint ID. A rescue checkpoint of the
+    workspace as it is is taken first, so the rollback can itself be undone."""
+    done = run(_with_checkpoints(name, engine_name, lambda checkpoints: checkpoints.rollback(checkpoint_id)))
+    click.echo(f"rolled {name} back to checkpoint {done.checkpoint.id}"
+               + (f" ({done.checkpoint.message})" if done.checkpoint.message else ""))
+    click.echo(f"undo it with: glmtui env rollback {name} {done.rescue.id}")
+
+
+def _with_checkpoints(name: str, engine_name: str | None, action):
+    async def work():
+        from glmtui.docker.checkpoints import Checkpoints
+
+        async with engines() as every:
+            docker, _ = await every.find_environment(name, engine_name)
+            return await action(Checkpoints(docker, name))
+
+    return work
 
 
 async def _engine_of(every, name: str, engine_name: str | None, *, missing_ok: bool = False):

@@ -33,6 +33,7 @@ from glmtui.docker.spec import (
     MANAGED_FILTER,
     EnvSpec,
     check_name,
+    checkpoints_name,
     container_name,
     volume_name,
 )
@@ -240,7 +241,9 @@ class Engine:
             await self._wire.json("POST", f"/containers/{container_name(name)}/stop", params={"t": int(timeout)})
 
     async def remove_environment(self, name: str, *, volume: bool = False) -> None:
-        """Remove the container (and its volume); a volume whose container is gone goes too."""
+        """Remove the container (and its volume); a volume whose container is gone goes too. Its
+        checkpoint helper goes with it (and with the volume, its checkpoints)."""
+        await self._remove_quietly(f"/containers/{checkpoints_name(name)}", force="1")
         try:
             async with self._translate(f"environment {name!r}"):
                 await self._wire.json("DELETE", f"/containers/{container_name(name)}", params={"force": "1"})
@@ -253,6 +256,7 @@ class Engine:
                 raise
         if volume:
             await self._remove_volume_quietly(volume_name(name))
+            await self._remove_volume_quietly(checkpoints_name(name))
 
     async def _wait_gone(self, name: str, seconds: float = 10) -> None:
         deadline = time.monotonic() + seconds

@@ -34,6 +34,12 @@ def volume_name(env_name: str) -> str:
     return f"glmtui-{env_name}-workspace"
 
 
+def checkpoints_name(env_name: str) -> str:
+    """The name of an environment's checkpoint helper container and volume (no environment's
+    container can be named so)."""
+    return f"glmtui.checkpoints-{env_name}"
+
+
 def check_name(name: str) -> str:
     if not NAME_PATTERN.match(name or ""):
         raise BadInput(
