@@ -174,3 +174,45 @@ async def test_a_snapshot_that_fails_fails_loudly_and_is_never_a_checkpoint(engi
     docker("run", "--rm", "-v", f"{checkpoints_of(name)}:/c", BUSYBOX, "rm", f"/c/git/objects/{blob[:2]}")
     assert glmtui("env", "rollback", name, first.id).returncode == 0
     assert (await engine.exec(name, ["cat", "a"], workdir="/workspace")).stdout == b"kept"
+
+
+async def test_a_chat_turn_that_changes_files_is_checkpointed_and_undone(
+    engine, make_env, model_server, tmp_path, monkeypatch,
+):
+    from glmtui.agent.session import ChatSession
+    from glmtui.store import Store
+    from model_server import text, tool_calls
+    from test_agent_loop import chat_config
+
+    env = await make_env()
+    await engine.exec(env.name, ["sh", "-c", "printf keep > keep.txt; printf '#!/bin/sh\\n' > run.sh"],
+                      workdir="/workspace")
+    before = await fingerprint(engine, env.name)
+    config = chat_config(tmp_path, monkeypatch, model_server.base_url)
+    model_server.script(
+        tool_calls([("c1", "read_file", {"path": "keep.txt"})]),  # reads: no checkpoint yet
+        tool_calls([("c2", "write_file", {"path": "/workspace/notes.txt", "content": "notes\n"}),
+                    ("c3", "bash", {"command": "rm keep.txt && chmod 700 run.sh"})]),
+        text("Done."),
+        tool_calls([("c4", "list_files", {"path": "."})]),
+        text("Looked."),
+    )
+    store = Store(database=tmp_path / "db.sqlite3", logs=tmp_path / "runs")
+    chat = await ChatSession.open(engine=engine, store=store, config=config, environment=env.name,
+                                  sink=lambda event: None, approver=None)
+    try:
+        await chat.send("tidy up")
+        changed = await fingerprint(engine, env.name)
+        assert "notes.txt" in changed and "keep.txt" not in changed
+        await chat.send("look around")  # changes nothing: no checkpoint for it
+        assert len(chat.turn_checkpoints) == 1
+
+        done = await chat.undo()
+        assert done.checkpoint.id == (await chat.checkpoints.list())[-1].id
+        assert "tidy up" in done.checkpoint.message
+        assert await fingerprint(engine, env.name) == before
+        assert chat.messages[-1]["role"] == "user" and "undid the changes" in chat.messages[-1]["content"]
+        assert await chat.undo() is None  # nothing older of this chat to go back to
+    finally:
+        await chat.close()
+        store.close()

@@ -801,6 +801,9 @@ class ChatPane(Widget, can_focus=True):
             self.notify("the Docker engine is unreachable", severity="error")
             return
         self.input.reset()
+        if text == "/undo":
+            self._undo(environment)
+            return
         self._sent_text = text
         self._sending = UserMessage(text)
         self.transcript.mount(self._sending)
@@ -820,6 +823,19 @@ class ChatPane(Widget, can_focus=True):
         result = await session.send(text)
         if not result.finished and result.reason:
             self._mount(Note(f"■ {result.reason}: send a message to go on"))
+
+    @work(exclusive=True, group="chat-undo", exit_on_error=False)
+    async def _undo(self, environment: str) -> None:
+        """/undo: the workspace back to before the last turn of this chat that changed files."""
+        session = self._session if self._session_key and self._session_key[0] == environment else None
+        done = await session.undo() if session is not None else None
+        if done is None:
+            self.transcript.mount(Note("nothing to undo: no turn since this chat was opened changed files"))
+        else:
+            self.transcript.mount(Note(f"↶ undone: the files are back as they were before the last turn "
+                                       f"(checkpoint {done.checkpoint.id}); to redo it: "
+                                       f"glmtui env rollback {environment} {done.rescue.id}"))
+        self.transcript.anchor()
 
     async def _open_session(self, environment: str) -> Any:
         env = await self.engine.get_environment(environment)
