@@ -127,6 +127,16 @@ def remove_quietly(name: str) -> None:
                    timeout=60)
     subprocess.run(["docker", "volume", "rm", "-f", volume_of(name), checkpoints_of(name)], capture_output=True,
                    timeout=60)
+    remove_egress_networks(f"glmtui.egress-{name}")
+
+
+def remove_egress_networks(prefix: str) -> None:
+    """The internal networks of environments with an allowlist (the shared proxy leaves them first)."""
+    found = docker("network", "ls", "-q", "--filter", f"name={prefix}", check=False).stdout.split()
+    for network in found:
+        subprocess.run(["docker", "network", "disconnect", "-f", network, "glmtui.egress"], capture_output=True,
+                       timeout=60)
+        subprocess.run(["docker", "network", "rm", network], capture_output=True, timeout=60)
 
 
 def remove_everything_named(prefix: str) -> None:
@@ -141,6 +151,7 @@ def remove_everything_named(prefix: str) -> None:
     volumes = [v for v in volumes if v.startswith(starts)]
     if volumes:
         subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, timeout=120)
+    remove_egress_networks(f"glmtui.egress-{prefix}")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.1, what: str = "") -> Any:

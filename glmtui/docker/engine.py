@@ -184,6 +184,10 @@ class Engine:
         if await self._find_container(spec.container):
             raise Conflict(f"environment {spec.name!r} exists already", hint="pick another name or remove it")
         volume_existed = await self._volume_exists(spec.volume)
+        if spec.allow:
+            from glmtui.docker.egress import Egress
+
+            await Egress(self).attach(spec.name, spec.allow)
         async with self._translate(f"environment {spec.name!r}"):
             await self._wire.json("POST", "/volumes/create", body={
                 "Name": spec.volume, "Labels": {LABEL_MANAGED: "true", LABEL_ENV: spec.name},
@@ -199,6 +203,8 @@ class Engine:
         except BaseException:
             if not volume_existed:
                 await self._remove_volume_quietly(spec.volume)
+            if spec.allow:
+                await asyncio.shield(self._detach_egress(spec.name))
             raise
         try:
             await self.start_environment(spec.name)
@@ -206,6 +212,8 @@ class Engine:
                 await self.copy_in(spec.name, host_path, target)
         except BaseException:
             await asyncio.shield(self._undo_create(created["Id"], None if volume_existed else spec.volume))
+            if spec.allow:
+                await asyncio.shield(self._detach_egress(spec.name))
             raise
         return await self.get_environment(spec.name)
 
@@ -254,9 +262,15 @@ class Engine:
         except NotFound:
             if not (volume and await self._volume_exists(volume_name(name))):
                 raise
+        await self._detach_egress(name)
         if volume:
             await self._remove_volume_quietly(volume_name(name))
             await self._remove_volume_quietly(checkpoints_name(name))
+
+    async def _detach_egress(self, name: str) -> None:
+        from glmtui.docker.egress import Egress
+
+        await Egress(self).detach(name)
 
     async def _wait_gone(self, name: str, seconds: float = 10) -> None:
         deadline = time.monotonic() + seconds

@@ -40,6 +40,11 @@ def checkpoints_name(env_name: str) -> str:
     return f"glmtui.checkpoints-{env_name}"
 
 
+def egress_network(env_name: str) -> str:
+    """The internal network of an environment with an allowlist (see egress.py)."""
+    return f"glmtui.egress-{env_name}"
+
+
 def check_name(name: str) -> str:
     if not NAME_PATTERN.match(name or ""):
         raise BadInput(
@@ -123,6 +128,7 @@ class EnvSpec:
     user: str | None = None
     resources: Resources = Resources()
     network: str = "bridge"
+    allow: tuple[str, ...] = ()  # an egress allowlist: only these hosts, through glmtui's proxy
     run_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     # Overrides of the safe defaults, for those who know why.
@@ -135,6 +141,13 @@ class EnvSpec:
             raise BadInput(f"network {self.network!r} is not one of {', '.join(NETWORKS)}")
         if not self.workdir.startswith("/"):
             raise BadInput(f"workdir {self.workdir!r} must be an absolute path")
+        if self.allow:
+            from glmtui.docker.egress import check_allowlist
+
+            if self.network != "bridge":
+                raise BadInput(f"an allowlist and network {self.network!r} do not go together",
+                               hint="an environment with an allowlist reaches only those hosts, through glmtui's proxy")
+            object.__setattr__(self, "allow", check_allowlist(self.allow))
 
     @property
     def container(self) -> str:
@@ -151,6 +164,12 @@ class EnvSpec:
         return labels
 
     def container_config(self) -> dict[str, Any]:
+        """With an allowlist: on its internal network only, the proxy's variables set."""
+        environment = self.environment
+        if self.allow:
+            from glmtui.docker.egress import proxy_variables
+
+            environment = {**proxy_variables(), **environment}
         binds = [f"{self.volume}:{self.workdir}"]
         binds += [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in self.mounts]
         config: dict[str, Any] = {
@@ -158,7 +177,7 @@ class EnvSpec:
             "Entrypoint": KEEP_ALIVE[:1],
             "Cmd": KEEP_ALIVE[1:],
             "WorkingDir": self.workdir,
-            "Env": [f"{k}={v}" for k, v in self.environment.items()],
+            "Env": [f"{k}={v}" for k, v in environment.items()],
             "Labels": self.all_labels(),
             "Hostname": self.name[:63].replace("_", "-").replace(".", "-"),
             "HostConfig": {
@@ -171,7 +190,7 @@ class EnvSpec:
                 "SecurityOpt": ["no-new-privileges"],
                 "CapDrop": ["ALL"],
                 "CapAdd": sorted({*KEPT_CAPABILITIES, *self.cap_add}),
-                "NetworkMode": self.network,
+                "NetworkMode": egress_network(self.name) if self.allow else self.network,
             },
         }
         if self.user:
