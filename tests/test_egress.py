@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import SESSION_PREFIX, WORKSPACE, docker, one_error_line, unique_name
+from helpers import SESSION_PREFIX, WORKSPACE, child_env, docker, one_error_line, remove_quietly, unique_name
 
 pytestmark = pytest.mark.docker
 
@@ -66,6 +67,13 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             docker("run", "-d", "--name", containers[alias], "--network", network, "--network-alias", alias,
                    "-v", f"{folder}:/s:ro", "--user", "0", "--entrypoint", "python3", WORKSPACE,
                    "/s/server.py", alias, str(port), *extra)
+        # The proxy (made by the first environment with an allowlist) reaches the servers by name.
+        first = subprocess.run([sys.executable, "-m", "glmtui", "env", "create", f"{SESSION_PREFIX}-egress-first",
+                                "--image", "glmtui/busybox:latest", "--allow", "web1"], capture_output=True, text=True,
+                               timeout=180, env=child_env())
+        assert first.returncode == 0, first.stderr
+        remove_quietly(f"{SESSION_PREFIX}-egress-first")
+        docker("network", "connect", network, PROXY)
         yield Servers(network, containers, folder / "cert.pem")
     finally:
         if containers:
@@ -75,11 +83,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 
 def make_limited(glmtui, name: str, servers: Servers, *allow: str) -> None:
-    """An environment with an allowlist, and the proxy (made by then) joined to the servers' network."""
+    """An environment of the workspace image with an allowlist, and the servers' certificate in it."""
     flags = [flag for host in allow for flag in ("--allow", host)]
     created = glmtui("env", "create", name, "--image", WORKSPACE, *flags, timeout=180)
     assert created.returncode == 0, created.stderr
-    docker("network", "connect", servers.network, PROXY, check=False)  # joined already: fine
     docker("cp", str(servers.ca), f"glmtui-{name}:/tmp/ca.pem")
 
 
@@ -145,6 +152,49 @@ def test_the_environment_has_no_way_out_but_the_proxy_and_goes_with_its_network(
     assert docker("network", "inspect", network, check=False).returncode != 0
     gone = docker("exec", PROXY, "ls", "/egress/allow").stdout
     assert f"{env_name}.json" not in gone
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_agents_bash_result_and_a_plan_steps_output_say_what_was_blocked(
+    glmtui, env_name, servers, engine, tmp_path,
+) -> None:
+    from glmtui.agent.tools import Toolbox
+
+    make_limited(glmtui, env_name, servers, "web1:8000")
+    result = await Toolbox(engine, env_name).call("bash", {"command": "curl -sS -m 5 -f http://web2:8000/"})
+    assert "glmtui: blocked: web2:8000 is not in this environment's allowlist" in result.output
+    allowed = await Toolbox(engine, env_name).call("bash", {"command": "curl -sS -m 5 http://web1:8000/"})
+    assert allowed.output == "hello from web1\nexit code 0"
+
+    plan = tmp_path / "limited.yaml"
+    plan.write_text(f"""version: 1
+name: limited
+env:
+  image: {WORKSPACE}
+  network: {{allow: [web1:8000]}}
+steps:
+  - id: fetch
+    run: |
+      curl -sS -m 5 http://web1:8000/
+      curl -sS -m 5 -o /dev/null -w '%{{http_code}}\\n' http://web2:8000/
+""")
+    ran = glmtui("--run", str(plan), timeout=180)
+    assert ran.returncode == 0, ran.stderr
+    shown = ran.stdout + ran.stderr
+    assert "hello from web1" in shown and "403" in shown
+    assert "glmtui: blocked: web2:8000 is not in this environment's allowlist" in shown
+    inspected = glmtui("plan", "inspect", str(plan))
+    assert "network only web1:8000 (egress allowlist)" in inspected.stdout
+
+
+def test_a_plan_with_a_bad_allowlist_entry_is_refused_at_its_line(glmtui, tmp_path) -> None:
+    plan = tmp_path / "bad.yaml"
+    plan.write_text("version: 1\nname: bad\nenv:\n  network:\n    allow: [pypi.org, 'no way']\n"
+                    "steps:\n  - id: a\n    run: 'true'\n")
+    checked = glmtui("plan", "validate", str(plan))
+    assert checked.returncode == 2
+    assert "bad.yaml:5" in checked.stderr + checked.stdout
+    assert "allowlist entry 'no way' is not a host name" in checked.stderr + checked.stdout
 
 
 def test_bad_allowlists_are_refused_before_anything_is_made(glmtui) -> None:

@@ -180,6 +180,7 @@ class Toolbox:
         self.output_limit = output_limit
         self.names = _allowed_names(allowed)
         self._workdir = workdir
+        self._limited: bool | None = None  # an environment with an egress allowlist (asked once)
         self._tools: dict[str, Callable[..., Awaitable[ToolResult]]] = {
             "bash": self._bash,
             "read_file": self._read_file,
@@ -235,10 +236,13 @@ class Toolbox:
     async def _bash(self, command: str, timeout: float | None = None) -> ToolResult:
         limit = min(timeout, max(MAX_COMMAND_TIMEOUT, self.command_timeout)) if timeout else self.command_timeout
         capture = _Capture()
+        started = time.time()
         result = await self.engine.exec(
             self.environment, ["sh", "-c", command], workdir=await self._resolve("."),
             user=self.user, timeout=limit, on_output=capture.add, reap=True,
         )
+        for line in await self._blocked_since(started):
+            capture.add(2, f"glmtui: {line}\n".encode())
         text = capture.text()
         saved_to = None
         if len(text) > self._room:
@@ -248,6 +252,18 @@ class Toolbox:
         output = text.removesuffix("\n") + f"\n{ended}" if text.strip() else f"(no output)\n{ended}"
         ok = result.exit_code == 0 and not result.timed_out
         return ToolResult(ok, output, result.exit_code, result.duration, saved_to)
+
+    async def _blocked_since(self, started: float) -> list[str]:
+        """What the egress proxy refused the command (an environment with an allowlist only)."""
+        if self._limited is None:
+            from glmtui.docker.spec import LABEL_EGRESS
+
+            self._limited = LABEL_EGRESS in (await self.engine.get_environment(self.environment)).labels
+        if not self._limited:
+            return []
+        from glmtui.docker.egress import Egress
+
+        return await Egress(self.engine).blocked_lines(self.environment, started)
 
     async def _save(self, output: bytes) -> str | None:
         """The whole output of a command, in a file inside the environment; None if it cannot be written."""

@@ -22,14 +22,13 @@ from typing import Any
 
 from glmtui.docker import archive
 from glmtui.docker.errors import EngineConnectionError, EngineHTTPError
-from glmtui.docker.spec import LABEL_MANAGED, egress_network
+from glmtui.docker.spec import LABEL_EGRESS, LABEL_MANAGED, egress_network
 from glmtui.errors import BadInput, GlmtuiError
 
 PROXY = "glmtui.egress"  # the proxy's container and volume
 PROXY_HOST = "glmtui-egress"  # its name on the environments' networks
 PROXY_PORT = 3128
 PROXY_UID = 1000  # the image's user `dev`, who reads the allowlists and writes the refusals
-LABEL_EGRESS = "glmtui.egress"
 _HOST = re.compile(r"^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$")
 
 
@@ -166,6 +165,10 @@ class Egress:
                                         item["port"], item["reason"]))
         return refusals
 
+    async def blocked_lines(self, env_name: str, since: float) -> list[str]:
+        """The refusals since `since` (a time.time()), each as its one line."""
+        return [refusal.line for refusal in await self.blocked(env_name) if refusal.time.timestamp() >= since]
+
     async def _read(self, path: str) -> bytes | None:
         try:
             async with self._wire.request("GET", f"/containers/{PROXY}/archive", params={"path": path}) as response:
@@ -180,22 +183,38 @@ class Egress:
             raise unreachable(self.engine.host, err, self.engine.name) from None
 
     async def _ensure_proxy(self) -> None:
-        """The proxy's container, made (its image built from images/egress when missing) and running."""
-        try:
-            state = (await self._wire.json("GET", f"/containers/{PROXY}/json"))["State"]
-        except EngineHTTPError as err:
-            if err.status != 404:
-                raise GlmtuiError(f"the egress proxy: {err.message}") from None
-            await self._create_proxy()
-            state = {"Running": False}
-        if not state.get("Running"):
-            async with self.engine._translate("the egress proxy"):
-                await self._wire.json("POST", f"/containers/{PROXY}/start")
-
-    async def _create_proxy(self) -> None:
+        """The proxy's container, of the image images/egress makes now (built when missing; a
+        proxy of an older one is replaced and joined again to the environments' networks), running."""
         from glmtui.docker.images import build_named
 
         image = (await build_named(self.engine, "egress")).image
+        try:
+            info = await self._wire.json("GET", f"/containers/{PROXY}/json")
+        except EngineHTTPError as err:
+            if err.status != 404:
+                raise GlmtuiError(f"the egress proxy: {err.message}") from None
+            info = None
+        if info is not None and info["Config"]["Image"] != image:
+            await self.engine._remove_quietly(f"/containers/{PROXY}", force="1")
+            info = None
+        if info is None:
+            await self._create_proxy(image)
+            await self._rejoin()
+        if not (info or {}).get("State", {}).get("Running"):
+            async with self.engine._translate("the egress proxy"):
+                await self._wire.json("POST", f"/containers/{PROXY}/start")
+
+    async def _rejoin(self) -> None:
+        """A new proxy container joins the networks of the environments there are."""
+        filters = json.dumps({"label": [LABEL_EGRESS]})
+        async with self.engine._translate("the egress proxy"):
+            networks = await self._wire.json("GET", "/networks", params={"filters": filters})
+            for network in networks:
+                await self._wire.json("POST", f"/networks/{network['Name']}/connect", body={
+                    "Container": PROXY, "EndpointConfig": {"Aliases": [PROXY_HOST]},
+                })
+
+    async def _create_proxy(self, image: str) -> None:
         labels = {LABEL_MANAGED: "true", LABEL_EGRESS: "proxy"}
         async with self.engine._translate("the egress proxy"):
             await self._wire.json("POST", "/volumes/create", body={"Name": PROXY, "Labels": labels})

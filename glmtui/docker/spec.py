@@ -17,6 +17,7 @@ LABEL_MANAGED = "glmtui.managed"
 LABEL_ENV = "glmtui.env"
 LABEL_RUN = "glmtui.run"
 LABEL_WORKDIR = "glmtui.workdir"
+LABEL_EGRESS = "glmtui.egress"  # on an environment with an allowlist: "allowlist"
 MANAGED_FILTER = {"label": [f"{LABEL_MANAGED}=true"]}
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -161,6 +162,8 @@ class EnvSpec:
         labels = {**self.labels, LABEL_MANAGED: "true", LABEL_ENV: self.name, LABEL_WORKDIR: self.workdir}
         if self.run_id:
             labels[LABEL_RUN] = self.run_id
+        if self.allow:
+            labels[LABEL_EGRESS] = "allowlist"
         return labels
 
     def container_config(self) -> dict[str, Any]:

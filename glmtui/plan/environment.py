@@ -140,6 +140,7 @@ async def prepare(
         user=env.user,
         resources=resources,
         network=env.network,
+        allow=env.allow,
         run_id=run_id if prepared.throwaway else None,
         labels={"glmtui.plan": plan.name},
     )

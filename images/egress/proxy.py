@@ -9,7 +9,7 @@ names itself. Everything else is refused, and every refusal is recorded.
 Which environment asks is known by the address a connection comes from: glmtui writes, for
 each environment, /egress/allow/NAME.json: {"environment", "subnets" (of that environment's
 internal network), "allow" (as written), "rules": [{"host", "suffix", "port"} | {"network",
-"port"}]}, read again whenever it changes. Refusals are appended to /egress/blocked/NAME.jsonl as
+"port"}]}, read at every connection. Refusals are appended to /egress/blocked/NAME.jsonl as
 {"time", "host", "port", "reason"}.
 """
 
@@ -27,9 +27,6 @@ HEAD_SECONDS = 30
 CONNECT_SECONDS = 15
 CHUNK = 64 * 1024
 
-_loaded = {}  # path -> (mtime_ns, config)
-
-
 def environment_of(peer):
     """The config of the environment whose network `peer` (an address) is on, or None."""
     address = ipaddress.ip_address(peer)
@@ -40,27 +37,22 @@ def environment_of(peer):
 
 
 def environments():
-    """The configs of the environments, as written now."""
+    """The configs of the environments, as written now: read at every connection (they are a few
+    small files, and an mtime can stay the same across two quick writes)."""
     folder = os.path.join(ROOT, "allow")
-    seen = set()
+    configs = []
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
         entries = []
     for entry in entries:
-        if not entry.name.endswith(".json"):
-            continue
-        seen.add(entry.path)
-        try:
-            mtime = entry.stat().st_mtime_ns
-            if _loaded.get(entry.path, (None,))[0] != mtime:
+        if entry.name.endswith(".json"):
+            try:
                 with open(entry.path, encoding="utf-8") as file:
-                    _loaded[entry.path] = (mtime, json.load(file))
-        except (OSError, ValueError):
-            continue  # being written: the last good one stays
-    for path in set(_loaded) - seen:
-        del _loaded[path]
-    return [config for _, config in _loaded.values()]
+                    configs.append(json.load(file))
+            except (OSError, ValueError):
+                continue  # being written: refused this once
+    return configs
 
 
 def allowed(rules, host, port):
