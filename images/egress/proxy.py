@@ -173,31 +173,43 @@ def server_name(hello):
 
 
 async def tunnel(config, host, port, reader, writer):
-    try:
-        upstream_reader, upstream_writer = await open_upstream(host, port)
-    except (OSError, asyncio.TimeoutError) as err:
-        await refuse(writer, 502, f"cannot reach {host}:{port}: {err}")
-        return
+    """The tunnel is answered at once; the connection to the host is made while the client sends
+    its ClientHello (it is not passed on before its server name is checked)."""
+    upstream = asyncio.ensure_future(open_upstream(host, port))
     writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-    await writer.drain()
     try:
+        await writer.drain()
         header = await asyncio.wait_for(reader.readexactly(5), HEAD_SECONDS)
         hello = header + await asyncio.wait_for(reader.readexactly(int.from_bytes(header[3:5], "big")), HEAD_SECONDS)
     except (asyncio.IncompleteReadError, asyncio.TimeoutError, OSError):
-        upstream_writer.close()
+        await close_upstream(upstream)
         writer.close()
         return
     name = server_name(hello)
-    literal = _is_address(host)
-    if name != host.lower().rstrip(".") and not (name is None and literal):
+    if name != host.lower().rstrip(".") and not (name is None and _is_address(host)):
         reason = (f"the TLS server name {name!r} is not the CONNECT host {host!r}" if name
                   else f"no TLS server name for {host!r} (only TLS with the host's name passes)")
         record(config, host, port, reason)
-        upstream_writer.close()
+        await close_upstream(upstream)
+        writer.close()
+        return
+    try:
+        upstream_reader, upstream_writer = await upstream
+    except (OSError, asyncio.TimeoutError) as err:
+        print(f"cannot reach {host}:{port}: {err}", file=sys.stderr)
         writer.close()
         return
     upstream_writer.write(hello)
     await splice(reader, writer, upstream_reader, upstream_writer)
+
+
+async def close_upstream(upstream):
+    upstream.cancel()
+    try:
+        _, upstream_writer = await upstream
+        upstream_writer.close()
+    except (asyncio.CancelledError, OSError, asyncio.TimeoutError):
+        pass
 
 
 def _is_address(host):
