@@ -132,8 +132,11 @@ def remove_quietly(name: str) -> None:
 
 def remove_egress_networks(prefix: str) -> None:
     """The internal networks of environments with an allowlist (the shared proxy leaves them first)."""
-    found = docker("network", "ls", "-q", "--filter", f"name={prefix}", check=False).stdout.split()
+    found = docker("network", "ls", "--format", "{{.Name}}", "--filter", f"name={prefix}", check=False).stdout.split()
     for network in found:
+        name = network.removeprefix("glmtui.egress-")
+        subprocess.run(["docker", "exec", "glmtui.egress", "rm", "-f", f"/egress/allow/{name}.json",
+                        f"/egress/blocked/{name}.jsonl"], capture_output=True, timeout=60)
         subprocess.run(["docker", "network", "disconnect", "-f", network, "glmtui.egress"], capture_output=True,
                        timeout=60)
         subprocess.run(["docker", "network", "rm", network], capture_output=True, timeout=60)

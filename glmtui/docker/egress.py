@@ -146,6 +146,7 @@ class Egress:
         async with self.engine._translate(f"network of environment {env_name!r}"):
             info = await self._wire.json("GET", f"/networks/{egress_network(env_name)}")
         subnets = [entry["Subnet"] for entry in (info.get("IPAM") or {}).get("Config") or [] if entry.get("Subnet")]
+        await self._forget_others_on(env_name, subnets)
         config = {"environment": env_name, "subnets": subnets, "allow": list(allow), "rules": [rule(e) for e in allow]}
         data = archive.pack_bytes(f"egress/allow/{env_name}.json", json.dumps(config).encode(), 0o644,
                                   PROXY_UID, PROXY_UID)
@@ -153,6 +154,40 @@ class Egress:
             async with self._wire.request("PUT", f"/containers/{PROXY}/archive", params={"path": "/"}, body=data,
                                           content_type="application/x-tar") as response:
                 await response.read()
+
+    async def _forget_others_on(self, env_name: str, subnets: list[str]) -> None:
+        """The allowlists of environments gone without glmtui (`docker rm`) whose networks' subnets
+        the engine gave out again: the proxy knows an environment by its subnet."""
+        data = await self._read_tree("/egress/allow")
+        mine = [ipaddress.ip_network(subnet) for subnet in subnets]
+        stale = []
+        for name, content in data.items():
+            try:
+                config = json.loads(content)
+                theirs = [ipaddress.ip_network(subnet) for subnet in config["subnets"]]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if config.get("environment") != env_name and any(a.overlaps(b) for a in mine for b in theirs):
+                stale.append(f"/egress/allow/{name}")
+        if stale:
+            await self._proxy_exec(["rm", "-f", "--", *stale], wait=True)
+
+    async def _read_tree(self, path: str) -> dict[str, bytes]:
+        """The files of a folder of the proxy's, by name."""
+        import io
+        import tarfile
+
+        try:
+            async with self._wire.request("GET", f"/containers/{PROXY}/archive", params={"path": path}) as response:
+                data = await response.read()
+        except EngineHTTPError:
+            return {}
+        found = {}
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    found[member.name.rpartition("/")[2]] = tar.extractfile(member).read()
+        return found
 
     async def blocked(self, env_name: str) -> list[Refusal]:
         """What the proxy refused the environment, oldest first."""
@@ -238,9 +273,11 @@ class Egress:
             if err.status != 409:  # 409: made by another glmtui at the same moment
                 raise GlmtuiError(f"the egress proxy: {err.message}") from None
 
-    async def _proxy_exec(self, argv: list[str]) -> None:
+    async def _proxy_exec(self, argv: list[str], *, wait: bool = False) -> None:
         try:
             created = await self._wire.json("POST", f"/containers/{PROXY}/exec", body={"Cmd": argv})
             await self._wire.json("POST", f"/exec/{created['Id']}/start", body={"Detach": True, "Tty": False})
+            if wait:
+                await self.engine._exec_exit_code(created["Id"])
         except (EngineHTTPError, EngineConnectionError):
             pass  # the proxy is gone: so is what it kept
