@@ -49,6 +49,7 @@ def create(name, image, memory, cpus, pids, network, allow, mounts, allow_docker
            workdir, as_json, engine_name) -> None:
     """Create and start environment NAME (names are unique per engine)."""
     from glmtui.docker.endpoints import from_config
+    from glmtui.docker.passthrough import ca_certificates, upstream_proxy
     from glmtui.docker.spec import EnvSpec, Mount, Resources, refuse_docker_socket
 
     config = state().config
@@ -73,6 +74,8 @@ def create(name, image, memory, cpus, pids, network, allow, mounts, allow_docker
         ),
         network="bridge" if allow and not network else network or config.get("network"),
         allow=allow,
+        upstream_proxy=upstream_proxy(config),
+        ca_certificates=ca_certificates(config),
     )
     copy_in = [_parse_copy(c) for c in copies]
 

@@ -102,9 +102,10 @@ class Egress:
         self.engine = engine
         self._wire = engine._wire
 
-    async def attach(self, env_name: str, allow: tuple[str, ...]) -> str:
+    async def attach(self, env_name: str, allow: tuple[str, ...], upstream: dict[str, str] | None = None) -> str:
         """The environment's internal network, made and joined by the proxy, with its allowlist
-        written: the network the environment's container goes on."""
+        (and the user's proxy, which the egress proxy goes through) written: the network the
+        environment's container goes on."""
         await self._ensure_proxy()
         network = egress_network(env_name)
         async with self.engine._translate(f"network of environment {env_name!r}"):
@@ -117,7 +118,7 @@ class Egress:
                 await self._wire.json("POST", f"/networks/{network}/connect", body={
                     "Container": PROXY, "EndpointConfig": {"Aliases": [PROXY_HOST]},
                 })
-            await self.set_allowlist(env_name, allow)
+            await self.set_allowlist(env_name, allow, upstream)
         except BaseException:
             await asyncio.shield(self.detach(env_name))
             raise
@@ -141,13 +142,18 @@ class Egress:
         data = await self._read(f"/egress/allow/{env_name}.json")
         return tuple(json.loads(data)["allow"]) if data is not None else None
 
-    async def set_allowlist(self, env_name: str, allow: tuple[str, ...]) -> None:
-        """Written where the proxy reads it: it takes effect with the next connection."""
+    async def set_allowlist(self, env_name: str, allow: tuple[str, ...], upstream: dict[str, str] | None = None) -> None:
+        """Written where the proxy reads it: it takes effect with the next connection. `upstream`
+        None: the one written before stays."""
+        if upstream is None:
+            data = await self._read(f"/egress/allow/{env_name}.json")
+            upstream = json.loads(data).get("upstream", {}) if data else {}
         async with self.engine._translate(f"network of environment {env_name!r}"):
             info = await self._wire.json("GET", f"/networks/{egress_network(env_name)}")
         subnets = [entry["Subnet"] for entry in (info.get("IPAM") or {}).get("Config") or [] if entry.get("Subnet")]
         await self._forget_others_on(env_name, subnets)
-        config = {"environment": env_name, "subnets": subnets, "allow": list(allow), "rules": [rule(e) for e in allow]}
+        config = {"environment": env_name, "subnets": subnets, "allow": list(allow), "rules": [rule(e) for e in allow],
+                  "upstream": upstream}
         data = archive.pack_bytes(f"egress/allow/{env_name}.json", json.dumps(config).encode(), 0o644,
                                   PROXY_UID, PROXY_UID)
         async with self.engine._translate("the egress proxy"):

@@ -187,7 +187,7 @@ class Engine:
         if spec.allow:
             from glmtui.docker.egress import Egress
 
-            await Egress(self).attach(spec.name, spec.allow)
+            await Egress(self).attach(spec.name, spec.allow, spec.upstream_proxy)
         async with self._translate(f"environment {spec.name!r}"):
             await self._wire.json("POST", "/volumes/create", body={
                 "Name": spec.volume, "Labels": {LABEL_MANAGED: "true", LABEL_ENV: spec.name},
@@ -208,6 +208,8 @@ class Engine:
             raise
         try:
             await self.start_environment(spec.name)
+            if spec.ca_certificates:
+                await self._install_ca(spec.name, spec.ca_certificates)
             for host_path, target in copy_in:
                 await self.copy_in(spec.name, host_path, target)
         except BaseException:
@@ -216,6 +218,16 @@ class Engine:
                 await asyncio.shield(self._detach_egress(spec.name))
             raise
         return await self.get_environment(spec.name)
+
+    async def _install_ca(self, name: str, certificates: bytes) -> None:
+        """The user's CAs into the environment: their bundle, and the system store where it can."""
+        from glmtui.docker.passthrough import CA_EXTRA, INSTALL_CA
+
+        await self._put_archive(name, archive.pack_bytes(CA_EXTRA.strip("/"), certificates, 0o644, 0, 0))
+        result = await self.exec(name, ["/bin/sh", "-c", INSTALL_CA], user="0")
+        if result.exit_code != 0:
+            raise WorkFailed(f"environment {name!r}: the CA certificates could not be installed: "
+                             f"{result.stderr.decode(errors='replace').strip() or result.reason}")
 
     async def _undo_create(self, container_id: str, volume: str | None) -> None:
         await self._remove_quietly(f"/containers/{container_id}", force="1")

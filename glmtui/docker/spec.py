@@ -130,6 +130,8 @@ class EnvSpec:
     resources: Resources = Resources()
     network: str = "bridge"
     allow: tuple[str, ...] = ()  # an egress allowlist: only these hosts, through glmtui's proxy
+    upstream_proxy: dict[str, str] = field(default_factory=dict)  # the user's proxy: {http, https, no_proxy}
+    ca_certificates: bytes = b""  # PEM: CAs the environment trusts besides its system's
     run_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     # Overrides of the safe defaults, for those who know why.
@@ -167,12 +169,19 @@ class EnvSpec:
         return labels
 
     def container_config(self) -> dict[str, Any]:
-        """With an allowlist: on its internal network only, the proxy's variables set."""
+        """With an allowlist: on its internal network only, the egress proxy's variables set; else
+        the user's proxy's, if any. With CA certificates, the variables that name their bundle."""
+        from glmtui.docker import passthrough
+
         environment = self.environment
         if self.allow:
             from glmtui.docker.egress import proxy_variables
 
             environment = {**proxy_variables(), **environment}
+        elif self.upstream_proxy:
+            environment = {**passthrough.proxy_variables(self.upstream_proxy), **environment}
+        if self.ca_certificates:
+            environment = {**passthrough.ca_variables(), **environment}
         binds = [f"{self.volume}:{self.workdir}"]
         binds += [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in self.mounts]
         config: dict[str, Any] = {

@@ -11,6 +11,7 @@ from typing import Any
 
 from glmtui.config import Config
 from glmtui.docker.interface import ContainerEngine
+from glmtui.docker import passthrough
 from glmtui.docker.images import build_folder
 from glmtui.docker.spec import EnvSpec, Mount, Resources
 from glmtui.errors import BadInput, Conflict, GlmtuiError, NotFound
@@ -141,6 +142,8 @@ async def prepare(
         resources=resources,
         network=env.network,
         allow=env.allow,
+        upstream_proxy=passthrough.upstream_proxy(config),
+        ca_certificates=passthrough.ca_certificates(config),
         run_id=run_id if prepared.throwaway else None,
         labels={"glmtui.plan": plan.name},
     )
@@ -239,6 +242,7 @@ async def _image(
         dockerfile=build.dockerfile or "Dockerfile",
         args={k: to_text(v) for k, v in build.args.items()},
         network=build.network,
+        proxy=passthrough.upstream_proxy(config),
         on_progress=progress,
     )
     if result.cached:

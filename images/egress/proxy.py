@@ -9,11 +9,13 @@ names itself. Everything else is refused, and every refusal is recorded.
 Which environment asks is known by the address a connection comes from: glmtui writes, for
 each environment, /egress/allow/NAME.json: {"environment", "subnets" (of that environment's
 internal network), "allow" (as written), "rules": [{"host", "suffix", "port"} | {"network",
-"port"}]}, read at every connection. Refusals are appended to /egress/blocked/NAME.jsonl as
+"port"}], "upstream": {"http", "https", "no_proxy"} (the user's proxy, which this one goes
+through, with the user's no_proxy)}, read at every connection. Refusals are appended to /egress/blocked/NAME.jsonl as
 {"time", "host", "port", "reason"}.
 """
 
 import asyncio
+import base64
 import ipaddress
 import json
 import os
@@ -110,6 +112,44 @@ async def refuse(writer, status, reason_line):
     writer.close()
 
 
+def upstream_proxy(config, host, scheme):
+    """(host, port, Proxy-Authorization or None) of the user's proxy for `scheme`, or None when
+    there is none or `host` is in its no_proxy."""
+    upstream = config.get("upstream") or {}
+    url = upstream.get(scheme)
+    if not url:
+        return None
+    host = host.lower()
+    for entry in (upstream.get("no_proxy") or "").split(","):
+        entry = entry.strip().lower()
+        if entry == "*" or entry and (host == entry.lstrip(".") or host.endswith("." + entry.lstrip("."))):
+            return None
+    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    credentials, _, authority = rest.rpartition("@")
+    proxy_host, proxy_port = split_host_port(authority, 80)
+    authorization = "Basic " + base64.b64encode(credentials.encode()).decode() if credentials else None
+    return proxy_host, proxy_port, authorization
+
+
+async def open_through(config, host, port):
+    """A tunnel to host:port: through the user's proxy (a CONNECT of its own) if there is one."""
+    chained = upstream_proxy(config, host, "https")
+    if chained is None:
+        return await open_upstream(host, port)
+    proxy_host, proxy_port, authorization = chained
+    reader, writer = await open_upstream(proxy_host, proxy_port)
+    request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    if authorization:
+        request += f"Proxy-Authorization: {authorization}\r\n"
+    writer.write((request + "\r\n").encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CONNECT_SECONDS)
+    status = head.split(b" ", 2)[1:2]
+    if status != [b"200"]:
+        writer.close()
+        raise OSError(f"the upstream proxy {proxy_host}:{proxy_port} answered {head.splitlines()[0].decode(errors='replace')}")
+    return reader, writer
+
+
 async def open_upstream(host, port):
     """Resolved here, not by the environment; the first address that answers."""
     loop = asyncio.get_running_loop()
@@ -175,7 +215,7 @@ def server_name(hello):
 async def tunnel(config, host, port, reader, writer):
     """The tunnel is answered at once; the connection to the host is made while the client sends
     its ClientHello (it is not passed on before its server name is checked)."""
-    upstream = asyncio.ensure_future(open_upstream(host, port))
+    upstream = asyncio.ensure_future(open_through(config, host, port))
     writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
     try:
         await writer.drain()
@@ -239,8 +279,9 @@ async def forward(config, method, target, version, headers, reader, writer):
         record(config, host, port, "not in the allowlist")
         await refuse(writer, 403, blocked_line(host, port))
         return
+    chained = upstream_proxy(config, host, "http")
     try:
-        upstream_reader, upstream_writer = await open_upstream(host, port)
+        upstream_reader, upstream_writer = await open_upstream(*(chained[:2] if chained else (host, port)))
     except (OSError, asyncio.TimeoutError) as err:
         await refuse(writer, 502, f"cannot reach {host}:{port}: {err}")
         return
@@ -248,7 +289,11 @@ async def forward(config, method, target, version, headers, reader, writer):
             if name.lower() not in ("proxy-connection", "proxy-authorization", "connection", "keep-alive")]
     if not given:
         kept.append(("Host", authority))
-    head = f"{method} /{path} {version}\r\n" + "".join(f"{n}:{v}\r\n" for n, v in kept) + "Connection: close\r\n\r\n"
+    if chained and chained[2]:
+        kept.append(("Proxy-Authorization", " " + chained[2]))
+    # Through the user's proxy the URL stays whole; to the host itself, only its path.
+    line = f"{method} {target if chained else '/' + path} {version}\r\n"
+    head = line + "".join(f"{n}:{v}\r\n" for n, v in kept) + "Connection: close\r\n\r\n"
     upstream_writer.write(head.encode("latin-1"))
     await splice(reader, writer, upstream_reader, upstream_writer)
 
