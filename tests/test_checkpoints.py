@@ -216,3 +216,20 @@ async def test_a_chat_turn_that_changes_files_is_checkpointed_and_undone(
     finally:
         await chat.close()
         store.close()
+
+
+async def test_a_checkpoint_under_way_is_said_and_a_lock_left_behind_long_ago_is_cleared(engine, make_env, glmtui):
+    from glmtui.docker.checkpoints import Checkpoints
+
+    env = await make_env()
+    name = env.name
+    await Checkpoints(engine, name).take("first")
+    lock = "/c/git/index.lock"
+    docker("run", "--rm", "-v", f"{checkpoints_of(name)}:/c", BUSYBOX, "touch", lock)
+    busy = glmtui("env", "checkpoint", name)
+    assert busy.returncode == 1
+    assert one_error_line(busy.stderr).endswith(
+        "failed: another checkpoint or rollback of this environment is under way: try again in a moment")
+    # A helper stopped mid-way left it, eleven minutes ago: the next checkpoint clears it.
+    docker("run", "--rm", "-v", f"{checkpoints_of(name)}:/c", BUSYBOX, "touch", "-d", "@1", lock)
+    assert glmtui("env", "checkpoint", name).returncode == 0

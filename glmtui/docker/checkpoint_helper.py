@@ -19,10 +19,12 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 WORKSPACE = "/workspace"
 GIT_DIR = "/checkpoints/git"
 REF = "refs/glmtui/checkpoints"
+STALE_LOCK_SECONDS = 600  # a lock this old was left by a helper that was stopped mid-way
 GIT_ENV = {
     **os.environ, "GIT_DIR": GIT_DIR, "GIT_WORK_TREE": WORKSPACE, "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/checkpoints",
     "GIT_AUTHOR_NAME": "glmtui", "GIT_AUTHOR_EMAIL": "glmtui@localhost",
@@ -41,12 +43,20 @@ class Missing(Failed):
 def git(*args, data=None, check=True):
     done = subprocess.run(["git", *args], input=data, cwd=WORKSPACE, env=GIT_ENV, capture_output=True)
     if check and done.returncode != 0:
+        if b"index.lock': File exists" in done.stderr:
+            raise Failed("another checkpoint or rollback of this environment is under way: try again in a moment")
         detail = "; ".join(line.strip() for line in done.stderr.decode(errors="replace").splitlines() if line.strip())
         raise Failed(f"git {args[0]} failed: {detail or f'exit status {done.returncode}'}")
     return done.stdout
 
 
 def ensure_repository():
+    lock = os.path.join(GIT_DIR, "index.lock")
+    try:
+        if time.time() - os.stat(lock).st_mtime > STALE_LOCK_SECONDS:
+            os.unlink(lock)
+    except FileNotFoundError:
+        pass
     if not os.path.isdir(GIT_DIR):
         git("init", "-q")
         for key, value in (("gc.auto", "0"), ("core.autocrlf", "false"), ("core.quotepath", "false"),
@@ -100,7 +110,7 @@ def stage():
 
 
 def manifest_of(commit):
-    return git("cat-file", "blob", f"{commit}:modes").splitlines()
+    return [line for line in git("cat-file", "blob", f"{commit}:modes").splitlines() if line]
 
 
 def changed_paths(old_commit, new_files_tree, new_manifest):
@@ -173,6 +183,7 @@ def git_status(*args):
 
 def diff(checkpoint):
     commit = resolve(checkpoint or REF)
+    ensure_repository()
     stage()
     return {"id": commit[:12], "patch": git("diff", "--cached", "--no-color", "--no-renames", f"{commit}:files")
             .decode(errors="replace")}
