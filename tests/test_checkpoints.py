@@ -233,3 +233,36 @@ async def test_a_checkpoint_under_way_is_said_and_a_lock_left_behind_long_ago_is
     # A helper stopped mid-way left it, eleven minutes ago: the next checkpoint clears it.
     docker("run", "--rm", "-v", f"{checkpoints_of(name)}:/c", BUSYBOX, "touch", "-d", "@1", lock)
     assert glmtui("env", "checkpoint", name).returncode == 0
+
+
+async def test_a_saved_agent_in_a_named_environment_takes_a_checkpoint_its_execution_names(
+    busybox_image, model_server, tmp_path, env_name,
+):
+    from agent_helpers import Cli, new_key, project, write_agent
+    from model_server import text, tool_calls
+
+    cli = Cli(project(tmp_path, model_server), new_key())
+    agent = write_agent(tmp_path, """
+        version: 1
+        name: tidier
+        prompt: Tidy the workspace
+        env: {name: @ENV@, image: glmtui/busybox:latest}
+        approval: auto
+    """, ENV=env_name)
+    assert cli("agents", "apply", str(agent)).returncode == 0
+    model_server.script(
+        tool_calls([("c1", "list_files", {"path": "."})]),
+        tool_calls([("c2", "bash", {"command": "printf made > made.txt"})]),
+        text("Tidied."),
+    )
+    ran = cli("agents", "run", "tidier", "--wait")
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+
+    [execution] = cli.executions("tidier")
+    [checkpoint] = json.loads(cli("env", "checkpoints", env_name, "--json").stdout)
+    assert checkpoint["message"] == f"run {execution['run_id']} step agent: before the agent's changes"
+    shown = cli("agents", "executions", "show", execution["id"]).stdout
+    assert (f"checkpoint {checkpoint['id']} of {env_name} taken before the agent's changes "
+            f"(glmtui env rollback {env_name} {checkpoint['id']} undoes them)") in shown
+    assert cli("env", "rollback", env_name, checkpoint["id"]).returncode == 0
+    assert docker("exec", f"glmtui-{env_name}", "ls", "/workspace").stdout == ""
