@@ -218,3 +218,21 @@ def test_allow_on_an_environment_without_an_allowlist_says_so(glmtui, env_name) 
     assert refused.returncode == 2
     assert f"environment {name!r} has no allowlist" in one_error_line(refused.stderr)
 
+
+
+
+
+def test_clean_would_take_the_helper_an_environment_removed_behind_its_back_left(glmtui, env_name, servers) -> None:
+    """Only --dry-run here: `clean` acts on every glmtui container of the shared engine (a real
+    clean is tested on an engine of its own, in test_clean.py)."""
+    make_limited(glmtui, env_name, servers, "web1")
+    assert glmtui("env", "checkpoint", env_name).returncode == 0
+    docker("rm", "-f", f"glmtui-{env_name}")  # not through glmtui: its helper and network stay
+
+    listed = glmtui("clean", "--dry-run")
+    assert listed.returncode == 0, listed.stderr
+    helpers_line = next(line for line in listed.stdout.splitlines() if "checkpoint helper" in line)
+    assert helpers_line.startswith("would remove ") and "(of environments that are gone): " in helpers_line
+    assert env_name in helpers_line.split(": ", 1)[1].split(", ")
+    # A network younger than a minute may be an environment's being made: it stays that long.
+    assert f"glmtui.egress-{env_name}" not in listed.stdout

@@ -742,6 +742,7 @@ class Engine:
                     report.environments.append(env.name)
             elif stopped:
                 report.kept.append(env.name)
+        await self._clean_leftovers_of_gone(report, settled, dry_run)
         filters = {"dangling": ["true"], "label": [f"{LABEL_MANAGED}=true"]}
         async with self._translate("images"):
             dangling = await self._wire.json("GET", "/images/json", params={"filters": json.dumps(filters)})
@@ -760,6 +761,29 @@ class Engine:
                 if dry_run or await self._remove_quietly(f"/volumes/{name}"):  # in use by now: stays
                     report.volumes.append(name)
         return report
+
+    async def _clean_leftovers_of_gone(self, report: CleanReport, settled: datetime, dry_run: bool) -> None:
+        """The checkpoint helpers and egress networks of environments that are gone (a network
+        younger than CREATING_GRACE may be of an environment being made)."""
+        from glmtui.docker.checkpoints import LABEL_CHECKPOINTS
+        from glmtui.docker.egress import Egress
+        from glmtui.docker.spec import LABEL_EGRESS
+
+        gone = set(report.run_environments) | set(report.environments)
+        present = {env.name for env in await self.list_environments()} - (gone if dry_run else set())
+        for helper in await self._list_containers({"label": [LABEL_CHECKPOINTS]}):
+            name = (helper.get("Labels") or {}).get(LABEL_CHECKPOINTS, "")
+            if name not in present and (dry_run or await self._remove_quietly(f"/containers/{helper['Id']}", force="1")):
+                report.checkpoint_helpers.append(name)
+        async with self._translate("networks"):
+            networks = await self._wire.json("GET", "/networks", params={"filters": json.dumps({"label": [LABEL_EGRESS]})})
+        for network in networks:
+            name = (network.get("Labels") or {}).get(LABEL_EGRESS, "")
+            if name in present or _engine_time(network.get("Created", "")) > settled:
+                continue
+            if not dry_run:
+                await Egress(self).detach(name)
+            report.egress_networks.append(network["Name"])
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -797,6 +821,15 @@ class Engine:
             raise _translate_error(err, what) from None
         except EngineConnectionError as err:
             raise unreachable(self.host, err, self.name) from None
+
+
+def _engine_time(text: str) -> datetime:
+    """An RFC 3339 time as the engine writes it (nanoseconds, UTC); the epoch if it is not one."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", text)
+    if not match:
+        return datetime.fromtimestamp(0, tz=timezone.utc)
+    whole = datetime.fromisoformat(match[1]).replace(tzinfo=timezone.utc)
+    return whole + timedelta(seconds=float(match[2] or 0))
 
 
 def _split_reference(ref: str) -> tuple[str, str]:
