@@ -136,7 +136,8 @@ def remove_egress_networks(prefix: str) -> None:
     for network in found:
         name = network.removeprefix("glmtui.egress-")
         subprocess.run(["docker", "exec", "glmtui.egress", "rm", "-f", f"/egress/allow/{name}.json",
-                        f"/egress/blocked/{name}.jsonl"], capture_output=True, timeout=60)
+                        f"/egress/blocked/{name}.jsonl", f"/egress/blocked/{name}.jsonl.1"], capture_output=True,
+                       timeout=60)
         subprocess.run(["docker", "network", "disconnect", "-f", network, "glmtui.egress"], capture_output=True,
                        timeout=60)
         subprocess.run(["docker", "network", "rm", network], capture_output=True, timeout=60)

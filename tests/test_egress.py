@@ -236,3 +236,19 @@ def test_clean_would_take_the_helper_an_environment_removed_behind_its_back_left
     assert env_name in helpers_line.split(": ", 1)[1].split(", ")
     # A network younger than a minute may be an environment's being made: it stays that long.
     assert f"glmtui.egress-{env_name}" not in listed.stdout
+
+
+def test_past_a_megabyte_the_refusals_start_again_and_the_previous_ones_stay_listed(glmtui, env_name, servers) -> None:
+    make_limited(glmtui, env_name, servers, "web1:8000")
+    old = json.dumps({"time": 1.0, "host": "old.example", "port": 443, "reason": "not in the allowlist"})
+    script = f"import sys\nwith open(sys.argv[1], 'w') as f:\n    f.write(({old!r} + '\\n') * 13000)\n"  # > 1 MiB
+    docker("exec", PROXY, "python3", "-c", script, f"/egress/blocked/{env_name}.jsonl")
+    assert "403" in curl(env_name, "-i", "http://web2:8000/").stdout
+
+    files = docker("exec", PROXY, "ls", "/egress/blocked").stdout.split()
+    assert f"{env_name}.jsonl.1" in files and f"{env_name}.jsonl" in files
+    assert docker("exec", PROXY, "wc", "-l", f"/egress/blocked/{env_name}.jsonl").stdout.split()[0] == "1"
+    refusals = json.loads(glmtui("env", "blocked", env_name, "--json").stdout)
+    assert len(refusals) == 13001 and refusals[-1]["host"] == "web2" and refusals[0]["host"] == "old.example"
+    assert glmtui("env", "remove", env_name).returncode == 0
+    assert not [f for f in docker("exec", PROXY, "ls", "/egress/blocked").stdout.split() if env_name in f]

@@ -135,7 +135,8 @@ class Egress:
         except EngineConnectionError:
             return
         await self.engine._remove_quietly(f"/networks/{network}")
-        await self._proxy_exec(["rm", "-f", f"/egress/allow/{env_name}.json", f"/egress/blocked/{env_name}.jsonl"])
+        await self._proxy_exec(["rm", "-f", f"/egress/allow/{env_name}.json", f"/egress/blocked/{env_name}.jsonl",
+                                f"/egress/blocked/{env_name}.jsonl.1"])
 
     async def allowlist(self, env_name: str) -> tuple[str, ...] | None:
         """The environment's allowlist; None when it has none (its network is not the proxy's)."""
@@ -197,9 +198,10 @@ class Egress:
 
     async def blocked(self, env_name: str) -> list[Refusal]:
         """What the proxy refused the environment, oldest first."""
-        data = await self._read(f"/egress/blocked/{env_name}.jsonl")
+        older = await self._read(f"/egress/blocked/{env_name}.jsonl.1")
+        data = (older or b"") + (await self._read(f"/egress/blocked/{env_name}.jsonl") or b"")
         refusals = []
-        for line in (data or b"").decode(errors="replace").splitlines():
+        for line in data.decode(errors="replace").splitlines():
             if line.strip():
                 item = json.loads(line)
                 refusals.append(Refusal(datetime.fromtimestamp(item["time"], tz=timezone.utc), item["host"],

@@ -11,7 +11,7 @@ each environment, /egress/allow/NAME.json: {"environment", "subnets" (of that en
 internal network), "allow" (as written), "rules": [{"host", "suffix", "port"} | {"network",
 "port"}], "upstream": {"http", "https", "no_proxy"} (the user's proxy, which this one goes
 through, with the user's no_proxy)}, read at every connection. Refusals are appended to /egress/blocked/NAME.jsonl as
-{"time", "host", "port", "reason"}.
+{"time", "host", "port", "reason"} (the previous megabyte of them in NAME.jsonl.1).
 """
 
 import asyncio
@@ -28,6 +28,7 @@ HEAD_LIMIT = 64 * 1024
 HEAD_SECONDS = 30
 CONNECT_SECONDS = 15
 CHUNK = 64 * 1024
+BLOCKED_LIMIT = 1024 * 1024  # bytes of refusals kept per environment (and as many before them)
 
 def environment_of(peer):
     """The config of the environment whose network `peer` (an address) is on, or None."""
@@ -78,10 +79,15 @@ def allowed(rules, host, port):
 
 
 def record(config, host, port, reason):
+    """Appended to the environment's refusals; past BLOCKED_LIMIT bytes they start again, the
+    previous ones kept beside (NAME.jsonl.1)."""
     line = json.dumps({"time": time.time(), "host": host, "port": port, "reason": reason})
     name = config["environment"] if config else "-unknown"
+    path = os.path.join(ROOT, "blocked", f"{name}.jsonl")
     try:
-        with open(os.path.join(ROOT, "blocked", f"{name}.jsonl"), "a", encoding="utf-8") as file:
+        if os.path.exists(path) and os.path.getsize(path) > BLOCKED_LIMIT:
+            os.replace(path, path + ".1")
+        with open(path, "a", encoding="utf-8") as file:
             file.write(line + "\n")
     except OSError as err:
         print(f"cannot record a refusal of {host}:{port}: {err}", file=sys.stderr)
