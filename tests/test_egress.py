@@ -187,6 +187,23 @@ steps:
     assert "network only web1:8000 (egress allowlist)" in inspected.stdout
 
 
+def test_a_plan_in_a_named_environment_made_with_an_allowlist_says_what_was_blocked(
+    glmtui, env_name, servers, tmp_path,
+) -> None:
+    make_limited(glmtui, env_name, servers, "web1:8000")
+    plan = tmp_path / "named.yaml"
+    plan.write_text(f"""version: 1
+name: named
+env: {{name: {env_name}}}
+steps:
+  - id: fetch
+    run: curl -sS -m 5 -o /dev/null http://web2:8000/
+""")
+    ran = glmtui("--run", str(plan), timeout=180)
+    assert ran.returncode == 0, ran.stderr
+    assert "glmtui: blocked: web2:8000 is not in this environment's allowlist" in ran.stdout + ran.stderr
+
+
 def test_a_plan_with_a_bad_allowlist_entry_is_refused_at_its_line(glmtui, tmp_path) -> None:
     plan = tmp_path / "bad.yaml"
     plan.write_text("version: 1\nname: bad\nenv:\n  network:\n    allow: [pypi.org, 'no way']\n"

@@ -54,7 +54,7 @@ async def run_in_environment(
         ctx.environment, argv, environment=environment, workdir=ctx.workdir, user=ctx.user,
         timeout=ctx.timeout, on_output=ctx.output.feed, reap=not ctx.step.keep_running,
     )
-    if ctx.loaded.plan.env.allow:  # what the egress proxy refused the step, in its output
+    if ctx.egress:  # what the egress proxy refused the step, in its output
         from glmtui.docker.egress import Egress
 
         for line in await Egress(ctx.engine).blocked_lines(ctx.environment, started):
