@@ -51,6 +51,14 @@ def _optional_text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+def _files(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise BadInput(f"ca_certificates: {value!r} is not a list of files")
+    return list(value)
+
+
 def _jobs(value: Any) -> int:
     jobs = parse_positive_int(value, what="jobs")
     if jobs > MAX_JOBS:
@@ -222,6 +230,10 @@ KEYS: dict[str, Key] = {
     "approval_rules": Key([], _approval_rules, "rules like {tool: bash, pattern: 'pytest *', mode: auto}"),
     "max_turns": Key(30, lambda v: parse_positive_int(v, what="max_turns"), "model turns of one agent task"),
     "jobs": Key(16, _jobs, "steps of a plan run at once (--jobs): they wait on containers, not on this machine"),
+    "proxy.http": Key(None, _optional_text, "proxy of environments and image builds for http (default: $HTTP_PROXY)"),
+    "proxy.https": Key(None, _optional_text, "the same for https (default: $HTTPS_PROXY)"),
+    "proxy.no_proxy": Key(None, _optional_text, "hosts reached without the proxy (default: $NO_PROXY)"),
+    "ca_certificates": Key([], _files, "PEM files of CAs that environments and image builds trust (a company proxy's)"),
     "serve.max_executions": Key(2, lambda v: parse_positive_int(v, what="serve.max_executions"),
                                 "agent executions `glmtui serve` runs at once; the others wait in order"),
     "serve.host": Key("127.0.0.1", _text, "the address `glmtui serve` listens on (--host); beyond loopback it needs TLS"),

@@ -120,20 +120,44 @@ def processes(name: str) -> str:
     return docker("exec", container_of(name), "ps", "-o", "pid,args").stdout
 
 
+def checkpoints_of(name: str) -> str:
+    return f"glmtui.checkpoints-{name}"
+
+
 def remove_quietly(name: str) -> None:
-    subprocess.run(["docker", "rm", "-f", "-v", container_of(name)], capture_output=True, timeout=60)
-    subprocess.run(["docker", "volume", "rm", "-f", volume_of(name)], capture_output=True, timeout=60)
+    subprocess.run(["docker", "rm", "-f", "-v", container_of(name), checkpoints_of(name)], capture_output=True,
+                   timeout=60)
+    subprocess.run(["docker", "volume", "rm", "-f", volume_of(name), checkpoints_of(name)], capture_output=True,
+                   timeout=60)
+    remove_egress_networks(f"glmtui.egress-{name}")
+
+
+def remove_egress_networks(prefix: str) -> None:
+    """The internal networks of environments with an allowlist (the shared proxy leaves them first)."""
+    found = docker("network", "ls", "--format", "{{.Name}}", "--filter", f"name={prefix}", check=False).stdout.split()
+    for network in found:
+        name = network.removeprefix("glmtui.egress-")
+        subprocess.run(["docker", "exec", "glmtui.egress", "rm", "-f", f"/egress/allow/{name}.json",
+                        f"/egress/blocked/{name}.jsonl", f"/egress/blocked/{name}.jsonl.1"], capture_output=True,
+                       timeout=60)
+        subprocess.run(["docker", "network", "disconnect", "-f", network, "glmtui.egress"], capture_output=True,
+                       timeout=60)
+        subprocess.run(["docker", "network", "rm", network], capture_output=True, timeout=60)
 
 
 def remove_everything_named(prefix: str) -> None:
-    """Every container and volume whose name starts with glmtui-PREFIX."""
-    names = docker("ps", "-aq", "--filter", f"name=^/glmtui-{prefix}", check=False).stdout.split()
+    """Every container and volume whose name starts with glmtui-PREFIX (or is the checkpoints of one)."""
+    starts = (f"glmtui-{prefix}", checkpoints_of(prefix))
+    names = [found for start in starts
+             for found in docker("ps", "-aq", "--filter", f"name=^/{start}", check=False).stdout.split()]
     if names:
         subprocess.run(["docker", "rm", "-f", "-v", *names], capture_output=True, timeout=120)
-    volumes = docker("volume", "ls", "-q", "--filter", f"name=glmtui-{prefix}", check=False).stdout.split()
-    volumes = [v for v in volumes if v.startswith(f"glmtui-{prefix}")]
+    volumes = [found for start in starts
+               for found in docker("volume", "ls", "-q", "--filter", f"name={start}", check=False).stdout.split()]
+    volumes = [v for v in volumes if v.startswith(starts)]
     if volumes:
         subprocess.run(["docker", "volume", "rm", "-f", *volumes], capture_output=True, timeout=120)
+    remove_egress_networks(f"glmtui.egress-{prefix}")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 10, interval: float = 0.1, what: str = "",

@@ -46,7 +46,7 @@ SINGLE = {
         "copy": ["./project:/workspace/project"],
         "environment": {"A": "${inputs.mode}"},
         "resources": {"memory": "512m", "cpus": 1, "pids": 100},
-        "network": "bridge",
+        "network": {"allow": ["pypi.org", "*.github.com:443", "10.1.2.3/32"]},
         "shared": False,
         "engine": "default",
     },

@@ -805,3 +805,28 @@ def test_the_tui_does_not_import_the_model_sdk_nor_markdown_at_start() -> None:
 def test_tokens_text() -> None:
     assert [tokens_text(n) for n in (0, 999, 1234, 12_400, 123_456, 1_234_567)] == \
         ["0", "999", "1.2k", "12.4k", "123k", "1.2M"]
+
+
+async def test_undo_puts_the_files_back_as_before_the_last_turn_and_marks_the_transcript(
+    tmp_path: Path, model_server: ModelServer, make_env: Any, key: str,
+) -> None:
+    env = await make_env()
+    exec_in(env.name, "sh", "-c", "printf 'v1\\n' > /workspace/app.txt")
+    model_server.script(
+        tool_calls([("call_1", "bash", {"command": "printf 'v2\\n' > app.txt && touch extra.txt"})]),
+        text("Changed it."),
+    )
+    async with chat_tui(tmp_path, chat_config(model_server, approval="auto"), env.name) as (app, pilot, pane):
+        await send(pilot, app, "change app.txt")
+        await idle(pilot, pane)
+        assert exec_in(env.name, "cat", "/workspace/app.txt").stdout == "v2\n"
+        await send(pilot, app, "/undo")
+        await wait_until(pilot, lambda: "undone" in transcript_text(app), what="the undo noted")
+        shown = transcript_text(app)
+        assert "↶ undone: the files are back as they were before the last turn" in shown
+        assert f"glmtui env rollback {env.name} " in shown
+        assert exec_in(env.name, "ls", "/workspace").stdout == "app.txt\n"
+        assert exec_in(env.name, "cat", "/workspace/app.txt").stdout == "v1\n"
+        assert len(model_server.requests) == 2  # /undo is not sent to the model
+        await send(pilot, app, "/undo")
+        await wait_until(pilot, lambda: "nothing to undo" in transcript_text(app), what="nothing more to undo")

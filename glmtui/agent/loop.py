@@ -12,13 +12,14 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from glmtui.agent.approval import Approver, Policy
+from glmtui.agent.approval import READ_ONLY, Approver, Policy
 from glmtui.agent.client import ModelClient, RetryNotice, ToolCallRequest, Usage
 from glmtui.events import ModelRetry, Sink, Token, ToolCall, ToolResult
+from glmtui.errors import GlmtuiError
 from glmtui.events import Usage as UsageEvent
 from glmtui.masking import Masker
 from glmtui.units import counted
@@ -78,6 +79,7 @@ class Agent:
         messages: list[dict[str, Any]] | None = None,
         usage: Usage | None = None,
         on_message: Callable[[dict[str, Any]], None] | None = None,
+        before_change: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.toolbox = toolbox
@@ -93,6 +95,12 @@ class Agent:
         self.usage = usage or Usage()
         self.turns = 0
         self.on_message = on_message
+        # Awaited with the user's message before the first call of a send() that may change
+        # files (a checkpoint); when it fails, that call is not run.
+        self.before_change = before_change
+        self._changing = asyncio.Lock()
+        self._sent = ""
+        self._checked_in = False  # before_change done for this send()
         self._asking = asyncio.Lock()  # parallel calls ask one at a time
 
     def _add(self, message: dict[str, Any]) -> None:
@@ -108,6 +116,7 @@ class Agent:
         message = {"role": "user", "content": text}
         if self.messages[-1] != message:
             self._add(message)
+        self._sent, self._checked_in = text, False
         before = self.usage
         last = ""
         for _ in range(self.max_turns):
@@ -142,6 +151,10 @@ class Agent:
                                           f"{self.turns}, so no further turn was started")
         return AgentResult(last, self.turns, self.usage, finished=False,
                            reason=f"stopped after {counted(self.max_turns, 'turn')} (max_turns)")
+
+    def tell(self, text: str) -> None:
+        """Something the model should know before the next message (a note of glmtui's, as the user's)."""
+        self._add({"role": "user", "content": text})
 
     def _token(self, piece: str, channel: str, said: list[str] | None) -> None:
         """A masked piece of the reply (empty while the masker holds back a possible secret)."""
@@ -191,8 +204,25 @@ class Agent:
             self._answer(call, answers, "denied", refusal, started)
             return
         started = time.monotonic()  # the tool's own time, not the person's thinking
+        problem = await self._before_change(call.name)
+        if problem:
+            self._answer(call, answers, "error", problem, started)
+            return
         result = await self.toolbox.call(call.name, arguments)
         self._answer(call, answers, "ok" if result.ok else "error", result.output, started, result.exit_code)
+
+    async def _before_change(self, tool: str) -> str | None:
+        """None when the call may go on; else why not (the checkpoint before it failed)."""
+        if self.before_change is None or tool in READ_ONLY:
+            return None
+        async with self._changing:
+            if not self._checked_in:
+                try:
+                    await self.before_change(self._sent)
+                except GlmtuiError as err:
+                    return f"error: not run: the checkpoint before this change failed: {err}"
+                self._checked_in = True
+        return None
 
     async def _approve(self, tool: str, arguments: Mapping[str, Any]) -> str | None:
         """None when the call may run; else what the model is told."""

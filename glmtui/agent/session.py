@@ -16,11 +16,17 @@ from glmtui.masking import Masker
 
 
 class ChatSession:
-    def __init__(self, agent: Agent, client: ModelClient, conversation: Conversation, history: Conversations) -> None:
+    def __init__(self, agent: Agent, client: ModelClient, conversation: Conversation, history: Conversations,
+                 checkpoints: Any) -> None:
         self.agent = agent
         self.client = client
         self.conversation = conversation
         self._history = history
+        # Before each turn that changes files, a checkpoint of the workspace (ids, oldest first):
+        # what /undo goes back to.
+        self.checkpoints = checkpoints
+        self.turn_checkpoints: list[str] = []
+        agent.before_change = self._checkpoint
 
     @classmethod
     async def open(
@@ -39,6 +45,7 @@ class ChatSession:
     ) -> ChatSession:
         """The environment's latest conversation (or `conversation_id`, or a new one)."""
         from glmtui.agent.tools import Toolbox
+        from glmtui.docker.checkpoints import Checkpoints
 
         history = Conversations(store)
         env = await engine.get_environment(environment)
@@ -77,7 +84,7 @@ class ChatSession:
         )
         if len(agent.messages) == 1:  # a new conversation: its system prompt is saved too
             history.append(conversation.id, agent.messages[0])
-        return cls(agent, client, conversation, history)
+        return cls(agent, client, conversation, history, Checkpoints(engine, environment))
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -85,6 +92,23 @@ class ChatSession:
 
     async def send(self, text: str) -> AgentResult:
         return await self.agent.send(text)
+
+    async def _checkpoint(self, text: str) -> None:
+        said = self.agent.masker.mask(text.strip().splitlines()[0] if text.strip() else "")
+        taken = await self.checkpoints.take(f"chat {self.conversation.id}: before {said[:60]!r}", reuse=True)
+        self.turn_checkpoints.append(taken.id)
+
+    async def undo(self) -> Any:
+        """The workspace back to before the last turn that changed files (a `Rollback`, whose
+        rescue checkpoint undoes it); None when no turn of this session changed files."""
+        if not self.turn_checkpoints:
+            return None
+        done = await self.checkpoints.rollback(self.turn_checkpoints[-1])
+        self.turn_checkpoints.pop()
+        self.agent.tell(f"[glmtui: the user undid the changes of a turn: the workspace's files are back as they "
+                        f"were at checkpoint {done.checkpoint.id}, before that turn. Look again before relying "
+                        "on what you changed.]")
+        return done
 
     async def close(self) -> None:
         await self.client.close()

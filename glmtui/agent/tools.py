@@ -202,6 +202,7 @@ class Toolbox:
         self.shell_tool = shell_tool
         self.names = _allowed_names(allowed)
         self._workdir = workdir
+        self._limited: bool | None = None  # an environment with an egress allowlist (asked once)
         self._tools: dict[str, Callable[..., Awaitable[ToolResult]]] = {
             "bash": self._bash,
             "read_file": self._read_file,
@@ -256,7 +257,10 @@ class Toolbox:
 
     async def _bash(self, command: str, timeout: float | None = None) -> ToolResult:
         capture = _Capture()
+        started = time.time()
         result = await self._execute(["sh", "-c", command], timeout, capture.add)
+        for line in await self._blocked_since(started):
+            capture.add(2, f"glmtui: {line}\n".encode())
         text, saved_to = await self._within_limit(capture, "output")
         ended = f"exit code {result.exit_code}" + (f" ({result.reason})" if result.reason else "")
         output = text.removesuffix("\n") + f"\n{ended}" if text.strip() else f"(no output)\n{ended}"
@@ -298,6 +302,18 @@ class Toolbox:
             return text, None
         saved_to = await self._save(capture.saved())
         return _head_and_tail(text, self._room, capture.dropped, saved_to, what), saved_to
+
+    async def _blocked_since(self, started: float) -> list[str]:
+        """What the egress proxy refused the command (an environment with an allowlist only)."""
+        if self._limited is None:
+            from glmtui.docker.spec import LABEL_EGRESS
+
+            self._limited = LABEL_EGRESS in (await self.engine.get_environment(self.environment)).labels
+        if not self._limited:
+            return []
+        from glmtui.docker.egress import Egress
+
+        return await Egress(self.engine).blocked_lines(self.environment, started)
 
     async def _save(self, output: bytes) -> str | None:
         """The whole output of a command, in a file inside the environment; None if it cannot be written."""

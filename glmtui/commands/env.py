@@ -1,4 +1,4 @@
-"""glmtui env create|list|start|stop|remove|exec, and glmtui logs ENV."""
+"""glmtui env create|list|start|stop|remove|exec|allow|blocked|checkpoint|checkpoints|diff|rollback, and glmtui logs ENV."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def env_group() -> None:
 @click.option("--cpus", help="CPU limit, e.g. 2 or 0.5 (default: config resources.cpus).")
 @click.option("--pids", help="Process limit (default: config resources.pids).")
 @click.option("--network", type=click.Choice(["bridge", "none", "host"]), help="Network (default: config).")
+@click.option("--allow", "allow", multiple=True, metavar="HOST",
+              help="Reach only these hosts (HOST[:PORT], *.DOMAIN, an address or CIDR), through glmtui's egress proxy.")
 @click.option("--mount", "mounts", multiple=True, metavar="SRC:DST[:ro]",
               help="Bind mount a host path: a path on the engine's machine (for a remote engine, not this one).")
 @click.option("--allow-docker-socket", is_flag=True,
@@ -43,10 +45,11 @@ def env_group() -> None:
 @click.option("--workdir", default="/workspace", show_default=True, help="Workspace folder (a named volume).")
 @click.option("--json", "as_json", is_flag=True, help="Print the environment as JSON.")
 @engine_option("The engine to create it on (`glmtui engines list`); default: the current one.")
-def create(name, image, memory, cpus, pids, network, mounts, allow_docker_socket, copies, variables, user, workdir,
-           as_json, engine_name) -> None:
+def create(name, image, memory, cpus, pids, network, allow, mounts, allow_docker_socket, copies, variables, user,
+           workdir, as_json, engine_name) -> None:
     """Create and start environment NAME (names are unique per engine)."""
     from glmtui.docker.endpoints import from_config
+    from glmtui.docker.passthrough import ca_certificates, upstream_proxy
     from glmtui.docker.spec import EnvSpec, Mount, Resources, refuse_docker_socket
 
     config = state().config
@@ -69,7 +72,10 @@ def create(name, image, memory, cpus, pids, network, mounts, allow_docker_socket
             cpus or config.get("resources.cpus"),
             pids or config.get("resources.pids"),
         ),
-        network=network or config.get("network"),
+        network="bridge" if allow and not network else network or config.get("network"),
+        allow=allow,
+        upstream_proxy=upstream_proxy(config),
+        ca_certificates=ca_certificates(config),
     )
     copy_in = [_parse_copy(c) for c in copies]
 
@@ -249,6 +255,126 @@ def _shell(name: str, environment: dict[str, str], workdir: str | None, user: st
                 return code
 
     return run(work)
+
+
+@env_group.command("checkpoint")
+@click.argument("name")
+@click.option("-m", "--message", default="", help="What the checkpoint is of.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checkpoint as JSON.")
+@engine_option()
+def checkpoint(name: str, message: str, as_json: bool, engine_name: str | None) -> None:
+    """Take a checkpoint of environment NAME's workspace (files, modes, owners; every .git left out)."""
+    from glmtui.units import counted
+
+    taken = run(_with_checkpoints(name, engine_name, lambda checkpoints: checkpoints.take(message)))
+    if as_json:
+        print_json(taken.as_json())
+    else:
+        click.echo(f"checkpoint {taken.id} of {name}: {counted(taken.files_changed, 'file')} changed since the one before")
+
+
+@env_group.command("checkpoints")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@engine_option()
+def checkpoints_(name: str, as_json: bool, engine_name: str | None) -> None:
+    """List the checkpoints of environment NAME, newest first."""
+    found = run(_with_checkpoints(name, engine_name, lambda checkpoints: checkpoints.list()))
+    if as_json:
+        print_json([c.as_json() for c in found])
+        return
+    if not found:
+        click.echo(f"no checkpoints of {name} (take one: glmtui env checkpoint {name})")
+        return
+    from glmtui.render import age, table
+
+    table(["ID", "TAKEN", "FILES CHANGED", "MESSAGE"],
+          [[c.id, age(c.time), str(c.files_changed), c.message.splitlines()[0] if c.message else ""] for c in found])
+
+
+@env_group.command("diff")
+@click.argument("name")
+@click.argument("checkpoint_id", metavar="[ID]", required=False)
+@engine_option()
+def diff(name: str, checkpoint_id: str | None, engine_name: str | None) -> None:
+    """What changed in environment NAME's workspace since checkpoint ID (default: the latest), as a patch."""
+    patch = run(_with_checkpoints(name, engine_name, lambda checkpoints: checkpoints.diff(checkpoint_id)))
+    click.echo(patch, nl=False)
+
+
+@env_group.command("rollback")
+@click.argument("name")
+@click.argument("checkpoint_id", metavar="ID")
+@engine_option()
+def rollback(name: str, checkpoint_id: str, engine_name: str | None) -> None:
+    """Put environment NAME's workspace back as it was at checkpoint ID. A rescue checkpoint of the
+    workspace as it is is taken first, so the rollback can itself be undone."""
+    done = run(_with_checkpoints(name, engine_name, lambda checkpoints: checkpoints.rollback(checkpoint_id)))
+    click.echo(f"rolled {name} back to checkpoint {done.checkpoint.id}"
+               + (f" ({done.checkpoint.message})" if done.checkpoint.message else ""))
+    click.echo(f"undo it with: glmtui env rollback {name} {done.rescue.id}")
+
+
+def _with_checkpoints(name: str, engine_name: str | None, action):
+    async def work():
+        from glmtui.docker.checkpoints import Checkpoints
+
+        async with engines() as every:
+            docker, _ = await every.find_environment(name, engine_name)
+            return await action(Checkpoints(docker, name))
+
+    return work
+
+
+@env_group.command("allow")
+@click.argument("name")
+@click.argument("hosts", nargs=-1, metavar="[HOST...]")
+@click.option("--remove", is_flag=True, help="Take the HOSTs out of the allowlist instead.")
+@engine_option()
+def allow_(name: str, hosts: tuple[str, ...], remove: bool, engine_name: str | None) -> None:
+    """Add HOSTs to environment NAME's egress allowlist (at once, while it runs), or show it."""
+    from glmtui.docker.egress import Egress, check_allowlist
+
+    wanted = check_allowlist(hosts)
+
+    async def work():
+        async with engines() as every:
+            docker, _ = await every.find_environment(name, engine_name)
+            egress = Egress(docker)
+            current = await egress.allowlist(name)
+            if current is None:
+                raise BadInput(f"environment {name!r} has no allowlist: its network is not limited",
+                               hint="create it with --allow HOST to limit it")
+            if wanted:
+                current = tuple(h for h in current if h not in wanted) if remove else check_allowlist(current + wanted)
+                await egress.set_allowlist(name, current)
+            return current
+
+    for host in run(work):
+        click.echo(host)
+
+
+@env_group.command("blocked")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@engine_option()
+def blocked(name: str, as_json: bool, engine_name: str | None) -> None:
+    """The connections environment NAME's egress proxy refused, oldest first."""
+    from glmtui.docker.egress import Egress
+
+    async def work():
+        async with engines() as every:
+            docker, _ = await every.find_environment(name, engine_name)
+            return await Egress(docker).blocked(name)
+
+    refusals = run(work)
+    if as_json:
+        print_json([r.as_json() for r in refusals])
+        return
+    if not refusals:
+        click.echo(f"nothing was blocked in {name}")
+    for refusal in refusals:
+        click.echo(f"{refusal.time.astimezone().strftime('%Y-%m-%d %H:%M:%S')}  {refusal.line}")
 
 
 async def _engine_of(every, name: str, engine_name: str | None, *, missing_ok: bool = False):

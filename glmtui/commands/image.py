@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from glmtui.commands.common import engine, engine_option, print_json, progress_printer, run
+from glmtui.commands.common import engine, engine_option, print_json, progress_printer, run, state
 
 
 @click.group("image")
@@ -19,15 +19,17 @@ def image_group() -> None:
 def build(names: tuple[str, ...], quiet: bool, engine_name: str | None) -> None:
     """Build NAMES (default: every definition), each cached by content."""
     from glmtui.docker import images
+    from glmtui.docker.passthrough import upstream_proxy
 
     wanted = [definition.name for definition in images.named(list(names))]
+    proxy = upstream_proxy(state().config)
     show = None if quiet else progress_printer("  ")
 
     async def work():
         async with engine(engine_name) as docker:
             for name in wanted:
                 click.echo(f"building {name}", err=True)
-                result = await images.build_named(docker, name, on_progress=show)
+                result = await images.build_named(docker, name, proxy=proxy, on_progress=show)
                 for note in result.notes:
                     click.echo(f"note: {note}", err=True)
                 click.echo(f"{result.image}{' (cached)' if result.cached else ''}")

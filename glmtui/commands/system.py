@@ -86,6 +86,8 @@ def clean(names: tuple[str, ...], everything: bool, dry_run: bool, engine_name: 
         ("environment", report.environments, ""),
         ("image", report.images, ""),
         ("volume", report.volumes, ""),
+        ("checkpoint helper", report.checkpoint_helpers, " (of environments that are gone)"),
+        ("egress network", report.egress_networks, " (of environments that are gone)"),
         ("run record", runs_pruned, " (with logs)"),
         ("exec record", execs_pruned, " (with logs)"),
     )

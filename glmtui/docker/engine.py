@@ -33,6 +33,7 @@ from glmtui.docker.spec import (
     MANAGED_FILTER,
     EnvSpec,
     check_name,
+    checkpoints_name,
     container_name,
     volume_name,
 )
@@ -183,6 +184,10 @@ class Engine:
         if await self._find_container(spec.container):
             raise Conflict(f"environment {spec.name!r} exists already", hint="pick another name or remove it")
         volume_existed = await self._volume_exists(spec.volume)
+        if spec.allow:
+            from glmtui.docker.egress import Egress
+
+            await Egress(self).attach(spec.name, spec.allow, spec.upstream_proxy)
         async with self._translate(f"environment {spec.name!r}"):
             await self._wire.json("POST", "/volumes/create", body={
                 "Name": spec.volume, "Labels": {LABEL_MANAGED: "true", LABEL_ENV: spec.name},
@@ -198,15 +203,31 @@ class Engine:
         except BaseException:
             if not volume_existed:
                 await self._remove_volume_quietly(spec.volume)
+            if spec.allow:
+                await asyncio.shield(self._detach_egress(spec.name))
             raise
         try:
             await self.start_environment(spec.name)
+            if spec.ca_certificates:
+                await self._install_ca(spec.name, spec.ca_certificates)
             for host_path, target in copy_in:
                 await self.copy_in(spec.name, host_path, target)
         except BaseException:
             await asyncio.shield(self._undo_create(created["Id"], None if volume_existed else spec.volume))
+            if spec.allow:
+                await asyncio.shield(self._detach_egress(spec.name))
             raise
         return await self.get_environment(spec.name)
+
+    async def _install_ca(self, name: str, certificates: bytes) -> None:
+        """The user's CAs into the environment: their bundle, and the system store where it can."""
+        from glmtui.docker.passthrough import CA_EXTRA, INSTALL_CA
+
+        await self._put_archive(name, archive.pack_bytes(CA_EXTRA.strip("/"), certificates, 0o644, 0, 0))
+        result = await self.exec(name, ["/bin/sh", "-c", INSTALL_CA], user="0")
+        if result.exit_code != 0:
+            raise WorkFailed(f"environment {name!r}: the CA certificates could not be installed: "
+                             f"{result.stderr.decode(errors='replace').strip() or result.reason}")
 
     async def _undo_create(self, container_id: str, volume: str | None) -> None:
         await self._remove_quietly(f"/containers/{container_id}", force="1")
@@ -240,7 +261,9 @@ class Engine:
             await self._wire.json("POST", f"/containers/{container_name(name)}/stop", params={"t": int(timeout)})
 
     async def remove_environment(self, name: str, *, volume: bool = False) -> None:
-        """Remove the container (and its volume); a volume whose container is gone goes too."""
+        """Remove the container (and its volume); a volume whose container is gone goes too. Its
+        checkpoint helper goes with it (and with the volume, its checkpoints)."""
+        await self._remove_quietly(f"/containers/{checkpoints_name(name)}", force="1")
         try:
             async with self._translate(f"environment {name!r}"):
                 await self._wire.json("DELETE", f"/containers/{container_name(name)}", params={"force": "1"})
@@ -251,8 +274,15 @@ class Engine:
         except NotFound:
             if not (volume and await self._volume_exists(volume_name(name))):
                 raise
+        await self._detach_egress(name)
         if volume:
             await self._remove_volume_quietly(volume_name(name))
+            await self._remove_volume_quietly(checkpoints_name(name))
+
+    async def _detach_egress(self, name: str) -> None:
+        from glmtui.docker.egress import Egress
+
+        await Egress(self).detach(name)
 
     async def _wait_gone(self, name: str, seconds: float = 10) -> None:
         deadline = time.monotonic() + seconds
@@ -724,6 +754,7 @@ class Engine:
                     report.environments.append(env.name)
             elif stopped:
                 report.kept.append(env.name)
+        await self._clean_leftovers_of_gone(report, settled, dry_run)
         filters = {"dangling": ["true"], "label": [f"{LABEL_MANAGED}=true"]}
         async with self._translate("images"):
             dangling = await self._wire.json("GET", "/images/json", params={"filters": json.dumps(filters)})
@@ -742,6 +773,29 @@ class Engine:
                 if dry_run or await self._remove_quietly(f"/volumes/{name}"):  # in use by now: stays
                     report.volumes.append(name)
         return report
+
+    async def _clean_leftovers_of_gone(self, report: CleanReport, settled: datetime, dry_run: bool) -> None:
+        """The checkpoint helpers and egress networks of environments that are gone (a network
+        younger than CREATING_GRACE may be of an environment being made)."""
+        from glmtui.docker.checkpoints import LABEL_CHECKPOINTS
+        from glmtui.docker.egress import Egress
+        from glmtui.docker.spec import LABEL_EGRESS
+
+        gone = set(report.run_environments) | set(report.environments)
+        present = {env.name for env in await self.list_environments()} - (gone if dry_run else set())
+        for helper in await self._list_containers({"label": [LABEL_CHECKPOINTS]}):
+            name = (helper.get("Labels") or {}).get(LABEL_CHECKPOINTS, "")
+            if name not in present and (dry_run or await self._remove_quietly(f"/containers/{helper['Id']}", force="1")):
+                report.checkpoint_helpers.append(name)
+        async with self._translate("networks"):
+            networks = await self._wire.json("GET", "/networks", params={"filters": json.dumps({"label": [LABEL_EGRESS]})})
+        for network in networks:
+            name = (network.get("Labels") or {}).get(LABEL_EGRESS, "")
+            if name in present or _engine_time(network.get("Created", "")) > settled:
+                continue
+            if not dry_run:
+                await Egress(self).detach(name)
+            report.egress_networks.append(network["Name"])
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -779,6 +833,15 @@ class Engine:
             raise _translate_error(err, what) from None
         except EngineConnectionError as err:
             raise unreachable(self.host, err, self.name) from None
+
+
+def _engine_time(text: str) -> datetime:
+    """An RFC 3339 time as the engine writes it (nanoseconds, UTC); the epoch if it is not one."""
+    match = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?", text)
+    if not match:
+        return datetime.fromtimestamp(0, tz=timezone.utc)
+    whole = datetime.fromisoformat(match[1]).replace(tzinfo=timezone.utc)
+    return whole + timedelta(seconds=float(match[2] or 0))
 
 
 def _split_reference(ref: str) -> tuple[str, str]:

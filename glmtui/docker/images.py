@@ -108,9 +108,12 @@ async def build_folder(
     args: Mapping[str, str] | None = None,
     network: str | None = None,
     extra_files: Mapping[str, Path] | None = None,
+    proxy: Mapping[str, str] | None = None,
     on_progress: Progress | None = None,
 ) -> BuildResult:
-    """Build `folder` as `repo:<content hash>` (and `repo:latest`), unless that hash is built already."""
+    """Build `folder` as `repo:<content hash>` (and `repo:latest`), unless that hash is built already.
+    `proxy` (the user's: {http, https, no_proxy}) reaches RUN steps as Docker's proxy build
+    arguments, and is not part of the hash."""
     if not (folder / dockerfile).is_file():
         raise NotFound(f"no {dockerfile} in {folder}")
     salt = f"{dockerfile}\0{sorted((args or {}).items())}"
@@ -119,8 +122,11 @@ async def build_folder(
     if await engine.image_exists(image):
         await engine.tag_image(image, repo, "latest")
         return BuildResult(image, cached=True)
+    from glmtui.docker.passthrough import build_arguments
+
     await engine.build_image(
-        context, [image, f"{repo}:latest"], dockerfile=dockerfile, args=args, network=network, on_progress=on_progress
+        context, [image, f"{repo}:latest"], dockerfile=dockerfile, args={**build_arguments(proxy or {}), **(args or {})},
+        network=network, on_progress=on_progress,
     )
     return BuildResult(image, cached=False)
 
@@ -134,7 +140,8 @@ def named(names: list[str]) -> list[ImageDefinition]:
     return [known[name] for name in names] if names else list(known.values())
 
 
-async def build_named(engine: ContainerEngine, name: str, *, on_progress: Progress | None = None) -> BuildResult:
+async def build_named(engine: ContainerEngine, name: str, *, proxy: Mapping[str, str] | None = None,
+                      on_progress: Progress | None = None) -> BuildResult:
     definition = named([name])[0]
     notes: list[str] = []
     args: dict[str, str] = {}
@@ -146,7 +153,7 @@ async def build_named(engine: ContainerEngine, name: str, *, on_progress: Progre
             raise NotFound(f"image {name!r} needs {source} from the host for {target}", hint="install busybox-static")
     result = await build_folder(
         engine, definition.folder, definition.tag, args=args, network=definition.network,
-        extra_files=extra, on_progress=on_progress,
+        extra_files=extra, proxy=proxy, on_progress=on_progress,
     )
     result.notes[:0] = notes
     return result

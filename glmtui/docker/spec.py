@@ -17,6 +17,7 @@ LABEL_MANAGED = "glmtui.managed"
 LABEL_ENV = "glmtui.env"
 LABEL_RUN = "glmtui.run"
 LABEL_WORKDIR = "glmtui.workdir"
+LABEL_EGRESS = "glmtui.egress"  # on an environment with an allowlist: "allowlist"
 MANAGED_FILTER = {"label": [f"{LABEL_MANAGED}=true"]}
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
@@ -32,6 +33,17 @@ def container_name(env_name: str) -> str:
 
 def volume_name(env_name: str) -> str:
     return f"glmtui-{env_name}-workspace"
+
+
+def checkpoints_name(env_name: str) -> str:
+    """The name of an environment's checkpoint helper container and volume (no environment's
+    container can be named so)."""
+    return f"glmtui.checkpoints-{env_name}"
+
+
+def egress_network(env_name: str) -> str:
+    """The internal network of an environment with an allowlist (see egress.py)."""
+    return f"glmtui.egress-{env_name}"
 
 
 def check_name(name: str) -> str:
@@ -117,6 +129,9 @@ class EnvSpec:
     user: str | None = None
     resources: Resources = Resources()
     network: str = "bridge"
+    allow: tuple[str, ...] = ()  # an egress allowlist: only these hosts, through glmtui's proxy
+    upstream_proxy: dict[str, str] = field(default_factory=dict)  # the user's proxy: {http, https, no_proxy}
+    ca_certificates: bytes = b""  # PEM: CAs the environment trusts besides its system's
     run_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     # Overrides of the safe defaults, for those who know why.
@@ -129,6 +144,13 @@ class EnvSpec:
             raise BadInput(f"network {self.network!r} is not one of {', '.join(NETWORKS)}")
         if not self.workdir.startswith("/"):
             raise BadInput(f"workdir {self.workdir!r} must be an absolute path")
+        if self.allow:
+            from glmtui.docker.egress import check_allowlist
+
+            if self.network != "bridge":
+                raise BadInput(f"an allowlist and network {self.network!r} do not go together",
+                               hint="an environment with an allowlist reaches only those hosts, through glmtui's proxy")
+            object.__setattr__(self, "allow", check_allowlist(self.allow))
 
     @property
     def container(self) -> str:
@@ -142,9 +164,24 @@ class EnvSpec:
         labels = {**self.labels, LABEL_MANAGED: "true", LABEL_ENV: self.name, LABEL_WORKDIR: self.workdir}
         if self.run_id:
             labels[LABEL_RUN] = self.run_id
+        if self.allow:
+            labels[LABEL_EGRESS] = "allowlist"
         return labels
 
     def container_config(self) -> dict[str, Any]:
+        """With an allowlist: on its internal network only, the egress proxy's variables set; else
+        the user's proxy's, if any. With CA certificates, the variables that name their bundle."""
+        from glmtui.docker import passthrough
+
+        environment = self.environment
+        if self.allow:
+            from glmtui.docker.egress import proxy_variables
+
+            environment = {**proxy_variables(), **environment}
+        elif self.upstream_proxy:
+            environment = {**passthrough.proxy_variables(self.upstream_proxy), **environment}
+        if self.ca_certificates:
+            environment = {**passthrough.ca_variables(), **environment}
         binds = [f"{self.volume}:{self.workdir}"]
         binds += [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in self.mounts]
         config: dict[str, Any] = {
@@ -152,7 +189,7 @@ class EnvSpec:
             "Entrypoint": KEEP_ALIVE[:1],
             "Cmd": KEEP_ALIVE[1:],
             "WorkingDir": self.workdir,
-            "Env": [f"{k}={v}" for k, v in self.environment.items()],
+            "Env": [f"{k}={v}" for k, v in environment.items()],
             "Labels": self.all_labels(),
             "Hostname": self.name[:63].replace("_", "-").replace(".", "-"),
             "HostConfig": {
@@ -165,7 +202,7 @@ class EnvSpec:
                 "SecurityOpt": ["no-new-privileges"],
                 "CapDrop": ["ALL"],
                 "CapAdd": sorted({*KEPT_CAPABILITIES, *self.cap_add}),
-                "NetworkMode": self.network,
+                "NetworkMode": egress_network(self.name) if self.allow else self.network,
             },
         }
         if self.user:

@@ -122,3 +122,7 @@ class CleanReport:
     images: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    # what environments gone (by clean, or by `docker rm`) left: their checkpoint helpers, and
+    # the internal networks (and allowlists) of those with an egress allowlist
+    checkpoint_helpers: list[str] = field(default_factory=list)
+    egress_networks: list[str] = field(default_factory=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,8 +12,9 @@ from typing import Any
 
 from glmtui.config import Config
 from glmtui.docker.interface import ContainerEngine
+from glmtui.docker import passthrough
 from glmtui.docker.images import build_folder
-from glmtui.docker.spec import EnvSpec, Mount, Resources
+from glmtui.docker.spec import LABEL_EGRESS, EnvSpec, Mount, Resources
 from glmtui.errors import BadInput, Conflict, GlmtuiError, NotFound
 from glmtui.plan.expressions import ExpressionError, to_text
 from glmtui.plan.model import LoadedPlan
@@ -36,6 +38,7 @@ class RunEnvironment:
     image: str | None = None  # None: env.build, or the configured default image
     mounts: tuple[tuple[str, str, bool], ...] = ()  # (host, container, read-only)
     copies: tuple[tuple[str, str], ...] = ()  # (host, container)
+    egress: bool = False  # it has an egress allowlist (known once prepared)
 
 
 def check_engine(loaded: LoadedPlan, engine: ContainerEngine) -> None:
@@ -119,7 +122,7 @@ async def prepare(
             if not existing.running:
                 progress(f"starting environment {env.name}")
                 await engine.start_environment(env.name)
-            return prepared
+            return dataclasses.replace(prepared, egress=LABEL_EGRESS in existing.labels)
     image = prepared.image or await _image(engine, loaded, config, progress, access)
     resources = Resources.parse(
         env.resources.memory or config.get("resources.memory"),
@@ -140,6 +143,9 @@ async def prepare(
         user=env.user,
         resources=resources,
         network=env.network,
+        allow=env.allow,
+        upstream_proxy=passthrough.upstream_proxy(config),
+        ca_certificates=passthrough.ca_certificates(config),
         run_id=run_id if prepared.throwaway else None,
         labels={"glmtui.plan": plan.name},
     )
@@ -163,7 +169,9 @@ async def prepare(
                 raise
     else:  # made by someone else at the same moment: it may reach only what this run may
         await _check_existing(engine, name, access)
-    return prepared
+        existing = await engine.get_environment(name)
+        return dataclasses.replace(prepared, egress=LABEL_EGRESS in existing.labels)
+    return dataclasses.replace(prepared, egress=bool(spec.allow))
 
 
 async def _create_or_reuse(
@@ -238,6 +246,7 @@ async def _image(
         dockerfile=build.dockerfile or "Dockerfile",
         args={k: to_text(v) for k, v in build.args.items()},
         network=build.network,
+        proxy=passthrough.upstream_proxy(config),
         on_progress=progress,
     )
     if result.cached:

@@ -199,6 +199,7 @@ class EnvConfig:
     environment: dict[str, Any] = field(default_factory=dict)
     resources: Resources = Resources()
     network: Literal["bridge", "none", "host"] = "bridge"
+    allow: tuple[str, ...] = ()  # network: {allow: [...]}: only these hosts, through the egress proxy
     shared: bool = False  # runs of this plan may use the named environment at the same time
 
 

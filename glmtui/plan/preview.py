@@ -101,7 +101,7 @@ def describe_plan(loaded: LoadedPlan, config: Config) -> dict[str, Any]:
             "image": env.image or (None if env.build else config.get("default_image")),
             "build": env.build.context if env.build else None,
             "workdir": env.workdir,
-            "network": env.network,
+            "network": {"allow": list(env.allow)} if env.allow else env.network,
             "user": env.user,
             "mounts": [f"{m.host}:{m.container}{':ro' if m.read_only else ''}" for m in env.mounts],
             "copy": [f"{c.host}:{c.container}" for c in env.copy],
@@ -157,7 +157,9 @@ def print_description(description: dict[str, Any]) -> None:
     where = "throw-away environment" if env["throwaway"] else f"environment {env['name']}"
     where += f" on engine {env['engine']}" if env["engine"] else ""
     image = env["image"] or f"built from {env['build']}"
-    print(f"\n{where}: {image}, workdir {env['workdir']}, network {env['network']}")
+    network = env["network"]
+    network = f"only {', '.join(network['allow'])} (egress allowlist)" if isinstance(network, dict) else network
+    print(f"\n{where}: {image}, workdir {env['workdir']}, network {network}")
     for mount in env["mounts"]:
         print(f"  mount {mount}")
     for copy in env["copy"]:

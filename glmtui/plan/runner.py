@@ -328,7 +328,7 @@ class Runner:
                     sink=self.sink, host_path=self.access.path, host_network=self.access.granted.network_host,
                     run_workflow=self._workflow_step,
                     auto_approve=self.auto_approve, leftovers=self._leftovers, config=self.config,
-                    masker=self.masker, approver=self.approver,
+                    masker=self.masker, approver=self.approver, egress=self.env.egress,
                 )
                 kind = KINDS[step.kind]
                 if step.timeout and step.kind not in SELF_TIMED_KINDS:

@@ -268,7 +268,19 @@ _REPLACED_KEYS = {
 }
 
 
+def closest_error(error: Any) -> Any:
+    """Of a oneOf/anyOf error, the error of the branch the value was meant for: the one that got
+    deepest into it, else the one whose type it has (`network: brige` meant the names, not the
+    mapping)."""
+    return max(error.context, key=lambda sub: (
+        len(sub.absolute_path), sub.validator != "type", isinstance(sub.instance, str) == (sub.validator == "enum"),
+    ))
+
+
 def _schema_error(error: Any, data: Any, report: _Report, rejected: set[Path_]) -> None:
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        _schema_error(closest_error(error), data, report, rejected)
+        return
     path: Path_ = tuple(error.absolute_path)
     validator, instance, schema = error.validator, error.instance, error.schema
     what = _label(path)
@@ -515,6 +527,7 @@ class _Builder:
             build = None
         user = raw.get("user")
         network = raw.get("network")
+        allow = self.allowlist(network, (*path, "network", "allow"))
         if raw.get("shared") is True and raw.get("name") is None:
             self.add((*path, "shared"), "shared is for a named environment (env.name); a throw-away one is its run's own",
                      key=True)
@@ -530,8 +543,26 @@ class _Builder:
             environment=_dict(raw.get("environment")),
             resources=self.resources(_dict(raw.get("resources")), (*path, "resources")),
             network=network if network in ("bridge", "none", "host") else "bridge",
+            allow=allow,
             shared=raw.get("shared") is True,
         )
+
+    def allowlist(self, network: Any, path: Path_) -> tuple[str, ...]:
+        """network: {allow: [...]}, each entry checked; () for a network named by a string."""
+        if not isinstance(network, dict) or not isinstance(network.get("allow"), list):
+            return ()
+        from glmtui.docker.egress import check_allowlist
+
+        entries = [entry for entry in network["allow"] if isinstance(entry, str)]
+        for index, entry in enumerate(entries):
+            try:
+                check_allowlist([entry])
+            except BadInput as err:
+                self.add((*path, index), err.message)
+        try:
+            return check_allowlist(entries)
+        except BadInput:
+            return ()
 
     def mount(self, text: Any, path: Path_) -> Mount | None:
         if not isinstance(text, str):

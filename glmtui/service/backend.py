@@ -102,6 +102,11 @@ class Backend(Protocol):
     async def send_chat(self, request: ChatRequest) -> WorkHandle:
         """Start a chat turn; Conflict while the conversation replies to another message."""
 
+    async def undo_chat(self, conversation_id: str) -> dict[str, str] | None:
+        """The conversation's workspace back to before its last turn that changed files:
+        {"checkpoint": the id gone back to, "rescue": the id that undoes the undo}; None when
+        there is nothing to undo."""
+
     async def list_work(self) -> list[WorkInfo]:
         """The running work (oldest first), then the recent (newest first)."""
 
@@ -165,6 +170,10 @@ class LocalBackend:
             request.environment, request.text, conversation_id=request.conversation_id,
             provider=request.provider, model=request.model,
         ))
+
+    async def undo_chat(self, conversation_id: str) -> dict[str, str] | None:
+        done = await self.service.chats.undo(conversation_id)
+        return None if done is None else {"checkpoint": done.checkpoint.id, "rescue": done.rescue.id}
 
     async def list_work(self) -> list[WorkInfo]:
         return [describe(work) for work in self.service.recent()]

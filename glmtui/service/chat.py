@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from glmtui.errors import BadInput
+from glmtui.errors import BadInput, Conflict
 from glmtui.events import Event, TurnFinished, TurnStarted
 from glmtui.service.work import Work
 
@@ -112,6 +112,17 @@ class Chats:
                 break
             self._drop(oldest)
         return session
+
+    async def undo(self, conversation_id: str) -> Any:
+        """The workspace of the conversation back to before its last turn that changed files (a
+        glmtui.checkpoints Rollback); None when no turn since its session opened changed any."""
+        opened = self._open.get(conversation_id)
+        if opened is None:
+            return None
+        if not opened.turn.finished:
+            raise Conflict(f"conversation {conversation_id} is still replying to a message",
+                           hint="stop that reply first (esc)")
+        return await opened.session.undo()
 
     def _drop(self, conversation_id: str) -> None:
         self._closing.append(self._open.pop(conversation_id).session)

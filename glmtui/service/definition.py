@@ -272,6 +272,12 @@ class _Checker:
             self.schema_error(error, path)
 
     def schema_error(self, error: Any, path: Path_) -> None:
+        if error.validator in ("oneOf", "anyOf") and error.context:
+            from glmtui.plan.validate import closest_error
+
+            closest = closest_error(error)
+            self.schema_error(closest, tuple(closest.absolute_path))
+            return
         validator, instance, what = error.validator, error.instance, _label(path)
         if validator == "additionalProperties":
             allowed = error.schema.get("properties", {})

@@ -79,9 +79,11 @@ async def _builtin(ctx: StepContext, spec: Mapping[str, Any]) -> StepOutcome:
     transcript.prompt(prompt)
     client = ModelClient(provider, api_key=key)
     masker = masker_of(ctx)
+    checkpoints: list[str] = []
     agent = Agent(
         client, toolbox, system=system, policy=policy, sink=transcript, approver=approver,
         step=ctx.output.step, model=provider.model, max_turns=max_turns, budget=spec.get("budget"), masker=masker,
+        before_change=_checkpointer(ctx, transcript, checkpoints) if ctx.loaded.plan.env.name else None,
     )
     try:
         result = await agent.send(prompt)
@@ -90,18 +92,34 @@ async def _builtin(ctx: StepContext, spec: Mapping[str, Any]) -> StepOutcome:
         transcript.usage_line(usage)
         outputs = {"result": masker.mask(_last_text(agent.messages))}
         return StepOutcome("failure", None, str(err).splitlines()[0], outputs, usage=usage,
-                           extra={"turns": agent.turns})
+                           extra={"turns": agent.turns, **({"checkpoint": checkpoints[0]} if checkpoints else {})})
     finally:
         transcript.end_text()
         await _close(client)
     usage = result.usage.as_dict()
     transcript.usage_line(usage)
     outputs = {"result": masker.mask(result.text)}
-    extra = {"turns": result.turns}
+    extra = {"turns": result.turns, **({"checkpoint": checkpoints[0]} if checkpoints else {})}
     if not result.finished:
         return StepOutcome("failure", None, result.reason or f"stopped after {counted(max_turns, 'turn')} (max_turns)",
                            outputs, usage=usage, extra=extra)
     return StepOutcome("success", None, None, outputs, usage=usage, extra=extra)
+
+
+def _checkpointer(ctx: StepContext, transcript: Transcript, taken: list[str]) -> Any:
+    """In a named environment (a throw-away one goes at the run's end): a checkpoint before the
+    agent's first change, named in the step's log (which `agents executions show` prints)."""
+
+    async def before_change(_message: str) -> None:
+        from glmtui.docker.checkpoints import Checkpoints
+
+        checkpoint = await Checkpoints(ctx.engine, ctx.environment).take(
+            f"run {ctx.run_id} step {ctx.step.id}: before the agent's changes", reuse=True)
+        taken.append(checkpoint.id)
+        transcript.note(f"checkpoint {checkpoint.id} of {ctx.environment} taken before the agent's changes "
+                        f"(glmtui env rollback {ctx.environment} {checkpoint.id} undoes them)")
+
+    return before_change
 
 
 def _last_text(messages: Iterable[Mapping[str, Any]]) -> str:

@@ -143,6 +143,7 @@ class StepContext:
     config: Any = None  # the run's glmtui.config.Config (llm and agent: providers, approval, max_turns)
     masker: Masker | None = None  # the run's: what every sink hides (add_secret() adds an API key)
     approver: Callable[..., Any] | None = None  # asks a person about an agent's tool call; None: nobody
+    egress: bool = False  # the environment has an egress allowlist: what its proxy refused goes in the output
 
 
 def add_secret(masker: Masker | None, value: str | None) -> None:

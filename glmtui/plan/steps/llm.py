@@ -113,6 +113,11 @@ class Transcript:
             self._log("\n")
         self._channel = None
 
+    def note(self, line: str) -> None:
+        """A line of glmtui's own in the log (a checkpoint taken)."""
+        self.end_text()
+        self._log(f"{line}\n")
+
     def usage_line(self, usage: Mapping[str, int] | None) -> None:
         self.end_text()
         if usage:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from glmtui.errors import NotFound
 from glmtui.plan.expressions import parse
 from glmtui.plan.shell import check_value, is_shell, render_script, shell_argv
@@ -47,10 +49,16 @@ async def run_in_environment(
         "GLMTUI_STEP": ctx.step.id,
     }
     ctx.leftovers.add(out_file)  # until known absent: a cancelled step may have written it
+    started = time.time()
     result = await ctx.engine.exec(
         ctx.environment, argv, environment=environment, workdir=ctx.workdir, user=ctx.user,
         timeout=ctx.timeout, on_output=ctx.output.feed, reap=not ctx.step.keep_running,
     )
+    if ctx.egress:  # what the egress proxy refused the step, in its output
+        from glmtui.docker.egress import Egress
+
+        for line in await Egress(ctx.engine).blocked_lines(ctx.environment, started):
+            ctx.output.feed(2, f"glmtui: {line}\n".encode())
     outputs = await read_outputs(ctx, out_file)
     if result.timed_out:
         return StepOutcome("failure", result.exit_code, "timeout", outputs)

@@ -817,6 +817,9 @@ class ChatPane(Widget, can_focus=True):
             self.notify("the Docker engine is unreachable", severity="error")
             return
         self.input.reset()
+        if text == "/undo":
+            self._undo(environment)
+            return
         self._sent_text = text
         self._sending = UserMessage(text)
         self.transcript.mount(self._sending)
@@ -837,6 +840,19 @@ class ChatPane(Widget, can_focus=True):
         self._turn = await self.backend.send_chat(request)
         async for _, event in self._turn.events():
             self.sink(event)
+
+    @work(exclusive=True, group="chat-undo", exit_on_error=False)
+    async def _undo(self, environment: str) -> None:
+        """/undo: the workspace back to before the last turn of this chat that changed files."""
+        assert self.backend is not None
+        done = await self.backend.undo_chat(self.conversation_id) if self.conversation_id else None
+        if done is None:
+            self.transcript.mount(Note("nothing to undo: no turn since this chat was opened changed files"))
+        else:
+            self.transcript.mount(Note(f"↶ undone: the files are back as they were before the last turn "
+                                       f"(checkpoint {done['checkpoint']}); to redo it: "
+                                       f"glmtui env rollback {environment} {done['rescue']}"))
+        self.transcript.anchor()
 
     # -- what the agent reports -------------------------------------------------------------
 
