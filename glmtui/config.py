@@ -233,7 +233,7 @@ KEYS: dict[str, Key] = {
     "proxy.http": Key(None, _optional_text, "proxy of environments and image builds for http (default: $HTTP_PROXY)"),
     "proxy.https": Key(None, _optional_text, "the same for https (default: $HTTPS_PROXY)"),
     "proxy.no_proxy": Key(None, _optional_text, "hosts reached without the proxy (default: $NO_PROXY)"),
-    "ca_certificates": Key([], _files, "PEM files of CAs that environments and image builds trust (a company proxy's)"),
+    "ca_certificates": Key([], _files, "PEM files of CAs that environments trust (a company proxy's)"),
     "serve.max_executions": Key(2, lambda v: parse_positive_int(v, what="serve.max_executions"),
                                 "agent executions `glmtui serve` runs at once; the others wait in order"),
     "serve.host": Key("127.0.0.1", _text, "the address `glmtui serve` listens on (--host); beyond loopback it needs TLS"),
