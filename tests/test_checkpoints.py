@@ -12,7 +12,7 @@ import pytest
 
 from helpers import BUSYBOX, checkpoints_of, docker, one_error_line
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.docker, pytest.mark.asyncio(loop_scope="session")]
 
 # Files written, a folder, an empty folder, a link, a name that is not UTF-8, a private file, an
 # executable, a file of another owner, a repository of the user's own, and a folder that is a
