@@ -141,10 +141,12 @@ class AgentsLog:
 # --- serving ---------------------------------------------------------------------------------
 
 
-def faces(service: Any) -> list[Any]:
+def faces(service: Any, bind: Any, log: Any) -> list[Any]:
     """The faces served beside the HTTP API, behind its token (glmtui.server.app.Face): MCP at
-    /mcp, the web dashboard at /, as they come."""
-    return []
+    /mcp as it comes, and the web dashboard at / (last: it answers every path no other face has)."""
+    from glmtui.server.dashboard import dashboard_face
+
+    return [dashboard_face(log.line, bind.tls_cert)]
 
 
 async def serve(config: Any, bind: Any = None, *, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
@@ -169,7 +171,7 @@ async def serve(config: Any, bind: Any = None, *, out: IO[str] | None = None, er
         engine = await Engine.connect(config.get("docker_host"))
         service = Service(engine, store, config, announce=log.line)
         scheduler = Scheduler(service)
-        http = HttpFace(service, config, bind, log, faces(service))
+        http = HttpFace(service, config, bind, log, faces(service, bind, log))
         warning = bind.warning()
         if warning:
             print(f"glmtui: {warning}", file=err, flush=True)
