@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from glmtui.errors import BadInput, Conflict, GlmtuiError, NotFound
-from glmtui.events import Event, RunFinished, RunStarted, from_json
+from glmtui.events import Event, RunFinished, RunStarted, TurnFinished, TurnStarted, from_json
 from glmtui.service.backend import FINAL, ChatRequest, RunRequest, WorkInfo
 
 PREFIX = "/api/v1"
@@ -177,16 +177,18 @@ class RemoteHandle:
                     raise GlmtuiError(f"lost the events of {self._id} from glmtui serve at {backend.url}: {err}") from None
                 await asyncio.sleep(1.0)
         try:
-            run = await backend.call("GET", f"/runs/{self._id}")
-        except NotFound:  # a chat turn has no run record: its events said how it ended
+            ended = await backend.call("GET", f"/{'chats' if self._kind == 'chat' else 'runs'}/{self._id}")
+        except NotFound:  # the server no longer holds the turn: its events said how it ended
             return
-        self._status, self._error = run["status"], run.get("error")
+        self._status, self._error = ended["status"], ended.get("error")
 
     def _note(self, event: Event) -> None:
-        if isinstance(event, RunStarted) and self._status == "queued":
+        if isinstance(event, (RunStarted, TurnStarted)) and self._status == "queued":
             self._status = "running"
         elif isinstance(event, RunFinished):
             self._status = event.status
+        elif isinstance(event, TurnFinished):
+            self._status = "success"
 
     async def cancel(self) -> None:
         try:

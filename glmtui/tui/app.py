@@ -218,6 +218,8 @@ class GlmtuiApp(App[int]):
 
         if self._backend_factory is not None:
             self.backend = self._backend_factory()
+            self.query_one(AgentsPane).no_service = ("agents run in glmtui serve, not in this TUI: "
+                                                     "glmtui agents run NAME, or POST /api/v1/agents/NAME/run")
             self.query_one(PlanPane).backend = self.backend
             self.query_one(ChatPane).backend = self.backend
             return
