@@ -15,8 +15,11 @@
 - web.py      all of it put together from the config, for glmtui.service.serve
 - mcp.py      MCP: plans as tools, environment tools; the streamable-HTTP face and stdio
 - environments.py  which environments outside agents may use, making and removing them
+- dashboard.py  the web dashboard at /: the login form and session cookie, textual-serve's page,
+              a TUI process per browser tab (glmtui.tui.web) on RemoteBackend
 
 A face beside the API (MCP, the dashboard) is an app.Face returned by
 glmtui.service.serve.faces(): it is mounted behind the same gate and does no authentication
-of its own. Nothing here imports textual.
+of its own. Nothing here imports textual (textual-serve's AppService runs the TUI in a
+subprocess; it does not import textual).
 """
