@@ -90,6 +90,7 @@ def server(tmp_path: Path, busybox_image: str) -> Iterator[Serve]:
     serve.plan("slow", SLOW)
     try:
         yield serve
+        assert "internal error" not in serve.output(), serve.output()
     finally:
         serve.kill()
 
@@ -263,6 +264,10 @@ def test_the_dashboard_needs_the_token(server: Serve, browser: Any) -> None:
             ws_client.connect(f"ws://{host}/ws", additional_headers={"Cookie": f"glmtui_session={session}",
                                                                       "Origin": "http://evil.example"}, open_timeout=10)
         assert refused.value.response.status_code == 403
+        # nor is a login form posted from another site's page; the pages may not be framed
+        assert client.post("/login", data={"token": server.token},
+                           headers={"Origin": "http://evil.example"}).status_code == 403
+        assert client.get("/login").headers["x-frame-options"] == "DENY"
         # the cookie is no bearer token, and opens nothing of the API
         assert client.get("/api/v1/runs", headers={"Cookie": f"glmtui_session={session}"}).status_code == 401
         # the Host check, as for the API
@@ -274,6 +279,17 @@ def test_the_dashboard_needs_the_token(server: Serve, browser: Any) -> None:
             assert isinstance(socket.recv(timeout=30), bytes)
             helpers.wait_for(lambda: len(tui_processes(server)) == 1, timeout=10, what="the TUI of the socket")
         helpers.wait_for(lambda: not tui_processes(server), timeout=20, what="the TUI to quit")
+        # logging out clears the cookie
+        logout = client.post("/logout", headers={"Cookie": f"glmtui_session={session}"})
+        assert logout.status_code == 303 and 'glmtui_session=""' in logout.headers["set-cookie"]
         # the token rotated: the old session is over
         assert server.glmtui("serve", "token", "--rotate").returncode == 0
         assert client.get("/", headers={"Cookie": f"glmtui_session={session}"}).status_code == 303
+        # serve stops with a tab open: its TUI quits with it
+        with ws_client.connect(f"ws://{host}/ws", additional_headers={"Authorization": f"Bearer {server.token}"},
+                               open_timeout=10) as socket:
+            socket.recv(timeout=30)
+            pids = [int(line.split()[0]) for line in tui_processes(server)]
+            assert len(pids) == 1
+            assert server.stop() == 130
+        assert not Path(f"/proc/{pids[0]}").exists()

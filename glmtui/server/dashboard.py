@@ -21,7 +21,7 @@ import contextlib
 import html
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -156,8 +156,8 @@ class Dashboard:
         width = _number(websocket.query_params.get("width"), 80, 10, 1000)
         height = _number(websocket.query_params.get("height"), 24, 5, 500)
         await websocket.accept()
-        session = TuiSession(self.tui_environment(websocket), write_bytes=websocket.send_bytes,
-                             write_str=websocket.send_text, close=websocket.close,
+        session = TuiSession(self.tui_environment(websocket), write_bytes=_unless_gone(websocket.send_bytes),
+                             write_str=_unless_gone(websocket.send_text), close=_unless_gone(websocket.close),
                              download_manager=self.downloads)
         self.sessions.add(session)
         try:
@@ -214,6 +214,17 @@ def same_origin(headers: Any) -> bool:
     if origin is None:
         return True
     return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
+
+
+def _unless_gone(send: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """A send to the tab's WebSocket that does nothing once the tab has gone (the TUI's last
+    frames, or its exit, may come after)."""
+    async def sending(*args: Any) -> None:
+        try:
+            await send(*args)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+    return sending
 
 
 def _number(text: Any, default: int, low: int, high: int) -> int:
