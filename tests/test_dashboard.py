@@ -293,3 +293,32 @@ def test_the_dashboard_needs_the_token(server: Serve, browser: Any) -> None:
             assert len(pids) == 1
             assert server.stop() == 130
         assert not Path(f"/proc/{pids[0]}").exists()
+
+
+def test_the_dashboard_under_tls(tmp_path: Path, busybox_image: str, browser: Any) -> None:
+    """Under TLS the cookie is Secure, and the tab's TUI reaches serve's API over TLS, trusting
+    serve's own certificate (made here for another address than the loopback it connects to)."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    helpers.certificates(certs, "10.9.9.9")
+    server = Serve(tmp_path / "serve", "--tls-cert", str(certs / "server.pem"), "--tls-key",
+                   str(certs / "server-key.pem"))
+    server.plan("hello", (helpers.PROJECT_ROOT / "plans" / "hello.yaml").read_text())
+    context = browser.new_context(viewport={"width": 1600, "height": 1000}, ignore_https_errors=True)
+    page = context.new_page()
+    run_id = None
+    try:
+        assert server.url.startswith("https://127.0.0.1:")
+        terminal = log_in(page, server.url, server.token)
+        cookie = next(c for c in context.cookies() if c["name"] == "glmtui_session")
+        assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        pick_plan(terminal, "hello")
+        terminal.keys("Enter")
+        run_id = terminal.wait_for(lambda s: re.search(r"✔ run (\S+) success in", s), timeout=90,
+                                   what="the run").group(1)
+        assert "internal error" not in server.output(), server.output()
+    finally:
+        context.close()
+        server.kill()
+        if run_id:
+            remove_run_leftovers(run_id)

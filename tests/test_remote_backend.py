@@ -5,6 +5,8 @@ folders refused; a chat turn through POST /chats with an approval answered."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +30,59 @@ pytestmark = pytest.mark.docker
 LINES = """
 version: 1
 name: lines
+inputs:
+  count: {type: integer, default: 200}
 env: {image: glmtui/busybox:latest}
 steps:
   - id: print
     run: |
-      for i in $(seq 1 200); do echo "line $i"; sleep 0.1; done
+      for i in $(seq 1 ${inputs.count}); do echo "line $i"; sleep 0.05; done
 """
+
+
+class CuttingProxy:
+    """A TCP proxy in front of serve that cuts the first stream of run events after `after`
+    seconds, as a network that drops a connection does."""
+
+    def __init__(self, port: int, after: float) -> None:
+        self.port, self.after = port, after
+        self.event_streams = 0
+        self.resumed_after: list[int] = []  # the Last-Event-ID of each request for events
+        self.server: Any = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        cut = asyncio.get_running_loop().create_future()
+
+        async def requests() -> None:  # requests of a kept-alive connection: look at each
+            while data := await reader.read(65536):
+                streams = data.count(b"/events HTTP/1.1")
+                if streams and self.event_streams == 0 and not cut.done():
+                    asyncio.get_running_loop().call_later(self.after, lambda: cut.done() or cut.set_result(None))
+                self.event_streams += streams
+                self.resumed_after += [int(n) for n in re.findall(rb"(?i)last-event-id: (\d+)", data) if streams]
+                upstream_writer.write(data)
+                await upstream_writer.drain()
+
+        async def answers() -> None:
+            while data := await upstream_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+        pumps = [asyncio.ensure_future(requests()), asyncio.ensure_future(answers())]
+        await asyncio.wait([cut, *pumps], return_when=asyncio.FIRST_COMPLETED)
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        writer.transport.abort()
+        upstream_writer.transport.abort()
+
+    async def close(self) -> None:
+        self.server.close()
 
 
 @pytest.fixture
@@ -102,6 +151,27 @@ async def test_a_run_listed_attached_and_cancelled_from_another_backend(server: 
         assert all(not info.running for info in await second.list_work())
     finally:
         await second.close()
+        if handle is not None:
+            remove_run_leftovers(handle.id)
+
+
+async def test_a_dropped_event_stream_is_opened_again_and_nothing_is_lost_or_seen_twice(server: Serve) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    proxy = CuttingProxy(port, after=1.0)
+    backend = RemoteBackend(await proxy.start(), lambda: server.token)
+    handle = None
+    try:
+        handle = await backend.start_run(RunRequest([str(server.plans / "lines.yaml")], inputs={"count": "60"}))
+        seen = [(seq, event) async for seq, event in handle.events()]
+        assert proxy.event_streams >= 2  # cut once, opened again with Last-Event-ID
+        assert proxy.resumed_after[0] == 0 and proxy.resumed_after[1] > 5, proxy.resumed_after
+        assert [seq for seq, _ in seen] == list(range(1, len(seen) + 1))
+        printed = [line for _, e in seen if isinstance(e, Output) for line in e.text.split("\n") if line]
+        assert printed == [f"line {i}" for i in range(1, 61)]
+        assert isinstance(seen[-1][1], RunFinished) and handle.status == "success"
+    finally:
+        await backend.close()
+        await proxy.close()
         if handle is not None:
             remove_run_leftovers(handle.id)
 

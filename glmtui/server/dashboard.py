@@ -36,7 +36,7 @@ from textual_serve.app_service import AppService
 from textual_serve.download_manager import DownloadManager
 
 from glmtui.server.app import Face
-from glmtui.server.auth import TokenFile, shown
+from glmtui.server.auth import RefusalLog, TokenFile, shown
 
 COOKIE = "glmtui_session"
 LOGIN = "/login"
@@ -86,7 +86,7 @@ class Dashboard:
         import jinja2
 
         self.token = token
-        self.log = log
+        self.refused = RefusalLog(log)  # a flood of wrong logins: a few lines, then a count
         self.tls_cert = tls_cert
         self.downloads = DownloadManager()
         self.sessions: set[TuiSession] = set()
@@ -131,7 +131,7 @@ class Dashboard:
         given = parse_qs((await request.body()).decode("utf-8", "replace")).get("token", [""])[0].strip()
         if not given or not self.token.matches(given):
             client = request.client
-            self.log(f"dashboard: refused a login from {client.host if client else '?'}: "
+            self.refused(f"dashboard: refused a login from {client.host if client else '?'}: "
                      f"{'no token' if not given else 'a wrong token'}")
             return HTMLResponse(login_page("Wrong token. `glmtui serve token` prints the right one."), 401,
                                 headers=PAGE_HEADERS)
@@ -150,7 +150,7 @@ class Dashboard:
     async def terminal(self, websocket: WebSocket) -> None:
         """One tab: its own TUI process, its output to the browser, the browser's keys and sizes to it."""
         if not same_origin(websocket.headers):
-            self.log(f"dashboard: refused a WebSocket from origin {shown(websocket.headers.get('origin', ''), 80)}")
+            self.refused(f"dashboard: refused a WebSocket from origin {shown(websocket.headers.get('origin', ''), 80)}")
             await websocket.close(code=1008)
             return
         width = _number(websocket.query_params.get("width"), 80, 10, 1000)
