@@ -150,9 +150,13 @@ def tui_processes(serve: Serve) -> list[str]:
 def test_dashboard_logs_in_lists_environments_and_runs_hello(server: Serve, browser: Any, last_env: str) -> None:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
     run_id = None
     try:
         terminal = log_in(page, server.url, server.token)
+        assert asked and all(url.startswith((server.url + "/", server.url.replace("http", "ws", 1) + "/"))
+                             for url in asked), asked  # nothing asked of another site (fonts included)
         cookie = next(c for c in context.cookies() if c["name"] == "glmtui_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and not cookie["secure"]
         assert server.token not in cookie["value"]

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import html
 import json
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -119,7 +120,7 @@ class Dashboard:
             config={"static": {"url": "/static/"}},
             application={"name": "glmtui"},
         )
-        return HTMLResponse(text, headers=PAGE_HEADERS)
+        return HTMLResponse(OUTSIDE_FONT.sub(LOCAL_FONT, text), headers=PAGE_HEADERS)
 
     async def login_form(self, request: Request) -> Response:
         return HTMLResponse(login_page(), headers=PAGE_HEADERS)
@@ -204,6 +205,11 @@ class Dashboard:
         return environment
 
 
+# The page's font, from textual-serve's own static files rather than Google's: the page asks
+# nothing of another site (which would learn who opens a dashboard, and is unreachable offline).
+OUTSIDE_FONT = re.compile(r'<link\s+rel="stylesheet"\s+href="https://fonts\.googleapis\.com/[^"]*"\s*/>')
+LOCAL_FONT = ('<style>@font-face { font-family: "Roboto Mono"; '
+              'src: url("/static/fonts/RobotoMono-VariableFont_wght.ttf"); }</style>')
 PAGE_HEADERS = {"X-Frame-Options": "DENY", "Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 
 
