@@ -276,12 +276,17 @@ def test_the_dashboard_needs_the_token(server: Serve, browser: Any) -> None:
         assert client.get("/api/v1/runs", headers={"Cookie": f"glmtui_session={session}"}).status_code == 401
         # the Host check, as for the API
         assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
-        # with the cookie, the page and its WebSocket (a TUI of its own, which quits with it)
+        # with the cookie, the page and its WebSocket: each a TUI of its own, which quits with it
         assert client.get("/", headers={"Cookie": f"glmtui_session={session}"}).status_code == 200
-        with ws_client.connect(f"ws://{host}/ws?width=100&height=30",
-                               additional_headers={"Cookie": f"glmtui_session={session}"}, open_timeout=10) as socket:
+        address = f"ws://{host}/ws?width=100&height=30"
+        with ws_client.connect(address, additional_headers={"Cookie": f"glmtui_session={session}"},
+                               open_timeout=10) as socket:
             assert isinstance(socket.recv(timeout=30), bytes)
-            helpers.wait_for(lambda: len(tui_processes(server)) == 1, timeout=10, what="the TUI of the socket")
+            with ws_client.connect(address, additional_headers={"Cookie": f"glmtui_session={session}"},
+                                   open_timeout=10) as other:
+                assert isinstance(other.recv(timeout=30), bytes)
+                assert len(tui_processes(server)) == 2
+            helpers.wait_for(lambda: len(tui_processes(server)) == 1, timeout=20, what="the other TUI to quit")
         helpers.wait_for(lambda: not tui_processes(server), timeout=20, what="the TUI to quit")
         # logging out clears the cookie
         logout = client.post("/logout", headers={"Cookie": f"glmtui_session={session}"})
