@@ -337,6 +337,11 @@ def test_the_dashboard_under_tls(tmp_path: Path, busybox_image: str, browser: An
         run_id = terminal.wait_for(lambda s: re.search(r"✔ run (\S+) success in", s), timeout=90,
                                    what="the run").group(1)
         assert "internal error" not in server.output(), server.output()
+        # serve killed with the tab open: its TUI, with nobody to talk to, quits
+        pids = [int(line.split()[0]) for line in tui_processes(server)]
+        assert len(pids) == 1
+        server.proc.kill()
+        helpers.wait_for(lambda: not Path(f"/proc/{pids[0]}").exists(), timeout=20, what="the orphaned TUI to quit")
     finally:
         context.close()
         server.kill()

@@ -4,14 +4,17 @@
 with the address of its API in GLMTUI_SERVE_URL (and, under TLS, its certificate in
 GLMTUI_SERVE_CERT). It is the TUI with a RemoteBackend (glmtui.service.remote): the runs it
 starts are serve's, and go on when the tab closes. The token is read from the token file,
-as serve's own user may.
+as serve's own user may. It quits with its tab, when serve stops, and when serve is gone.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 
 def main() -> int:
@@ -27,7 +30,20 @@ def main() -> int:
     cert = os.environ.get("GLMTUI_SERVE_CERT")
     token = TokenFile()
     backend = RemoteBackend(url, token.read, cert=Path(cert) if cert else None)
-    return GlmtuiApp(backend_factory=lambda: backend).run() or 0
+    app = GlmtuiApp(backend_factory=lambda: backend)
+    threading.Thread(target=_quit_without_serve, args=(app, os.getppid()), daemon=True).start()
+    return app.run() or 0
+
+
+def _quit_without_serve(app: Any, serve: int) -> None:
+    """Serve stops its tabs' TUIs; one that died without doing so (killed) leaves this TUI with
+    nobody to talk to, which then quits."""
+    while os.getppid() == serve:
+        time.sleep(1.0)
+    try:
+        app.call_from_thread(app.exit)
+    except RuntimeError:  # it is not running (any more)
+        pass
 
 
 if __name__ == "__main__":
