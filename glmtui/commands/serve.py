@@ -39,7 +39,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, tls_cert: Path
         click.echo(f"API keys for the agents (KEY=value lines, mode 0600):  {paths.user_config_file().parent / 'serve.env'}")
         return
     from glmtui.server.listen import Bind
-    from glmtui.service.serve import serve as serve_forever
+    from glmtui.server.process import serve as serve_forever
 
     config = state().config
     cert, key = tls_cert or config.get("serve.tls_cert"), tls_key or config.get("serve.tls_key")

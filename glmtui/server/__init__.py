@@ -13,12 +13,16 @@
 - policy.py   serve.allow: the host access of every run the server starts
 - hooks.py    webhooks: HMAC signatures (GitHub's too), replays refused
 - listen.py   the address, TLS or --insecure-bind, uvicorn in serve's event loop
-- web.py      all of it put together from the config, for glmtui.service.serve
+- web.py      all of it put together from the config
+- process.py  `glmtui serve` itself: the lock, the scheduler, the faces (`faces()`), Ctrl-C and SIGTERM
 - mcp.py      MCP: plans as tools, environment tools; the streamable-HTTP face (at /mcp) and stdio
-- environments.py  which environments outside agents may use; making environments for a
-              client (MCP and the API)
+- environments.py  which environments outside agents may use; making and removing environments
+              for a client (MCP and the API)
+- dashboard.py  the web dashboard at /: the login form and session cookie, textual-serve's page,
+              a TUI process per browser tab (glmtui.tui.web) on RemoteBackend
 
 A face beside the API (MCP, the dashboard) is an app.Face returned by
-glmtui.service.serve.faces(): it is mounted behind the same gate and does no authentication
-of its own. Nothing here imports textual.
+glmtui.server.process.faces(): it is mounted behind the same gate and does no authentication
+of its own. Nothing here imports textual (textual-serve's AppService runs the TUI in a
+subprocess; it does not import textual).
 """

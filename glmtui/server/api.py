@@ -427,6 +427,44 @@ async def answer_approval(api: Api, call: Call) -> Any:
     return {"id": work.id, "approval_id": approval_id, "answer": call.body["answer"]}
 
 
+# --- chats --------------------------------------------------------------------------------------
+
+
+@endpoint("POST", "/chats", status=202, body=_body({
+    "environment": {"type": "string", "pattern": NAME, "description": "A running environment the agent works in."},
+    "text": {"type": "string", "minLength": 1, "description": "The message."},
+    "conversation_id": {"type": "string", "minLength": 1, "description": "Continue this conversation (default: a new one)."},
+    "provider": {"type": "string", "minLength": 1, "description": "Default: the conversation's (a new one: config's)."},
+    "model": {"type": "string", "minLength": 1},
+}, ("environment", "text")))
+async def send_chat(api: Api, call: Call) -> Any:
+    """Send a message to the agent of a conversation in an environment (a chat turn, as the TUI's chat pane).
+
+    Answers 202 with the turn's id at once. Its events (GET /runs/{id}/events): turn_started
+    (with the conversation's id), the agent's tokens and tool calls, approval_asked (answer with
+    POST /runs/{id}/approvals/{approval_id}), then turn_finished. Cancel it with POST
+    /runs/{id}/cancel; GET /chats/{id} says how it ended. 409 while the conversation replies to
+    another message."""
+    api.new_work()
+    body = call.body
+    turn = api.service.send_chat(body["environment"], body["text"], conversation_id=body.get("conversation_id"),
+                                 provider=body.get("provider"), model=body.get("model"))
+    turn.task.add_done_callback(api._ended)
+    return {"id": turn.id, "status": turn.status, "events": f"{PREFIX}/runs/{turn.id}/events"}
+
+
+@endpoint("GET", "/chats/{id}")
+async def show_chat(api: Api, call: Call) -> Any:
+    """A chat turn this server holds (running, or one of its recent): its status, and the error that ended it."""
+    from glmtui.service.chat import ChatTurn
+
+    turn = api.service.get(call.params["id"])
+    if not isinstance(turn, ChatTurn):
+        raise NotFound(f"no chat turn {call.params['id']!r} in this server (it holds the recent ones only)")
+    return {"id": turn.id, "status": turn.status, "environment": turn.environment,
+            "conversation_id": turn.conversation_id, "error": _work_error(turn), "approvals": open_approvals(turn)}
+
+
 # --- environments --------------------------------------------------------------------------------
 
 

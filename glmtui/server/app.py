@@ -9,7 +9,10 @@ the same layers, outermost first:
    500 `{"error": ...}` naming that log; nothing of it reaches the client;
 2. the Host header (auth.HostNames), 400 when it is not one the server answers to;
 3. CORS, only when `serve.cors_origins` names origins;
-4. the bearer token (auth.TokenFile), 401 without it; health and webhooks are public;
+4. the bearer token (auth.TokenFile), 401 without it; health and webhooks are public; below a
+   face with a session cookie (the dashboard: a browser sends no bearer header when it opens a
+   page or a WebSocket) that cookie does too, and a browser without it is sent to the face's
+   login form;
 5. the body limit (`serve.max_body`), 413.
 
 A face is an ASGI app with a path to mount it at and a line for the start line; a face that
@@ -31,10 +34,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.routing import Mount, Route, compile_path
+from starlette.responses import RedirectResponse
+from starlette.routing import BaseRoute, Mount, Route, Router, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from glmtui.server.auth import HostNames, RefusalLog, TokenFile, bearer, shown
+from glmtui.server.auth import HostNames, RefusalLog, TokenFile, bearer, cookie, shown
 from glmtui.server.http import BodyTooLarge, error_response
 
 
@@ -47,6 +51,8 @@ class Face:
     what: str  # for the start line and the OpenAPI document, e.g. "MCP (streamable HTTP)"
     lifespan: Callable[[], AbstractAsyncContextManager[Any]] | None = None
     public: tuple[str, ...] = ()  # paths below `path` that need no token (a login form)
+    cookie: str | None = None  # a cookie that stands for the token below `path` (auth.TokenFile.session)
+    login: str | None = None  # where a browser that opens a page below `path` without it is sent
 
 
 @dataclass
@@ -96,14 +102,25 @@ def build_app(api: Any, settings: Settings, faces: Sequence[Face] = ()) -> ASGIA
                                      expose_headers=["Location"]))
     middleware += [
         Middleware(TokenCheck, token=settings.token, refused=refused,
-                   public=public_paths() + [face.path.rstrip("/") + path for face in faces for path in face.public]),
+                   public=public_paths() + [face.path.rstrip("/") + path for face in faces for path in face.public],
+                   faces=faces),
         Middleware(BodyLimit, limit=settings.max_body),
     ]
-    routes = [*api.routes(), *(Mount(face.path, app=face.app) if face.path.endswith("/")
-                               else Route(face.path, endpoint=face.app) for face in faces)]
+    routes = [*api.routes(), *(route for face in faces for route in _routes_of(face))]
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     return Logged(app, settings.log)
+
+
+def _routes_of(face: Face) -> list[BaseRoute]:
+    """A face's routes: mounted at its path (a path without a trailing / is that one route); a
+    face at / (a Router) gives its own routes, since a Mount at / would take every path, and
+    the API's 404 and 405 answers with them."""
+    if face.path.rstrip("/") == "" and isinstance(face.app, Router):
+        return list(face.app.routes)
+    if not face.path.endswith("/"):  # one path (/mcp): not redirected to /mcp/
+        return [Route(face.path, endpoint=face.app)]
+    return [Mount(face.path, app=face.app)]
 
 
 class Logged:
@@ -156,11 +173,25 @@ class HostCheck:
 
 
 class TokenCheck:
-    def __init__(self, app: ASGIApp, token: TokenFile, public: list[str], refused: RefusalLog) -> None:
+    def __init__(self, app: ASGIApp, token: TokenFile, public: list[str], refused: RefusalLog,
+                 faces: Sequence[Face] = ()) -> None:
         self.app = app
         self.token = token
         self.public = [compile_path(path)[0] for path in public]
         self.refused = refused
+        self.faces = sorted(faces, key=lambda face: len(face.path), reverse=True)  # the deepest path first
+
+    def face_of(self, path: str) -> Face | None:
+        """The face that serves `path` (the API's own paths are no face's)."""
+        from glmtui.server.api import PREFIX
+
+        if path == PREFIX or path.startswith(PREFIX + "/"):
+            return None
+        for face in self.faces:
+            base = face.path.rstrip("/")
+            if path == base or path.startswith(base + "/"):
+                return face
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or any(p.match(scope["path"]) for p in self.public):
@@ -170,7 +201,17 @@ class TokenCheck:
         if given is not None and self.token.matches(given):
             await self.app(scope, receive, send)
             return
-        why = "no bearer token" if given is None else "a wrong token"
+        face = self.face_of(scope["path"])
+        session = cookie(_header(scope, b"cookie"), face.cookie) if face is not None and face.cookie else None
+        if given is None and session is not None and self.token.session_matches(session):
+            await self.app(scope, receive, send)
+            return
+        if given is None and face is not None and face.login is not None \
+                and scope["type"] == "http" and scope.get("method") in ("GET", "HEAD"):
+            await RedirectResponse(face.login, status_code=303)(scope, receive, send)  # a browser: log in
+            return
+        why = "no bearer token" if given is None and session is None else \
+            "a wrong token" if given is not None else "a session of another token (log in again)"
         self.refused(f"api: refused {scope.get('method', '')} {shown(scope['path'])} from {_peer(scope)}: {why}")
         await error_response(401, f"{why}: send Authorization: Bearer TOKEN (`glmtui serve token` prints it)",
                              headers={"WWW-Authenticate": 'Bearer realm="glmtui"'})(scope, receive, send)

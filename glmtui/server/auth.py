@@ -82,6 +82,23 @@ class TokenFile:
             self._seen = seen
         return self._token is not None and hmac.compare_digest(given.encode(), self._token)
 
+    def session(self) -> str:
+        """The dashboard's session cookie for the current token: made from it (so rotating the
+        token ends every session), and not the token itself (the cookie is no bearer token)."""
+        self.matches("")  # reads the file again if it changed
+        if self._token is None:
+            raise FileNotFoundError(self.path)
+        return _session_of(self._token)
+
+    def session_matches(self, given: str) -> bool:
+        """Whether `given` is the session cookie of the current token (constant time)."""
+        self.matches("")
+        return self._token is not None and hmac.compare_digest(given.encode(), _session_of(self._token).encode())
+
+
+def _session_of(token: bytes) -> str:
+    return hmac.new(token, b"glmtui dashboard session", "sha256").hexdigest()
+
 
 def bearer(header: str | None) -> str | None:
     """The token of an `Authorization: Bearer TOKEN` header, or None."""
@@ -89,6 +106,15 @@ def bearer(header: str | None) -> str | None:
         return None
     scheme, _, value = header.partition(" ")
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def cookie(header: str | None, name: str) -> str | None:
+    """The value of cookie `name` in a Cookie header, or None."""
+    for part in (header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name and value:
+            return value
+    return None
 
 
 # --- the Host header -----------------------------------------------------------------------------

@@ -79,6 +79,7 @@ class GlmtuiApp(App[int]):
         store: Store | None = None,
         plan: Path | None = None,
         engine_factory: EngineFactory | None = None,
+        backend_factory: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__()
         self.config = config or Config.load()
@@ -89,6 +90,9 @@ class GlmtuiApp(App[int]):
         # the engine is connected; its work ends with the app (quitting asks first).
         self.backend: Any | None = None
         self._engine_factory = engine_factory or self._connect_docker
+        # Given (the web dashboard's TUI: glmtui.service.remote.RemoteBackend), the work is another
+        # process's: this TUI has no service, runs no schedules, and quits without cancelling anything.
+        self._backend_factory = backend_factory
         self._stats: dict[str, Any] = {}
         self._stats_workers: dict[str, Worker] = {}
         self._refresh_pending = False
@@ -213,6 +217,13 @@ class GlmtuiApp(App[int]):
         from glmtui.service.serve import AgentsLog
         from glmtui.service.service import Service
 
+        if self._backend_factory is not None:
+            self.backend = self._backend_factory()
+            self.query_one(AgentsPane).no_service = ("agents run in glmtui serve, not in this TUI: "
+                                                     "glmtui agents run NAME, or POST /api/v1/agents/NAME/run")
+            self.query_one(PlanPane).backend = self.backend
+            self.query_one(ChatPane).backend = self.backend
+            return
         self._agents_log = AgentsLog(self.store.database.with_name("agents.log"))
         self.service = Service(self.engine, self.store, self.config, announce=self._announce)
         self.backend = LocalBackend(self.service)

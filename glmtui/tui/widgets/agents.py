@@ -132,6 +132,7 @@ class AgentsPane(Widget):
         self.store = store
         self.schedules = schedules  # glmtui.tui.schedules.TuiSchedules: who runs the schedules
         self.service: Any = None  # glmtui.service.service.Service, set by the app once the engine answers
+        self.no_service = "the Docker engine is unreachable: agents run once it answers"  # why service is None
         self.environments: list[str] = []  # the environments listed, set by the app
         self.rows: list[AgentRow] = []
         self.executions: list[Any] = []  # of the agent shown (`showing`), newest first
@@ -498,7 +499,7 @@ class AgentsPane(Widget):
         if name is None:
             return
         if self.service is None:
-            self._cannot("the Docker engine is unreachable: agents run once it answers")
+            self._cannot(self.no_service)
             return
         try:
             execution = self.service.run_agent(name, "manual", asks=True)
