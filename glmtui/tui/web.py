@@ -18,7 +18,7 @@ from typing import Any
 
 
 def main() -> int:
-    from glmtui.server.auth import TokenFile
+    from glmtui import paths
     from glmtui.service.remote import RemoteBackend
     from glmtui.tui.app import GlmtuiApp
 
@@ -28,8 +28,12 @@ def main() -> int:
               file=sys.stderr)
         return 2
     cert = os.environ.get("GLMTUI_SERVE_CERT")
-    token = TokenFile()
-    backend = RemoteBackend(url, token.read, cert=Path(cert) if cert else None)
+    token_file = paths.serve_token_file()  # read for each request: `serve token --rotate` takes effect
+
+    def token() -> str:
+        return token_file.read_text(encoding="utf-8").strip()
+
+    backend = RemoteBackend(url, token, cert=Path(cert) if cert else None)
     app = GlmtuiApp(backend_factory=lambda: backend)
     threading.Thread(target=_quit_without_serve, args=(app, os.getppid()), daemon=True).start()
     return app.run() or 0
