@@ -1,7 +1,7 @@
 """RemoteBackend (glmtui.service.remote): the Backend of the web dashboard's TUI, over a real
 `glmtui serve` on a random loopback port and the real engine: runs started by their plan file,
 followed from their first event, listed, attached to, cancelled; a plan outside the served
-folders refused; a chat turn through POST /chats with an approval answered."""
+folders refused; a chat turn through POST /chats with an approval answered, then undone."""
 
 from __future__ import annotations
 
@@ -195,5 +195,11 @@ async def test_a_chat_turn_through_the_api_with_an_approval(server: Serve, model
         assert turn.status == "success" and turn.error is None
         said = helpers.docker("exec", helpers.container_of(env.name), "cat", "/workspace/said").stdout
         assert said == "from-chat\n"
+        # /undo through the API: the file the turn wrote is gone, and a second undo has nothing to do
+        done = await backend.undo_chat(events[0].conversation_id)
+        assert done is not None and done["checkpoint"] != done["rescue"]
+        listed = helpers.docker("exec", helpers.container_of(env.name), "ls", "/workspace").stdout
+        assert "said" not in listed.split()
+        assert await backend.undo_chat(events[0].conversation_id) is None
     finally:
         await backend.close()

@@ -465,6 +465,18 @@ async def show_chat(api: Api, call: Call) -> Any:
             "conversation_id": turn.conversation_id, "error": _work_error(turn), "approvals": open_approvals(turn)}
 
 
+@endpoint("POST", "/conversations/{id}/undo")
+async def undo_chat(api: Api, call: Call) -> Any:
+    """Put the workspace of a conversation back as it was before its last turn that changed files
+    (the chat's /undo): {"checkpoint": the checkpoint gone back to, "rescue": the one that undoes
+    this}, or {"checkpoint": null} when no turn since its session opened in this server changed
+    any. 409 while the conversation replies to a message."""
+    done = await api.service.chats.undo(call.params["id"])
+    if done is None:
+        return {"checkpoint": None, "rescue": None}
+    return {"checkpoint": done.checkpoint.id, "rescue": done.rescue.id}
+
+
 # --- environments --------------------------------------------------------------------------------
 
 

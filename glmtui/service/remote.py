@@ -20,6 +20,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from glmtui.errors import BadInput, Conflict, GlmtuiError, NotFound
 from glmtui.events import Event, RunFinished, RunStarted, TurnFinished, TurnStarted, from_json
@@ -103,6 +104,10 @@ class RemoteBackend:
                 body[key] = getattr(request, key)
         started = await self.call("POST", "/chats", body)
         return RemoteHandle(self, started["id"], "chat", started.get("status") or "running")
+
+    async def undo_chat(self, conversation_id: str) -> dict[str, str] | None:
+        done = await self.call("POST", f"/conversations/{quote(conversation_id, safe='')}/undo", {})
+        return done if done.get("checkpoint") else None
 
     async def list_work(self) -> list[WorkInfo]:
         """The runs the server holds that still run (oldest first), then the recent (newest first)."""
