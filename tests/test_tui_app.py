@@ -71,7 +71,11 @@ class SessionEngine:
         self._engine = engine
         self.listings: list[float] = []
         self.container_events: list[float] = []
-        self.closed_by_the_app: bool | None = None  # known once the app has shut down
+        self.closed_by_the_app = False
+
+    async def close(self) -> None:
+        self.closed_by_the_app = True
+        await self._engine.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -122,7 +126,6 @@ async def tui(
             yield app, pilot
     finally:
         for engine in engines:
-            engine.closed_by_the_app = engine._engine._docker.session.closed
             await engine._engine.close()
 
 
@@ -704,17 +707,35 @@ async def test_a_plan_run_shows_each_step_status_and_output(tmp_path: Path, busy
             remove_run_leftovers(run_id)
 
 
-async def test_c_cancels_the_run_and_leaves_no_container(tmp_path: Path, busybox_image: str) -> None:
+async def test_c_during_a_run_is_the_chat_and_shift_c_asks_before_it_cancels(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    """`c` in the plan pane means the chat, as everywhere (the run goes on); `C` asks, `escape`
+    keeps the run, `C` then `y` cancels it and leaves no container."""
     plan = write_plan(tmp_path, SLEEPY, IMAGE=busybox_image)
     run_id = None
     try:
         async with tui(tmp_path, plan=plan) as (app, pilot):
             run_id = await start_run(pilot, app)
+            pane = app.query_one(PlanPane)
             await wait_until(pilot, lambda: step_rows(app)["nap"][6].startswith("running"), what="nap running")
             await wait_until(pilot, lambda: "going to sleep" in screen_text(app), what="nap's output")
             assert run_containers(run_id)
             await pilot.press("c")
-            pane = app.query_one(PlanPane)
+            await wait_until(pilot, lambda: app.query_one(ChatPane).input.has_focus, what="the chat focused")
+            await pilot.pause(0.5)
+            assert pane.running and step_rows(app)["nap"][6].startswith("running")
+            app.query_one(StepTable).focus()
+            await pilot.press("C")
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+            assert f"Cancel run {run_id} of sleepy?" in screen_text(app)
+            await pilot.press("escape")  # no: it goes on
+            await wait_until(pilot, lambda: not isinstance(app.screen, Confirm))
+            await pilot.pause(0.5)
+            assert pane.running and run_containers(run_id)
+            await pilot.press("C")
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm), what="the question again")
+            await pilot.press("y")
             await wait_until(pilot, lambda: pane.run_status == "cancelled" and not pane.running, timeout=30)
             await pilot.pause(0.2)
             assert step_rows(app)["nap"][0] == "■" and step_rows(app)["after"][0] == "■"

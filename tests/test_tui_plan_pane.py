@@ -485,11 +485,11 @@ async def test_run_hello_live_then_select_steps_and_open_the_past_run(
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("how", ["key c", "the service's shutdown"])
+@pytest.mark.parametrize("how", ["key C, then yes", "the service's shutdown"])
 async def test_cancel_stops_the_run_and_removes_its_environment(
     tmp_path: Path, engine: Any, busybox_image: str, how: str
 ) -> None:
-    """`c`, or the service's shutdown (the app's `await backend.close()` before it exits): the same
+    """`C` (once the person says yes), or the service's shutdown (the app's `await backend.close()` before it exits): the same
     clean-up as Ctrl-C headless."""
     plan = write_plan(tmp_path, """
         version: 1
@@ -516,8 +516,10 @@ async def test_cancel_stops_the_run_and_removes_its_environment(
             started = time.monotonic()
             await wait_until(pilot, lambda: app.of(StepOutput), what="nap's output, live")
             assert [(m.stream, m.lines) for m in app.of(StepOutput)] == [("stdout", ["going to sleep"])]
-            if how == "key c":
-                await pilot.press("c")
+            if how == "key C, then yes":
+                await pilot.press("C")
+                await wait_until(pilot, lambda: app.screen.query("#yes"), what="the question")
+                await pilot.press("y")
             else:
                 await app.backend.close()
                 assert app.store.run(run_id).status == "cancelled"

@@ -37,20 +37,20 @@ class ConfirmRemove(ModalScreen[tuple[bool, bool] | None]):
 
 
 class Confirm(ModalScreen[bool]):
-    """A yes/no question."""
+    """A yes/no question: `y` or the first button says yes, `escape` or the second no."""
 
     BINDINGS = [Binding("escape", "dismiss(False)", "No", id="dialog.no"), Binding("y", "dismiss(True)", "Yes", id="dialog.yes")]
 
-    def __init__(self, question: str, yes: str = "Yes") -> None:
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
         super().__init__()
-        self.question, self.yes = question, yes
+        self.question, self.yes, self.no = question, yes, no
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.question)
             with Horizontal(classes="buttons"):
                 yield Button(self.yes, variant="warning", id="yes")
-                yield Button("No", id="no")
+                yield Button(self.no, id="no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

@@ -105,7 +105,7 @@ class AgentsPane(Widget):
         Binding("x", "run", "Run now", id="agents.run"),
         Binding("space", "pause", "Pause/resume", id="agents.pause"),
         Binding("d", "remove", "Remove", id="agents.remove"),
-        Binding("c", "cancel", "Cancel execution", id="agents.cancel"),
+        Binding("C", "cancel", "Cancel execution", id="agents.cancel"),
         Binding("escape", "back", "Back", id="agents.back"),
     ]
     KEY_HELP = {  # longer descriptions, for the help screen
@@ -115,7 +115,7 @@ class AgentsPane(Widget):
         "run": "run the agent now; its approvals are asked here",
         "pause": "pause or resume the agent's schedule",
         "remove": "remove the agent and its execution records (asks first)",
-        "cancel": "cancel the execution (one this TUI runs)",
+        "cancel": "cancel the execution (one this TUI runs; asks first)",
         "back": "back to the agents",
     }
 
@@ -349,7 +349,7 @@ class AgentsPane(Widget):
             return self.showing is None
         if action in ("transcript", "back"):
             return self.showing is not None
-        if action == "cancel":  # in the list, c is the app's (the chat)
+        if action == "cancel":
             return self.showing is not None
         return True
 
@@ -603,8 +603,15 @@ class AgentsPane(Widget):
         if work is None or work.finished:
             self._cannot(f"execution {record.id} is not run by this TUI: it ends with the process that runs it")
             return
-        work.cancel()
-        self.notify(f"{record.agent}: cancelling execution {record.id}")
+        from glmtui.tui.screens.dialogs import Confirm
+
+        def answered(yes: bool | None) -> None:
+            if yes and not work.finished:
+                work.cancel()
+                self.notify(f"{record.agent}: cancelling execution {record.id}")
+
+        self.app.push_screen(Confirm(f"Cancel execution {record.id} of agent [b]{record.agent}[/b]?",
+                                     yes="Cancel execution", no="Keep running"), answered)
 
     def _edited(self) -> None:
         """This pane saved, paused, resumed or removed an agent: the list, and the scheduler."""

@@ -55,7 +55,7 @@ from glmtui.service.backend import Backend, RunRequest, WorkHandle, WorkInfo
 from glmtui.service.work import error_line
 from glmtui.store import Store
 from glmtui.transcript import AGENT_EVENTS, AgentLines
-from glmtui.tui.screens.dialogs import ApproveCall
+from glmtui.tui.screens.dialogs import ApproveCall, Confirm
 from glmtui.tui.screens.permissions import AllowHostAccess
 from glmtui.tui.messages import RunStateChanged, StepOutput, StepSelected
 from glmtui.units import counted
@@ -115,7 +115,7 @@ class PlanPane(Widget):
     BINDINGS = [
         Binding("r", "pick", "Pick plan", id="plan.pick"),
         Binding("enter", "run", "Run", id="plan.run"),
-        Binding("c", "cancel", "Cancel run", id="plan.cancel"),
+        Binding("C", "cancel", "Cancel run", id="plan.cancel"),
         Binding("R", "resume", "Resume run", id="plan.resume"),
         Binding("i", "inputs", "Inputs", id="plan.inputs"),
         Binding("p", "past_runs", "Past runs", id="plan.past"),
@@ -729,6 +729,20 @@ class PlanPane(Widget):
         self._show_status()
 
     def action_cancel(self) -> None:
+        """`C`: cancel the run shown, once the person says yes (c is the chat's, everywhere)."""
+        if self._follower is None or self._cancelling:
+            return
+        run = f"run {self.run_id}" if self.run_id else "the run"
+        question = (f"Cancel {run} of {self.run_plan or 'the plan'}? Its steps stop and its throw-away "
+                    "environment is removed (R resumes it later).")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._cancel()
+
+        self.app.push_screen(Confirm(question, yes="Cancel run", no="Keep running"), answered)
+
+    def _cancel(self) -> None:
         if self._follower is None or self._cancelling:
             return
         self._cancelling = True
