@@ -58,6 +58,9 @@ class GlmtuiApp(App[int]):
     TITLE = "glmtui"
     CSS_PATH = ["app.tcss", "screens/plan.tcss", "screens/chat.tcss", "screens/agents.tcss"]
     COMMANDS = App.COMMANDS | {GlmtuiCommands}
+    # Screen classes by the terminal's size (app.tcss lays the panes out by them).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (35, "-tall")]
     BINDINGS = [
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("f1", "help", "Help", show=False, id="app.help_f1"),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select
+from textual.widgets import Button, Input, Label, Select, Static
 
 from glmtui.config import Config
 from glmtui.docker.spec import NETWORKS, EnvSpec, Mount, Resources, refuse_docker_socket
@@ -24,7 +25,7 @@ class NewEnvironment(ModalScreen[EnvSpec | None]):
 
     def compose(self) -> ComposeResult:
         config = self.config
-        with Vertical(classes="dialog form"):
+        with VerticalScroll(classes="dialog form"):  # it scrolls in a small terminal: Create stays reachable
             yield Label("[b]New environment[/b]")
             yield Label("name")
             yield Input(placeholder="e.g. fix-tests", id="name")
@@ -42,7 +43,7 @@ class NewEnvironment(ModalScreen[EnvSpec | None]):
                     yield Select([(n, n) for n in NETWORKS], value=config.get("network"), allow_blank=False, id="network")
             yield Label("mounts (HOST:CONTAINER[:ro], comma separated)")
             yield Input(placeholder="./project:/workspace/project", id="mounts")
-            yield Label("", id="error", classes="error")
+            yield Static("", id="error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Create", variant="primary", id="create")
                 yield Button("Cancel", id="cancel")
@@ -60,7 +61,9 @@ class NewEnvironment(ModalScreen[EnvSpec | None]):
         try:
             spec = self.spec()
         except BadInput as err:
-            self.query_one("#error", Label).update(str(err))
+            error = self.query_one("#error", Static)
+            error.update(Text(str(err)))
+            self.query_one(".buttons").scroll_visible()  # the buttons come after the error: both on screen
             return
         self.dismiss(spec)
 

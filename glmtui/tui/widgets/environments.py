@@ -14,11 +14,16 @@ from glmtui.render import age
 from glmtui.tui.messages import EnvironmentAction
 from glmtui.units import format_bytes
 
+COLUMNS = (("", "mark"), ("name", "name"), ("status", "status"), ("cpu", "cpu"), ("mem", "mem"), ("age", "age"),
+           ("image", "image"))
+COMPACT = ("mark", "name", "status")  # the columns kept when the pane is narrow
+FULL_WIDTH = 56  # the pane's content width under which it shows COMPACT only
 STATUS_MARKS = {"running": ("●", "green"), "exited": ("○", "red"), "created": ("○", "yellow"), "paused": ("◌", "yellow")}
 
 
 class EnvironmentsPane(DataTable):
-    """One row per environment: status, image, age, CPU and memory (for running ones on screen)."""
+    """One row per environment: status, image, age, CPU and memory (for running ones on screen);
+    only its name and status when the pane is narrow (a small terminal)."""
 
     BINDINGS = [
         Binding("n", "env('new')", "New", id="env.new"),
@@ -39,15 +44,24 @@ class EnvironmentsPane(DataTable):
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
         self.border_title = "Environments"
         self._shown: list[Any] = []
+        self.compact = False
 
     def on_mount(self) -> None:
-        self.add_column("", key="mark", width=1)
-        self.add_column("name", key="name")
-        self.add_column("status", key="status")
-        self.add_column("cpu", key="cpu")
-        self.add_column("mem", key="mem")
-        self.add_column("age", key="age")
-        self.add_column("image", key="image")
+        self._add_columns()
+
+    def on_resize(self) -> None:
+        compact = self.content_size.width < FULL_WIDTH
+        if compact != self.compact:
+            self.compact = compact
+            self.clear(columns=True)
+            self._add_columns()
+            shown, self._shown = self._shown, []
+            self.watch_environments(shown)
+
+    def _add_columns(self) -> None:
+        for label, key in COLUMNS:
+            if key in COMPACT or not self.compact:
+                self.add_column(label, key=key, width=1 if key == "mark" else None)
 
     @property
     def selected(self) -> str | None:
@@ -69,10 +83,8 @@ class EnvironmentsPane(DataTable):
         self.clear()
         for env in environments:
             mark, color = STATUS_MARKS.get(env.status, ("?", "white"))
-            self.add_row(
-                Text(mark, style=color), env.name, env.status, *self._usage(env.name), _age(env.created), env.image,
-                key=env.name,
-            )
+            cells = (Text(mark, style=color), env.name, env.status, *self._usage(env.name), _age(env.created), env.image)
+            self.add_row(*(cell for cell, (_, key) in zip(cells, COLUMNS) if key in self.columns), key=env.name)
         if keep is not None and keep in {env.name for env in environments}:
             self.move_cursor(row=self.get_row_index(keep))
         self.border_subtitle = f"{len(environments)}" if environments else "none · n to create"
@@ -80,7 +92,7 @@ class EnvironmentsPane(DataTable):
     def watch_stats(self, stats: dict[str, Any]) -> None:
         """Only cells whose text changed: each update redraws the table."""
         for name in stats:
-            if name not in self.rows:
+            if name not in self.rows or self.compact:
                 continue
             for key, text in zip(("cpu", "mem"), self._usage(name)):
                 if self.get_cell(name, key) != text:
