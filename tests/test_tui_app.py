@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -443,6 +444,49 @@ async def test_l_shows_the_environment_main_process_log(tmp_path: Path, env_name
         await wait_until(pilot, lambda: "later-line" in screen_text(app), what="a line written later")
 
 
+def clock_text(at: float) -> str:
+    """A time as the log pane's `t` shows it (local time, to the millisecond)."""
+    moment = datetime.fromtimestamp(at)
+    return f"{moment:%H:%M:%S}.{moment.microsecond // 1000:03d}"
+
+
+def engine_times(name: str) -> dict[str, str]:
+    """line -> the time the engine gave it, as `t` shows it (`docker logs --timestamps`)."""
+    out = docker("logs", "--timestamps", container_of(name))
+    times = {}
+    for line in (out.stdout + out.stderr).splitlines():
+        stamp, _, text = line.partition(" ")
+        seconds, _, fraction = stamp.rstrip("Z").partition(".")
+        at = datetime.fromisoformat(f"{seconds}.{fraction[:3]:0<3}+00:00").timestamp()
+        times[text] = clock_text(at)
+    return times
+
+
+async def test_t_shows_the_engines_time_of_each_environment_log_line_the_same_when_reopened(
+    tmp_path: Path, env_name: str, busybox_image: str
+) -> None:
+    docker("run", "-d", "--label", "glmtui.managed=true", "--label", f"glmtui.env={env_name}",
+           "--name", container_of(env_name), busybox_image,
+           "sh", "-c", "echo early-line; sleep 1; echo later-line >&2; sleep 600")
+    await asyncio.to_thread(helpers.wait_for, lambda: "later-line" in engine_times(env_name), 20, 0.2, "both lines")
+    expected = engine_times(env_name)
+    async with tui(tmp_path) as (app, pilot):
+        await select_env(pilot, app, env_name)
+        await pilot.press("l")
+        log = app.query_one(LogView)
+        await wait_until(pilot, lambda: log.line_count == 2, what="the two lines")
+        log.focus()
+        await pilot.press("t")
+        for line in ("early-line", "later-line"):
+            await wait_until(pilot, lambda: f"{expected[line]} {line}" in screen_text(app), what=f"{line}'s time")
+        await pilot.pause(1.1)
+        env_pane(app).focus()
+        await pilot.press("l")  # opened again: the same times
+        await wait_until(pilot, lambda: log.line_count == 2, what="the two lines again")
+        for line in ("early-line", "later-line"):
+            await wait_until(pilot, lambda: f"{expected[line]} {line}" in screen_text(app), what=f"{line}'s time")
+
+
 async def test_enter_shows_limits_mounts_and_labels(tmp_path: Path, make_env: Any) -> None:
     shared = Path(tempfile.mkdtemp(prefix="glmtui-details-"))  # short: one line in the dialog
     try:
@@ -849,6 +893,47 @@ async def test_a_run_goes_on_while_another_plan_is_picked_and_p_follows_it_again
             await wait_until(pilot, lambda: shown()[:3] == ["tick 1", "tick 2", "tick 3"], what="the log's top")
             await pilot.press("q")  # nothing runs now: no question
             await wait_for_exit(app)
+    finally:
+        if run_id:
+            remove_run_leftovers(run_id)
+
+
+async def test_t_shows_when_a_recorded_step_wrote_each_line_the_same_each_time_it_is_opened(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    from glmtui.steplog import tail
+
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: slow-talk
+        env: {image: @IMAGE@}
+        steps:
+          - id: talk
+            run: |
+              echo first-line
+              sleep 1.2
+              echo second-line
+        """, IMAGE=busybox_image)
+    run_id = None
+    try:
+        async with tui(tmp_path, plan=plan) as (app, pilot):
+            run_id = await start_run(pilot, app)
+            pane = app.query_one(PlanPane)
+            await wait_until(pilot, lambda: pane.run_status == "success" and not pane.running, timeout=60)
+            written = {line: clock_text(at) for at, line in tail(app.store.log_file(run_id, "talk"), 10)}
+            assert written["first-line"] != written["second-line"]
+            log = app.query_one(LogView)
+            log.focus()
+            await pilot.press("t")
+            for _ in range(2):  # the past run opened twice, a moment apart: the times the log recorded
+                await pilot.pause(1.1)
+                app.query_one(StepTable).focus()
+                pane.open_run(run_id)
+                await wait_until(pilot, lambda: log.border_title == f"talk · run {run_id}" and log.line_count == 2,
+                                 what="the recorded step")
+                for line in ("first-line", "second-line"):
+                    await wait_until(pilot, lambda: f"{written[line]} {line}" in screen_text(app),
+                                     what=f"{line}'s time")
     finally:
         if run_id:
             remove_run_leftovers(run_id)

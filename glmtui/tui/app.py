@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from datetime import datetime
+from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -366,11 +370,12 @@ class GlmtuiApp(App[int]):
         log = self.query_one(LogView)
         log.show_source(f"env {name}", None)
         partial = {1: "", 2: ""}
-        async for stream, data in self.engine.logs(name, follow=True, tail=LOG_TAIL):
+        async for stream, data in self.engine.logs(name, follow=True, tail=LOG_TAIL, timestamps=True):
             lines = (partial[stream] + data.decode("utf-8", "replace")).split("\n")
             partial[stream] = lines.pop()
-            if lines:
-                log.write_lines(lines, stream="stderr" if stream == 2 else "stdout")
+            # Each line comes with the engine's time of it: what `t` shows, the same each time.
+            for at, batch in groupby(map(_engine_timed, lines), key=itemgetter(0)):
+                log.write_lines([line for _, line in batch], stream="stderr" if stream == 2 else "stdout", timestamp=at)
 
     # -- the plan pane and the log pane -----------------------------------------------------
 
@@ -382,27 +387,20 @@ class GlmtuiApp(App[int]):
     @on(TranscriptSelected)
     def on_transcript_selected(self, message: TranscriptSelected) -> None:
         self.query_one(PlanPane).release_log()
-        self._show_in_log(message.title, [("stdout", line) for line in message.lines], message.log_file)
+        self._show_in_log(message.title, [("stdout", line, None) for line in message.lines], message.log_file)
 
-    def _show_in_log(self, title: str, lines: list[tuple[str, str]], log_file: Path | None) -> None:
-        """The log pane shows this from now on: `lines` (stream, line), then what follows."""
+    def _show_in_log(self, title: str, lines: list[tuple[str, str, float | None]], log_file: Path | None) -> None:
+        """The log pane shows this from now on: `lines` (stream, line, when it was written), then
+        what follows."""
         self.workers.cancel_group(self, "log-source")
         log = self.query_one(LogView)
         log.show_source(title, log_file)
-        batch: list[str] = []
-        current = "stdout"
-        for stream, line in lines:
-            if stream != current and batch:
-                log.write_lines(batch, stream=current)
-                batch = []
-            current = stream
-            batch.append(line)
-        if batch:
-            log.write_lines(batch, stream=current)
+        for (stream, at), batch in groupby(lines, key=lambda line: (line[0], line[2])):
+            log.write_lines([line for _, line, _ in batch], stream=stream, timestamp=at)
 
     @on(StepOutput)
     def on_step_output(self, message: StepOutput) -> None:
-        self.query_one(LogView).write_lines(message.lines, stream=message.stream)
+        self.query_one(LogView).write_lines(message.lines, stream=message.stream, timestamp=message.timestamp)
 
     # -- app actions ------------------------------------------------------------------------
 
@@ -524,6 +522,26 @@ class GlmtuiApp(App[int]):
             return
         message = str(error) if isinstance(error, GlmtuiError) else f"{type(error).__name__}: {error}"
         self.notify(message, severity="error", timeout=8)
+
+
+@lru_cache(maxsize=1024)
+def _engine_time(stamp: str) -> float | None:
+    """The Unix time of the engine's RFC 3339 time to the millisecond (2026-12-07T21:30:00.123)."""
+    try:
+        return datetime.fromisoformat(stamp + "+00:00").timestamp()
+    except ValueError:
+        return None
+
+
+def _engine_timed(line: str) -> tuple[float | None, str]:
+    """A line of `docker logs --timestamps` as (its time, its text); (None, line) without one.
+    The engine's times are RFC 3339 with up to nine digits of a second, trailing zeros left out."""
+    stamp, space, text = line.partition(" ")
+    if not space or not stamp.endswith("Z"):
+        return None, line
+    seconds, _, fraction = stamp[:-1].partition(".")
+    at = _engine_time(f"{seconds}.{fraction[:3]:0<3}")
+    return (at, text) if at is not None else (None, line)
 
 
 def run_tui(plan: Path | None = None) -> int:
