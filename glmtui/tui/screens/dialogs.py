@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, Static
 
+from glmtui.tui.widgets.tick_box import TickBox
+
 
 class ConfirmRemove(ModalScreen[tuple[bool, bool] | None]):
     """Remove an environment? Returns (remove, also_volume), or None when dismissed."""
@@ -24,7 +26,7 @@ class ConfirmRemove(ModalScreen[tuple[bool, bool] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"Remove environment [b]{self.env_name}[/b]? Its container goes; running work stops.")
-            yield Checkbox("also remove its workspace volume (its files)", id="volume")
+            yield TickBox("also remove its workspace volume (its files)", id="volume")
             with Horizontal(classes="buttons"):
                 yield Button("Remove", variant="error", id="remove")
                 yield Button("Cancel", id="cancel")

@@ -14,6 +14,9 @@ from glmtui.docker.spec import NETWORKS, EnvSpec, Mount, Resources, refuse_docke
 from glmtui.errors import BadInput
 
 
+_FIELD_OF_ERROR = (("environment name", "name"), ("memory", "memory"), ("cpus", "cpus"), ("mount", "mounts"))
+
+
 class NewEnvironment(ModalScreen[EnvSpec | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", id="new_env.cancel")]
 
@@ -63,9 +66,19 @@ class NewEnvironment(ModalScreen[EnvSpec | None]):
         except BadInput as err:
             error = self.query_one("#error", Static)
             error.update(Text(str(err)))
+            self._point_at(str(err))
             self.query_one(".buttons").scroll_visible()  # the buttons come after the error: both on screen
             return
         self.dismiss(spec)
+
+    def _point_at(self, error: str) -> None:
+        """The field the error is about gets the focus, its cursor after its text."""
+        for words, field_id in _FIELD_OF_ERROR:
+            if words in error:
+                field = self.query_one(f"#{field_id}", Input)
+                field.focus()
+                field.cursor_position = len(field.value)
+                return
 
     def spec(self) -> EnvSpec:
         def value(widget_id: str) -> str:
