@@ -38,6 +38,7 @@ from glmtui.tui.screens.dialogs import Confirm, ConfirmRemove, EnvironmentDetail
 from glmtui.tui.screens.help import HelpScreen
 from glmtui.tui.screens.new_env import NewEnvironment
 from glmtui.tui.screens.plan_picker import PastRunsScreen, PlanPickerScreen
+from glmtui.tui.screens.save_log import SaveLog
 from glmtui.tui.widgets.environments import EnvironmentsPane
 from glmtui.tui.widgets.log_view import LogView
 from glmtui.tui.widgets.agents import AgentList
@@ -653,6 +654,41 @@ async def test_r_from_the_environments_pane_picks_a_plan_that_enter_runs(
         assert pane.check_action("run", ()) is True
 
 
+async def test_picking_another_plan_clears_the_step_the_log_pane_showed(
+    tmp_path: Path, busybox_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    first = write_plan(project / "plans", """
+        version: 1
+        name: first
+        env: {image: @IMAGE@}
+        steps:
+          - id: speak
+            run: echo spoken-by-the-first-plan
+        """, "first.yaml", IMAGE=busybox_image)
+    write_plan(project / "plans", "version: 1\nname: second\nsteps:\n  - id: b\n    run: echo hi\n", "second.yaml")
+    monkeypatch.chdir(project)
+    run_id = None
+    try:
+        async with tui(tmp_path, plan=first) as (app, pilot):
+            run_id = await start_run(pilot, app)
+            pane = app.query_one(PlanPane)
+            log = app.query_one(LogView)
+            await wait_until(pilot, lambda: pane.run_status == "success" and not pane.running, timeout=60)
+            await wait_until(pilot, lambda: "spoken-by-the-first-plan" in screen_text(app), what="the step's output")
+            assert log.border_title == "speak"
+            await pilot.press("r")
+            picker = await wait_until(pilot, lambda: isinstance(app.screen, PlanPickerScreen) and app.screen)
+            await pilot.press(*"second", "enter")
+            await wait_until(pilot, lambda: app.screen is not picker)
+            await wait_until(pilot, lambda: pane.plan_path is not None and pane.plan_path.name == "second.yaml")
+            await wait_until(pilot, lambda: log.border_title == "Log" and log.line_count == 0, what="the log cleared")
+            assert "spoken-by-the-first-plan" not in screen_text(app)
+    finally:
+        if run_id:
+            remove_run_leftovers(run_id)
+
+
 async def test_slash_from_the_environments_pane_searches_the_log(tmp_path: Path) -> None:
     async with tui(tmp_path) as (app, pilot):
         log = app.query_one(LogView)
@@ -991,6 +1027,13 @@ async def test_log_pane_keys_on_a_step_output(tmp_path: Path, busybox_image: str
             await pilot.press("t", "w")
             await wait_until(pilot, lambda: "time" not in subtitle() and "wrap" not in subtitle())
             assert not re.search(r"\d\d:\d\d:\d\d\.\d{3} needle", screen_text(app))
+            await pilot.press("ctrl+s")  # offered in the data folder, the path said when saved
+            dialog = await wait_until(pilot, lambda: isinstance(app.screen, SaveLog) and app.screen, what="the dialog")
+            offered = Path(dialog.query_one(Input).value)
+            assert offered.parent == app.store.database.parent / "logs" and offered.name.startswith("glmtui-log-talk-")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: f"Saved to {offered}" in notifications(app), what="the path said")
+            assert offered.read_text().splitlines()[-1].startswith("needle three")
     finally:
         if run_id:
             remove_run_leftovers(run_id)

@@ -39,6 +39,7 @@ from glmtui.tui.messages import (
     AgentsChanged,
     EnvironmentAction,
     SaveAsAgent,
+    StepDeselected,
     StepOutput,
     StepSelected,
     TranscriptSelected,
@@ -127,7 +128,9 @@ class GlmtuiApp(App[int]):
         theme = self.config.get("theme")
         if theme in self.available_themes:
             self.theme = theme
-        self.query_one(LogView).border_title = "Log"
+        log = self.query_one(LogView)
+        log.border_title = "Log"
+        log.save_folder = self.store.database.parent / "logs"  # ctrl+s offers the data folder
         self.query_one(EnvironmentsPane).focus()
         self.set_banner("connecting to the Docker engine…")
         self.watch_engine()
@@ -383,6 +386,11 @@ class GlmtuiApp(App[int]):
     def on_step_selected(self, message: StepSelected) -> None:
         self.query_one(AgentsPane).release_log()
         self._show_in_log(message.title, message.lines, message.log_file)
+
+    @on(StepDeselected)
+    def on_step_deselected(self) -> None:
+        self.workers.cancel_group(self, "log-source")
+        self.query_one(LogView).show_source("Log", None)
 
     @on(TranscriptSelected)
     def on_transcript_selected(self, message: TranscriptSelected) -> None:

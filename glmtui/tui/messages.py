@@ -37,6 +37,12 @@ class StepOutput(Message):
 
 
 @dataclass
+class StepDeselected(Message):
+    """The plan pane shows another plan now: the step the log pane showed is no longer on screen,
+    so the log pane shows nothing."""
+
+
+@dataclass
 class RunStateChanged(Message):
     """The plan pane follows a run (it started it, or attached to it with `p`), or no longer
     does: the run ended, or the pane let it go on without it."""

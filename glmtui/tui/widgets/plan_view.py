@@ -58,7 +58,7 @@ from glmtui.store import Store
 from glmtui.transcript import AGENT_EVENTS, AgentLines
 from glmtui.tui.screens.dialogs import ApproveCall, Confirm
 from glmtui.tui.screens.permissions import AllowHostAccess
-from glmtui.tui.messages import RunStateChanged, StepOutput, StepSelected
+from glmtui.tui.messages import RunStateChanged, StepDeselected, StepOutput, StepSelected
 from glmtui.units import counted
 
 STEP_LINES = 5_000  # output lines kept per step (the full log is on disk)
@@ -198,6 +198,8 @@ class PlanPane(Widget):
         """Load the plan at `path` and show what it will do (its errors, if it is invalid); a run
         shown goes on without the pane."""
         self._let_go()
+        if self._shown is not None:  # the log pane shows a step of the run that goes off screen
+            self.post_message(StepDeselected())
         if self.plan_path is None or Path(path).resolve() != Path(self.plan_path).resolve():
             self.input_texts = {}
             self.resumable = None
