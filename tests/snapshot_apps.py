@@ -220,6 +220,11 @@ def no_blink(pilot: Pilot) -> None:
         widget.cursor_blink = False
 
 
+def screen_lines(app: GlmtuiApp) -> list[str]:
+    """The terminal's text, line by line."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
 def on_screen(app: GlmtuiApp, widget: Any) -> bool:
     """The widget is drawn whole: inside the terminal and inside each container it is in (not
     scrolled or pushed out of a dialog)."""

@@ -431,6 +431,9 @@ async def test_help_lists_the_agents_pane_keys(cli, model_server):
         await pilot.press("d")
         await wait_until(pilot, lambda: "no agent selected: n makes one (or glmtui agents apply FILE)"
                          in notifications(app, "warning"))
+        await pilot.press("C")  # in the list: nothing to cancel there, and it says so
+        await wait_until(pilot, lambda: "C cancels a running execution: enter lists the agent's executions first"
+                         in notifications(app, "warning"))
 
 
 # --- the schedules: run by the TUI, or by a serve it names --------------------------------------

@@ -610,6 +610,48 @@ async def test_help_lists_the_focused_pane_bindings_and_the_app_bindings(tmp_pat
         assert re.search(r"enter\s+Run", text) and re.search(r"r\s+Pick plan", text) and "Quit" in text
 
 
+async def test_help_in_the_chat_lists_only_the_keys_that_work_there(tmp_path: Path) -> None:
+    """In the chat letters type: its help lists its own keys (f1 is help there) and of the app's
+    only those a text field does not take; `?` types into the message."""
+    async with tui(tmp_path) as (app, pilot):
+        chat = app.query_one(ChatPane)
+        app.query_one(LogView).focus()
+        await pilot.press("c")  # the chat, from any pane
+        await wait_until(pilot, lambda: chat.input.has_focus, what="the chat")
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, HelpScreen) and chat.input.value == "?"
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+        text = screen_text(app)
+        assert "Everywhere (letters type into the field)" in text
+        assert re.search(r"f1\s+Help", text) and re.search(r"ctrl\+n\s+New chat", text)
+        assert re.search(r"tab\s+Next pane", text) and re.search(r"ctrl\+p\s+Commands", text)
+        for typed in (r"r\s+Run plan", r"/\s+Search log", r"q\s+Quit", r"\?\s+Help", r"c\s+Chat\b"):
+            assert not re.search(typed, text), typed
+
+
+async def test_a_key_that_cannot_act_says_why(tmp_path: Path) -> None:
+    """p in the log pane names the pane it belongs to; R with nothing to resume says so; an empty
+    environments pane says n creates one."""
+    async with tui(tmp_path, plan=HELLO) as (app, pilot):
+        assert "none yet: n creates one" in screen_text(app)
+        app.query_one(LogView).focus()
+        await pilot.press("p")
+        await wait_until(pilot, lambda: "p (Past runs) is a key of the Plan pane: tab to it" in notifications(app),
+                         what="p explained")
+        app.query_one(StepTable).focus()
+        await pilot.press("R")
+        await wait_until(pilot, lambda: "nothing to resume: R resumes a failed or cancelled run (p opens past runs)"
+                         in notifications(app, "warning"), what="R explained")
+        await pilot.press("C")
+        await wait_until(pilot, lambda: "no run is going: C cancels one while it runs" in notifications(app, "warning"),
+                         what="C explained")
+        env_pane(app).focus()
+        await pilot.press("s")
+        await wait_until(pilot, lambda: "no environment selected: n creates one" in notifications(app, "warning"))
+
+
 async def test_palette_finds_environment_new_and_runs_it(tmp_path: Path) -> None:
     async with tui(tmp_path, plan=HELLO) as (app, pilot):
         await pilot.press("ctrl+p")
@@ -630,6 +672,9 @@ async def test_palette_finds_environment_new_and_runs_it(tmp_path: Path) -> None
         await wait_until(pilot, lambda: "Plan: Run" in screen_text(app), what="Plan: Run in the palette")
         await pilot.press("ctrl+a", "ctrl+k", *"log wrap")
         await wait_until(pilot, lambda: "Log: Wrap" in screen_text(app), what="Log: Wrap in the palette")
+        await pilot.press("ctrl+a", "ctrl+k", *"log search")
+        await wait_until(pilot, lambda: "Log: Search" in screen_text(app), what="Log: Search in the palette")
+        assert "key /" in screen_text(app) and "key slash" not in screen_text(app)
         await pilot.press("escape")
 
 

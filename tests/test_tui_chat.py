@@ -758,7 +758,8 @@ async def test_help_and_palette_have_the_chat_keys(
                                       ("ctrl+s", "Export"), ("ctrl+t", "Model"), ("ctrl+l", "Environment"),
                                       ("ctrl+g", "Enlarge")]:
             assert re.search(rf"{re.escape(key_name)}\s+{re.escape(description)}", shown), (key_name, description)
-        assert re.search(r"c\s+Chat", shown) and "Move cursor left" not in shown
+        assert re.search(r"f1\s+Help", shown) and "Move cursor left" not in shown
+        assert not re.search(r"\bc\s+Chat\b", shown)  # c types into the message here
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
         await pilot.press("ctrl+p")

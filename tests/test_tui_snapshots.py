@@ -9,6 +9,7 @@ in tests/__snapshots__/test_tui_snapshots/.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,8 @@ def test_chat_pane(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         await apps.settle(pilot, lambda: isinstance(app.focused, ApprovalPrompt))
         await pilot.press("ctrl+g")
         await apps.settle(pilot)
+        footer = apps.screen_lines(app)[-1]
+        assert re.search(r"q Quit\s+▏\^p Commands$", footer.rstrip()), footer  # whole at 160 columns
 
     assert snap_compare(app, terminal_size=apps.CHAT_SIZE, run_before=run_before)
 

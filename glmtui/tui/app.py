@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.reactive import reactive
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from glmtui.config import Config, set_value
@@ -46,7 +46,7 @@ from glmtui.tui.messages import (
 )
 from glmtui.tui.schedules import TuiSchedules
 from glmtui.tui.screens.dialogs import Confirm, ConfirmRemove, EnvironmentDetails
-from glmtui.tui.screens.help import HelpScreen, binding_rows
+from glmtui.tui.screens.help import HelpScreen, binding_rows, key_text
 from glmtui.tui.screens.new_env import NewEnvironment
 from glmtui.tui.widgets.agents import AgentsPane
 from glmtui.tui.widgets.chat import ChatPane
@@ -55,6 +55,7 @@ from glmtui.tui.widgets.log_view import LogView
 from glmtui.tui.widgets.plan_view import PlanPane
 
 EngineFactory = Callable[[], Awaitable[Any]]
+TYPED_ACTIONS = frozenset({"help", "pick_plan", "search_log", "focus_chat", "leave"})  # app keys a text field types
 LOG_TAIL = 1000  # lines of an environment's log shown when it is opened
 SCHEDULES_RETRY = 3.0  # seconds: how often the TUI tries to run the schedules while another process does
 
@@ -69,13 +70,13 @@ class GlmtuiApp(App[int]):
     BINDINGS = [
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("f1", "help", "Help", show=False, id="app.help_f1"),
-        Binding("ctrl+p", "command_palette", "Commands", id="app.commands"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, id="app.commands"),  # the footer has Textual's
         Binding("r", "pick_plan", "Run plan", id="app.plan"),
         Binding("slash", "search_log", "Search log", show=False, id="app.search"),
         Binding("c", "focus_chat", "Chat", id="app.chat"),
         Binding("tab", "focus_next", "Next pane", show=False, id="app.next"),
         Binding("shift+tab", "focus_previous", "Previous pane", show=False, id="app.previous"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("q", "leave", "Quit", id="app.quit"),  # ctrl+q (Textual's) quits from a text field too
     ]
 
     connected: reactive[bool] = reactive(False)
@@ -425,8 +426,48 @@ class GlmtuiApp(App[int]):
                 title = node.border_title or type(node).__name__
                 sections.append((str(title), rows))
             node = node.parent
-        sections.append(("Everywhere", binding_rows(self.BINDINGS)))  # type: ignore[arg-type]
+        everywhere = [binding for binding in self.BINDINGS if self.check_action(binding.action, ()) is not False]  # type: ignore[union-attr]
+        title = "Everywhere" if not self._typing() else "Everywhere (letters type into the field)"
+        sections.append((title, binding_rows(everywhere)))  # type: ignore[arg-type]
         self.push_screen(HelpScreen(sections))
+
+    def _typing(self) -> bool:
+        """A text field has the focus: the keys of letters and signs type into it."""
+        return isinstance(self.focused, (Input, TextArea))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in TYPED_ACTIONS and self._typing():
+            return False  # its key types into the field: neither in the footer nor in the help
+        return True
+
+    def on_key(self, event: events.Key) -> None:
+        """A letter that does nothing where the focus is says why: the pane's reason when its key
+        cannot act now, or which pane the key belongs to. (Keys that act never reach here first
+        as unhandled: Textual runs a key's binding after this, so the active ones are skipped.)"""
+        if len(self.screen_stack) > 1 or self._typing() or not (event.is_printable and event.character):
+            return
+        if event.key in self.screen.active_bindings:
+            return
+        focused = self.focused
+        chain = [focused, *focused.ancestors] if focused is not None else []
+        for node in chain:
+            binding = _binding_for(node, event.key)
+            if binding is not None:
+                why = getattr(node, "why_not", lambda _action: None)(binding.action)
+                if why:
+                    self.notify(why, severity="warning", timeout=4)
+                return
+        for pane in (self.query_one(EnvironmentsPane), self.query_one(PlanPane), self.query_one(LogView),
+                     self.query_one(AgentsPane)):
+            binding = _binding_for(pane, event.key)
+            if binding is not None and pane not in chain:
+                title = str(pane.border_title or type(pane).__name__).split()[0]
+                self.notify(f"{key_text(event.key)} ({binding.description}) is a key of the {title} pane: tab to it",
+                            timeout=4)
+                return
+
+    async def action_leave(self) -> None:
+        await self.action_quit()
 
     async def action_quit(self) -> None:
         if self._plan_runs() or self._executions_running():
@@ -457,24 +498,25 @@ class GlmtuiApp(App[int]):
         for binding in pane.BINDINGS:
             if isinstance(binding, Binding) and binding.show:
                 action = binding.action.removeprefix("env(").removesuffix(")")
-                actions.append((f"Environment: {binding.description}", f"key {binding.key}", f"env_action({action})"))
+                actions.append((f"Environment: {binding.description}", f"key {key_text(binding.key)}", f"env_action({action})"))
         plan = self.query_one(PlanPane)
         for binding in plan.BINDINGS:
             if isinstance(binding, Binding) and plan.check_action(binding.action, ()) is not False:
-                actions.append((f"Plan: {binding.description}", f"key {binding.key}", f"plan_action({binding.action!r})"))
+                actions.append((f"Plan: {binding.description}", f"key {key_text(binding.key)}", f"plan_action({binding.action!r})"))
         log = self.query_one(LogView)
         for binding in log.BINDINGS:
             if isinstance(binding, Binding) and binding.description:
-                actions.append((f"Log: {binding.description}", f"key {binding.key}", f"log_action({binding.action!r})"))
+                actions.append((f"Log: {binding.description}", f"key {key_text(binding.key)}", f"log_action({binding.action!r})"))
         chat = self.query_one(ChatPane)
         for binding in chat.BINDINGS:
-            if isinstance(binding, Binding) and binding.show and chat.check_action(binding.action, ()) is not False:
-                actions.append((f"Chat: {binding.description}", f"key {binding.key} · {chat.KEY_HELP[binding.action]}",
+            if isinstance(binding, Binding) and binding.action in chat.KEY_HELP and \
+                    chat.check_action(binding.action, ()) is not False:
+                actions.append((f"Chat: {binding.description}", f"key {key_text(binding.key)} · {chat.KEY_HELP[binding.action]}",
                                 f"chat_action({binding.action!r})"))
         agents = self.query_one(AgentsPane)
         for binding in agents.BINDINGS:
             if isinstance(binding, Binding) and agents.check_action(binding.action, ()) is not False:
-                actions.append((f"Agents: {binding.description}", f"key {binding.key} · {agents.KEY_HELP[binding.action]}",
+                actions.append((f"Agents: {binding.description}", f"key {key_text(binding.key)} · {agents.KEY_HELP[binding.action]}",
                                 f"agents_action({binding.action!r})"))
         actions += [("Help", "every key binding", "help"), ("Quit", "leave glmtui", "quit")]
         return actions
@@ -530,6 +572,14 @@ class GlmtuiApp(App[int]):
             return
         message = str(error) if isinstance(error, GlmtuiError) else f"{type(error).__name__}: {error}"
         self.notify(message, severity="error", timeout=8)
+
+
+def _binding_for(node: Any, key: str) -> Binding | None:
+    """The binding of `node` (a pane) for `key`, with a description."""
+    for binding in getattr(node, "BINDINGS", []):
+        if isinstance(binding, Binding) and binding.description and key in binding.key.split(","):
+            return binding
+    return None
 
 
 @lru_cache(maxsize=1024)

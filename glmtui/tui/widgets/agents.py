@@ -353,6 +353,12 @@ class AgentsPane(Widget):
             return self.showing is not None
         return True
 
+    def why_not(self, action: str) -> str | None:
+        """Why a key of the pane does nothing now (the app says it when the key is pressed)."""
+        if action == "cancel":
+            return "C cancels a running execution: enter lists the agent's executions first"
+        return None
+
     # -- the executions of an agent, a transcript -------------------------------------------
 
     def action_executions(self) -> None:

@@ -43,7 +43,7 @@ class EnvironmentsPane(DataTable):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
         self.border_title = "Environments"
-        self._shown: list[Any] = []
+        self._shown: list[Any] | None = None  # None: nothing listed yet
         self.compact = False
 
     def on_mount(self) -> None:
@@ -55,8 +55,9 @@ class EnvironmentsPane(DataTable):
             self.compact = compact
             self.clear(columns=True)
             self._add_columns()
-            shown, self._shown = self._shown, []
-            self.watch_environments(shown)
+            shown, self._shown = self._shown, None
+            if shown is not None:
+                self.watch_environments(shown)
 
     def _add_columns(self) -> None:
         for label, key in COLUMNS:
@@ -67,12 +68,12 @@ class EnvironmentsPane(DataTable):
     def selected(self) -> str | None:
         if not self.row_count:
             return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value or None  # "": the hint
 
     def visible_names(self) -> list[str]:
         """The environments whose rows are on screen now (stats are fetched only for those)."""
         first = int(self.scroll_y)
-        rows = [self.coordinate_to_cell_key((row, 0)).row_key.value for row in range(self.row_count)]
+        rows = [self.coordinate_to_cell_key((row, 0)).row_key.value or "" for row in range(self.row_count)]
         return rows[first : first + max(self.size.height, 1)]
 
     def watch_environments(self, environments: list[Any]) -> None:
@@ -85,6 +86,9 @@ class EnvironmentsPane(DataTable):
             mark, color = STATUS_MARKS.get(env.status, ("?", "white"))
             cells = (Text(mark, style=color), env.name, env.status, *self._usage(env.name), _age(env.created), env.image)
             self.add_row(*(cell for cell, (_, key) in zip(cells, COLUMNS) if key in self.columns), key=env.name)
+        if not environments:  # a row that says what to do, in place of an empty table
+            hint = (Text(""), Text("none yet: n creates one", style="dim"), *[Text("")] * (len(self.columns) - 2))
+            self.add_row(*hint[: len(self.columns)], key="")
         if keep is not None and keep in {env.name for env in environments}:
             self.move_cursor(row=self.get_row_index(keep))
         self.border_subtitle = f"{len(environments)}" if environments else "none · n to create"

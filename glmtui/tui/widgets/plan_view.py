@@ -773,6 +773,20 @@ class PlanPane(Widget):
             return not self.running and self.plan_path is not None
         return True
 
+    def why_not(self, action: str) -> str | None:
+        """Why a key of the pane does nothing now (the app says it when the key is pressed)."""
+        if action == "cancel":
+            return "cancelling already" if self._cancelling else "no run is going: C cancels one while it runs"
+        if action in ("run", "resume", "inputs") and self.running:
+            return "a run is going: C cancels it (or r picks another plan and the run goes on)"
+        if self.plan_path is None:
+            return "no plan: r picks one"
+        if action in ("run", "resume") and self.loaded is None:
+            return "the plan cannot run: its errors are in the plan pane (i sets its inputs)"
+        if action == "resume":
+            return "nothing to resume: R resumes a failed or cancelled run (p opens past runs)"
+        return None
+
     # -- step selection: the log pane ---------------------------------------------------------
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
