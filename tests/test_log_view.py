@@ -127,15 +127,15 @@ async def test_search_highlights_matches_and_n_N_move_between_them(app: LogApp) 
         await frame(pilot)
         await pilot.press("slash", *"error", "enter")
         await frame(pilot)
-        # The last match at or above the bottom of the view: line 957, the 20th of 20.
-        assert "match 20/20" in view.border_subtitle
+        # At the tail no match is on screen or below it: the search wraps to the first, line 7.
+        assert "match 1/20" in view.border_subtitle
         assert not view.following, "jumping to a match stops following"
-        assert "line 957 ERROR 19" in rows(view)
+        assert "line 7 ERROR 0" in rows(view)
 
-        await pilot.press("N")
-        assert "match 19/20" in view.border_subtitle
-        assert "line 907 ERROR 18" in rows(view)
-        for _ in range(10):
+        await pilot.press("N")  # wraps back to the last
+        assert "match 20/20" in view.border_subtitle
+        assert "line 957 ERROR 19" in rows(view)
+        for _ in range(11):
             await pilot.press("N")
         assert "match 9/20" in view.border_subtitle
         assert "line 407 ERROR 8" in rows(view), "the match is brought on screen"
@@ -155,6 +155,19 @@ async def test_search_highlights_matches_and_n_N_move_between_them(app: LogApp) 
         assert "match" not in view.border_subtitle
         segments = list(view.render_line(y))
         assert not [segment for segment in segments if segment.text == "ERROR"]
+
+
+async def test_a_search_starts_at_the_first_match_from_the_top_of_the_view_down(app: LogApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(LogView)
+        view.write_lines([f"line {i} ERROR {i // 50}" if i % 50 == 7 else f"line {i}" for i in range(1000)])
+        await frame(pilot)
+        view.scroll_to(y=410, animate=False)  # lines 410 to 431 on screen: 407 above, 457 below
+        await frame(pilot)
+        assert rows(view)[0] == "line 410"
+        await pilot.press("slash", *"error", "enter")
+        await frame(pilot)
+        assert "match 10/20" in view.border_subtitle and "line 457 ERROR 9" in rows(view)
 
 
 async def test_search_prompt_takes_every_key_and_escape_cancels(app: LogApp) -> None:

@@ -319,7 +319,7 @@ async def test_n_creates_an_environment_that_shows_in_the_pane_and_docker_ps(
         await wait_until(pilot, lambda: not isinstance(app.screen, NewEnvironment), what="the form to close")
         row = await wait_until(pilot, lambda: (env_row(app, env_name) or {}).get("status") == "running"
                                and env_row(app, env_name), what=f"{env_name} running in the pane")
-        assert row["image"] == busybox_image and row["mark"] == "●"
+        assert row["image"] == busybox_image.removesuffix(":latest") and row["mark"] == "●"
         assert re.search(rf"●\s+{env_name}\s+running", screen_text(app))
         await wait_until(pilot, lambda: f"created {env_name}" in notifications(app), what="the notification")
         # Docker agrees
@@ -341,10 +341,13 @@ async def test_s_stops_and_starts_the_selected_environment(tmp_path: Path, make_
     async with tui(tmp_path) as (app, pilot):
         await select_env(pilot, app, env.name)
         assert env_row(app, env.name)["status"] == "running"
+        await wait_until(pilot, lambda: env_row(app, env.name)["mem"], timeout=10, what="its usage")
         await pilot.press("s")
         await wait_until(pilot, lambda: env_row(app, env.name)["status"] == "exited", what="exited in the pane")
         assert helpers.container_status(env.name) == "exited"
         assert env_row(app, env.name)["mark"] == "○"
+        await pilot.pause(1.5)  # a stopped one shows no usage (not its last sample), the stats shown since included
+        assert (env_row(app, env.name)["cpu"], env_row(app, env.name)["mem"]) == ("", "")
         await pilot.press("s")
         await wait_until(pilot, lambda: env_row(app, env.name)["status"] == "running", what="running again")
         assert helpers.container_status(env.name) == "running"
@@ -501,7 +504,7 @@ async def test_enter_shows_limits_mounts_and_labels(tmp_path: Path, make_env: An
             text = screen_text(app)
             assert f"{env.name}  running" in text
             assert "memory    256.0MiB   cpus 1.5   pids 200" in text
-            assert "network   none   init True   security no-new-privileges" in text
+            assert "network   none   init yes   security no-new-privileges" in text
             assert "caps      drop ALL; add CHOWN" in text
             assert f"{volume_of(env.name)} -> /workspace (rw)" in text
             assert f"{shared} -> /data (ro)" in text
@@ -525,6 +528,15 @@ async def test_running_environments_show_cpu_and_memory(tmp_path: Path, make_env
 
 
 # --- live: Docker events, the engine going away ------------------------------------------------
+
+
+async def test_a_long_name_leaves_the_image_column_whole(tmp_path: Path, make_env: Any, busybox_image: str) -> None:
+    env = await make_env(name=f"{helpers.unique_name()}-with-a-rather-long-name")
+    async with tui(tmp_path) as (app, pilot):
+        await select_env(pilot, app, env.name)
+        await wait_until(pilot, lambda: env_row(app, env.name)["mem"], timeout=10, what="its usage")
+        line = next(line for line in region_text(app, env_pane(app)) if env.name[:15] in line)
+        assert f"{env.name[:15]}…" in line and line.rstrip().endswith(busybox_image.removesuffix(":latest")), line
 
 
 async def test_a_container_stopped_outside_changes_the_pane_within_a_second(tmp_path: Path, make_env: Any) -> None:
@@ -1051,10 +1063,12 @@ async def test_log_pane_keys_on_a_step_output(tmp_path: Path, busybox_image: str
             await wait_until(pilot, lambda: "needle two" in screen_text(app))
             assert "END-OF-LINE-42" not in "".join(region_text(app, log))  # cut at the pane's width
             assert subtitle() == "following · 84 lines"
-            await pilot.press("slash", *"needle", "enter")
-            await wait_until(pilot, lambda: subtitle().startswith("match 3/3"), what="the search")
-            assert subtitle() == "match 3/3 · paused · 84 lines"
-            await pilot.press("n")  # wraps around to the first
+            await pilot.press("slash", *"needle", "enter")  # the first match from the top of the view down
+            await wait_until(pilot, lambda: subtitle().startswith("match 1/3"), what="the search")
+            assert subtitle() == "match 1/3 · paused · 84 lines"
+            await pilot.press("N")  # wraps around to the last
+            await wait_until(pilot, lambda: subtitle().startswith("match 3/3"))
+            await pilot.press("n")  # and back to the first
             await wait_until(pilot, lambda: subtitle().startswith("match 1/3"))
             assert "needle one" in screen_text(app)
             await pilot.press("N")

@@ -114,7 +114,8 @@ def details_text(name: str, info: dict[str, Any]) -> str:
         f"workdir   {config.get('WorkingDir', '')}   user {config.get('User') or 'image default'}",
         f"memory    {format_bytes(host.get('Memory') or 0)}   cpus {(host.get('NanoCpus') or 0) / 1e9:g}"
         f"   pids {host.get('PidsLimit')}",
-        f"network   {host.get('NetworkMode')}   init {host.get('Init')}   security {', '.join(host.get('SecurityOpt') or [])}",
+        f"network   {host.get('NetworkMode')}   init {'yes' if host.get('Init') else 'no'}"
+        f"   security {', '.join(host.get('SecurityOpt') or []) or 'none'}",
         f"caps      drop {', '.join(host.get('CapDrop') or [])}; add {', '.join(host.get('CapAdd') or [])}",
         "",
         "[b]mounts[/b]",

@@ -17,7 +17,8 @@ from glmtui.units import format_bytes
 COLUMNS = (("", "mark"), ("name", "name"), ("status", "status"), ("cpu", "cpu"), ("mem", "mem"), ("age", "age"),
            ("image", "image"))
 COMPACT = ("mark", "name", "status")  # the columns kept when the pane is narrow
-FULL_WIDTH = 56  # the pane's content width under which it shows COMPACT only
+FULL_WIDTH = 56
+NAME_WIDTH = 16  # longer names end in … (whole in the details, enter), so the image column stays whole  # the pane's content width under which it shows COMPACT only
 STATUS_MARKS = {"running": ("●", "green"), "exited": ("○", "red"), "created": ("○", "yellow"), "paused": ("◌", "yellow")}
 
 
@@ -82,9 +83,15 @@ class EnvironmentsPane(DataTable):
         self._shown = list(environments)
         keep = self.selected
         self.clear()
+        for column in self.columns.values():  # sized by the rows to come, not by those gone (the hint)
+            if column.auto_width:
+                column.content_width = column.label.cell_len
         for env in environments:
             mark, color = STATUS_MARKS.get(env.status, ("?", "white"))
-            cells = (Text(mark, style=color), env.name, env.status, *self._usage(env.name), _age(env.created), env.image)
+            name = env.name if len(env.name) <= NAME_WIDTH else env.name[: NAME_WIDTH - 1] + "…"  # room for the image
+            usage = self._usage(env.name) if env.running else ("", "")  # a stopped one has none
+            image = env.image.removesuffix(":latest")
+            cells = (Text(mark, style=color), name, env.status, *usage, _age(env.created), image)
             self.add_row(*(cell for cell, (_, key) in zip(cells, COLUMNS) if key in self.columns), key=env.name)
         if not environments:  # a row that says what to do, in place of an empty table
             hint = (Text(""), Text("none yet: n creates one", style="dim"), *[Text("")] * (len(self.columns) - 2))
@@ -95,10 +102,16 @@ class EnvironmentsPane(DataTable):
 
     def watch_stats(self, stats: dict[str, Any]) -> None:
         """Only cells whose text changed: each update redraws the table."""
-        for name in stats:
-            if name not in self.rows or self.compact:
+        if self.compact:
+            return
+        running = {env.name for env in self._shown or () if env.running}
+        for row_key in self.rows:
+            name = row_key.value
+            if not name:  # the hint row
                 continue
-            for key, text in zip(("cpu", "mem"), self._usage(name)):
+            # a stopped environment's (or one whose samples ended) last sample is not its usage now
+            usage = self._usage(name) if name in running else ("", "")
+            for key, text in zip(("cpu", "mem"), usage):
                 if self.get_cell(name, key) != text:
                     self.update_cell(name, key, text, update_width=len(text) > self.columns[key].width)
 

@@ -829,11 +829,10 @@ class LogView(ScrollView, can_focus=True):
             return
         self._set_query(self._prompt_text)
         self._sync()
-        if self._matches:
-            bottom = self._locate(round(self.scroll_y) + self._view_height() - 1)
-            limit = bottom[0] if bottom else self._total
-            at = bisect_right(self._matches, limit) - 1
-            self._jump(self._matches[max(at, 0)])
+        if self._matches:  # the first match from the top of the view down, as a pager searches
+            top = self._locate(round(self.scroll_y))
+            at = bisect_left(self._matches, top[0] if top else self._first_seq)
+            self._jump(self._matches[at if at < len(self._matches) else 0])
         elif self._needle:
             self.notify(f"Not found: {self._query}", severity="warning", timeout=2)
         self.refresh()
