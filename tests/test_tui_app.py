@@ -106,6 +106,7 @@ async def tui(
     plan: Path | None = None,
     factory: Callable[[Callable[[], Any]], Any] | None = None,
     wait_connected: bool = True,
+    config: Config | None = None,
 ) -> AsyncIterator[tuple[GlmtuiApp, Pilot]]:
     """The app with a connection of its own to the real engine (closed afterwards), showing this
     session's environments only (SessionEngine).
@@ -119,7 +120,7 @@ async def tui(
         return engines[-1]
 
     engine_factory = connect if factory is None else factory(connect)
-    app = GlmtuiApp(config=default_config(), store=make_store(tmp_path / "data"), plan=plan,
+    app = GlmtuiApp(config=config or default_config(), store=make_store(tmp_path / "data"), plan=plan,
                     engine_factory=engine_factory)
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -188,7 +189,7 @@ async def select_env(pilot: Pilot, app: GlmtuiApp, name: str) -> None:
     pane.focus()
     await wait_until(pilot, lambda: name in pane.rows, what=f"{name} in the environments pane")
     for _ in range(200):
-        if pane.selected == name:
+        if pane.selected_key == name:  # its name, or ENGINE/NAME with several engines
             return
         target = pane.get_row_index(name)
         await pilot.press("down" if target > pane.cursor_row else "up")
@@ -1096,3 +1097,59 @@ async def test_log_pane_keys_on_a_step_output(tmp_path: Path, busybox_image: str
     finally:
         if run_id:
             remove_run_leftovers(run_id)
+
+
+# --- many engines: every engine's environments, each engine away on its own -------------------
+
+
+@pytest.fixture
+def far_engine(busybox_image: str) -> Any:
+    """A second Docker engine of the test's own (tests/private_dockerd.py), with the busybox image."""
+    from private_dockerd import PrivateDockerd
+
+    dockerd = PrivateDockerd()
+    dockerd.start()
+    try:
+        dockerd.load_image_from_machine(busybox_image)
+        yield dockerd
+    finally:
+        if dockerd.process is None:
+            dockerd.start()
+        dockerd.close()
+
+
+async def test_every_engines_environments_with_an_engine_column_and_a_banner_line_for_one_away(
+    tmp_path: Path, make_env: Any, far_engine: Any, busybox_image: str
+) -> None:
+    near = await make_env()
+    far = helpers.unique_name()
+    far_engine.docker("run", "-d", "--label", "glmtui.managed=true", "--label", f"glmtui.env={far}",
+                      "--name", container_of(far), busybox_image, "sleep", "600")
+    values = {**{key: spec.default for key, spec in KEYS.items()}, "engines.far": {"host": far_engine.host}}
+    config = Config(values, {key: "default" for key in values})
+    async with tui(tmp_path, config=config) as (app, pilot):
+        await wait_until(pilot, lambda: env_row(app, f"far/{far}") and env_row(app, f"default/{near.name}"),
+                         what="both engines' environments")
+        assert env_row(app, f"far/{far}")["engine"] == "far" and env_row(app, f"far/{far}")["status"] == "running"
+        assert env_row(app, f"default/{near.name}")["engine"] == "default"
+        # the far engine's events keep its row current
+        await asyncio.to_thread(far_engine.docker, "stop", "-t", "1", container_of(far))
+        await wait_until(pilot, lambda: env_row(app, f"far/{far}")["status"] == "exited", what="far stopped")
+        # an action on it goes to its engine
+        await select_env(pilot, app, f"far/{far}")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: env_row(app, f"far/{far}")["status"] == "running", what="far started")
+        assert far_engine.docker("inspect", "-f", "{{.State.Status}}", container_of(far)).stdout.strip() == "running"
+        # it goes away: a banner line of its own, the other engine's environments stay and act
+        await asyncio.to_thread(far_engine.stop)
+        line = f"⚠ engine far at {far_engine.host} is unreachable — reconnecting… (the others go on)"
+        await wait_until(pilot, lambda: line in str(app.query_one("#banner").content), timeout=30, what="far's banner")
+        await wait_until(pilot, lambda: env_row(app, f"far/{far}") is None, what="far's row gone")
+        assert env_row(app, f"default/{near.name}")["status"] == "running" and app.connected
+        await select_env(pilot, app, f"default/{near.name}")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: env_row(app, f"default/{near.name}")["status"] == "exited", what="near stopped")
+        # back: the banner line goes, its environments come back
+        await asyncio.to_thread(far_engine.start)
+        await wait_until(pilot, lambda: env_row(app, f"far/{far}") is not None, timeout=40, what="far back")
+        assert line not in str(app.query_one("#banner").content)

@@ -93,7 +93,9 @@ class GlmtuiApp(App[int]):
         self.config = config or Config.load()
         self.store = store or Store()
         self.plan_path = plan
-        self.engine: ContainerEngine | None = None
+        self.engine: ContainerEngine | None = None  # the app's own: the service's, new environments'
+        self.engines: Any | None = None  # glmtui.docker.engines.Engines: every engine, when there are several
+        self._away: dict[str, str] = {}  # engine name -> its banner line, while it cannot be reached
         # Starts and follows plan runs and chat turns (glmtui.service.backend.Backend): made once
         # the engine is connected; its work ends with the app (quitting asks first).
         self.backend: Any | None = None
@@ -152,15 +154,18 @@ class GlmtuiApp(App[int]):
                 self.notify(f"theme not saved: {err}", severity="warning")
 
     def set_banner(self, text: str | None) -> None:
+        """The banner: `text` (None: none), then a line for each engine that is away."""
+        lines = ([text] if text else []) + list(self._away.values())
         banner = self.query_one("#banner", Static)
-        banner.update(text or "")
-        banner.display = bool(text)
+        banner.update("\n".join(lines))
+        banner.display = bool(lines)
 
     # -- the engine -------------------------------------------------------------------------
 
     @work(exclusive=True, group="engine", exit_on_error=False)
     async def watch_engine(self) -> None:
-        """Connect (retrying while the engine is away), then follow its events for good."""
+        """Connect (retrying while the engine is away), then follow its events for good: of every
+        engine when the configuration has more than one (`engines`), each reconnecting on its own."""
         delay = 0.5
         while self.engine is None:
             try:
@@ -169,30 +174,55 @@ class GlmtuiApp(App[int]):
                 self.set_banner(f"⚠ {err.message} — reconnecting…")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 3.0)
-        self._on_connected()
-        async for event in self.engine.events():
+        if self.engines is None:
+            self.engines = self._every_engine()
+        self._on_connected(self.engine.name)
+        events = self.engines.events() if self.engines is not None else self.engine.events()
+        async for event in events:
             if event.action == "disconnected":
-                self._on_disconnected()
+                self._on_disconnected(event.engine)
             elif event.action == "reconnected":
-                self._on_connected()
+                self._on_connected(event.engine)
             elif event.type == "container" and not event.action.startswith("exec_"):
                 self.refresh_soon()  # execs do not change the list; runs make many of them
 
-    def _on_connected(self) -> None:
-        self.connected = True
+    def _every_engine(self) -> Any:
+        """glmtui.docker.engines.Engines over the app's engine and the others configured, when
+        there are others (None: the app's engine is all there is)."""
+        from glmtui.docker.engines import Engines
+
+        try:
+            engines = Engines.from_config(self.config, connected=[self.engine])
+        except GlmtuiError as err:  # a configured engine that cannot be: the app's own still works
+            self.notify(f"only engine {self.engine.name}: {err}", severity="warning", timeout=10)
+            return None
+        return engines if len(engines.endpoints.distinct()) > 1 else None
+
+    def _on_connected(self, engine: str | None = None) -> None:
+        self._away.pop(engine or self.engine.name, None)
+        if engine in (None, self.engine.name):
+            self.connected = True
+            if self.backend is None:
+                self._start_service()
         self.set_banner(None)
-        if self.backend is None:
-            self._start_service()
         self.refresh_soon()
 
-    def _on_disconnected(self) -> None:
-        self.connected = False
-        self.query_one(EnvironmentsPane).border_subtitle = "engine unreachable"
-        host = getattr(self.engine, "host", "the engine")
-        self.set_banner(f"⚠ the Docker engine at {host} is unreachable — reconnecting…")
-        for worker in self._stats_workers.values():
-            worker.cancel()
-        self._stats_workers.clear()
+    def _on_disconnected(self, engine: str | None = None) -> None:
+        """An engine went away: a banner line of its own; the others go on."""
+        name = engine or self.engine.name
+        if name == self.engine.name:
+            self.connected = False
+            host = getattr(self.engine, "host", "the engine")
+        else:
+            host = self.engines.endpoint(name).host
+        self._away[name] = (f"⚠ engine {name} at {host} is unreachable — reconnecting… (the others go on)"
+                            if self.engines is not None else
+                            f"⚠ the Docker engine at {host} is unreachable — reconnecting…")
+        self.query_one(EnvironmentsPane).border_subtitle = f"engine {name} unreachable"
+        self.set_banner(None)
+        for key in [key for key in self._stats_workers if self.engines is None or key.startswith(f"{name}/")]:
+            self._stats_workers.pop(key).cancel()
+        self.refresh_soon()
 
     def refresh_soon(self) -> None:
         """Events come in bursts (create, start, attach…): one listing per burst."""
@@ -203,12 +233,21 @@ class GlmtuiApp(App[int]):
     @work(exclusive=True, group="env-list", exit_on_error=False)
     async def refresh_environments(self) -> None:
         self._refresh_pending = False
-        if self.engine is None or not self.connected:
+        if self.engine is None or not self.connected and self.engines is None:
             return
         pane = self.query_one(EnvironmentsPane)
-        pane.environments = await self.engine.list_environments()
-        self.query_one(ChatPane).environments_listed({env.name: env.status for env in pane.environments})
-        self.query_one(AgentsPane).environments = [env.name for env in pane.environments]
+        pane.lay_out(compact=pane.compact, by_engine=self.engines is not None)
+        if self.engines is None:
+            pane.environments = await self.engine.list_environments()
+        else:  # the engines that answer, each asked at once (one away is in the banner, not waited for)
+            names = [e.name for e in self.engines.endpoints.distinct() if e.name not in self._away]
+            listed = await asyncio.gather(*(self.engines.list_environments(engine=name) for name in names),
+                                          return_exceptions=True)
+            found = [env for result in listed if not isinstance(result, BaseException) for env in result[0]]
+            pane.environments = sorted(found, key=lambda env: (env.name, env.engine))
+        on_mine = [env for env in pane.environments if env.engine == self.engine.name]
+        self.query_one(ChatPane).environments_listed({env.name: env.status for env in on_mine})
+        self.query_one(AgentsPane).environments = [env.name for env in on_mine]
         self._follow_stats(pane)
         if self.service is not None and not self._agents_started:
             self._agents_started = True
@@ -273,23 +312,30 @@ class GlmtuiApp(App[int]):
         return [work for work in self.service.running() if work.kind == "run"] if self.service else []
 
     def _follow_stats(self, pane: EnvironmentsPane) -> None:
-        running = {env.name for env in pane.environments if env.running}
-        wanted = running & set(pane.visible_names())
-        for name in list(self._stats_workers):
-            if name not in wanted:
-                self._stats_workers.pop(name).cancel()
-                self._stats.pop(name, None)
-        for name in wanted - set(self._stats_workers):
-            self._stats_workers[name] = self.run_worker(
-                self._stats_of(name), group=f"stats-{name}", exclusive=True, exit_on_error=False
+        running = {pane.key_of(env): env for env in pane.environments if env.running}
+        wanted = set(running) & set(pane.visible_names())
+        for key in list(self._stats_workers):
+            if key not in wanted:
+                self._stats_workers.pop(key).cancel()
+                self._stats.pop(key, None)
+        for key in wanted - set(self._stats_workers):
+            env = running[key]
+            self._stats_workers[key] = self.run_worker(
+                self._stats_of(key, env.name, env.engine), group=f"stats-{key}", exclusive=True, exit_on_error=False
             )
 
-    async def _stats_of(self, name: str) -> None:
+    async def _stats_of(self, key: str, name: str, engine: str) -> None:
         try:
-            async for sample in self.engine.stats(name):
-                self._stats[name] = sample
+            async for sample in (await self._engine_named(engine)).stats(name):
+                self._stats[key] = sample
         except GlmtuiError:
-            self._stats.pop(name, None)  # it stopped or went away: the next listing says so
+            self._stats.pop(key, None)  # it stopped or went away: the next listing says so
+
+    async def _engine_named(self, engine: str | None) -> Any:
+        """The engine called `engine` (None: the app's own)."""
+        if engine is None or engine == self.engine.name or self.engines is None:
+            return self.engine
+        return await self.engines.get(engine)
 
     def _show_stats(self) -> None:
         try:
@@ -303,11 +349,19 @@ class GlmtuiApp(App[int]):
 
     @on(EnvironmentAction)
     def on_environment_action(self, message: EnvironmentAction) -> None:
-        if self.engine is None or not self.connected:
-            self.notify("the Docker engine is unreachable", severity="error")
+        engine = message.engine or (self.engine.name if self.engine is not None else None)
+        if self.engine is None or engine in self._away or (engine == self.engine.name and not self.connected):
+            self.notify("the Docker engine is unreachable" + (f" ({engine})" if self.engines is not None else ""),
+                        severity="error")
+            return
+        if message.action == "chat" and engine != self.engine.name:
+            self.notify(f"the chat works in environments of engine {self.engine.name} for now", severity="warning")
             return
         handler = getattr(self, f"_env_{message.action}")
-        handler(message.name)
+        if message.action in ("new", "chat"):  # new ones are made on the app's own engine
+            handler(message.name)
+        else:
+            handler(message.name, message.engine)
 
     @work(group="env-action", exit_on_error=False)
     async def _env_new(self, _: str | None) -> None:
@@ -326,40 +380,43 @@ class GlmtuiApp(App[int]):
             chat.focus_input()
 
     @work(group="env-action", exit_on_error=False)
-    async def _env_start_stop(self, name: str) -> None:
-        env = await self.engine.get_environment(name)
+    async def _env_start_stop(self, name: str, engine_name: str | None) -> None:
+        engine = await self._engine_named(engine_name)
+        env = await engine.get_environment(name)
         if env.running:
             self.notify(f"stopping {name}…")
-            await self.engine.stop_environment(name, timeout=self.config.get("stop_timeout"))
+            await engine.stop_environment(name, timeout=self.config.get("stop_timeout"))
         else:
-            await self.engine.start_environment(name)
+            await engine.start_environment(name)
             self.notify(f"started {name}")
 
     @work(group="env-action", exit_on_error=False)
-    async def _env_remove(self, name: str) -> None:
+    async def _env_remove(self, name: str, engine_name: str | None) -> None:
         answer = await self.push_screen_wait(ConfirmRemove(name))
         if answer is None:
             return
-        await self.engine.remove_environment(name, volume=answer[1])
+        await (await self._engine_named(engine_name)).remove_environment(name, volume=answer[1])
         self.notify(f"removed {name}" + (" and its volume" if answer[1] else ""))
 
     @work(group="env-action", exit_on_error=False)
-    async def _env_details(self, name: str) -> None:
-        await self.push_screen_wait(EnvironmentDetails(name, await self.engine.inspect_environment(name)))
+    async def _env_details(self, name: str, engine_name: str | None) -> None:
+        info = await (await self._engine_named(engine_name)).inspect_environment(name)
+        await self.push_screen_wait(EnvironmentDetails(name, info))
 
     @work(group="env-action", exit_on_error=False)
-    async def _env_shell(self, name: str) -> None:
+    async def _env_shell(self, name: str, engine_name: str | None) -> None:
         """The TUI steps aside for a shell in the environment (bash, else sh) and comes back after."""
         from glmtui.terminal import attach
 
-        env = await self.engine.get_environment(name)
+        engine = await self._engine_named(engine_name)
+        env = await engine.get_environment(name)
         if not env.running:
             self.notify(f"{name} is stopped: s starts it", severity="warning")
             return
         size = self.size
         try:
             with self.suspend():  # opened only once the terminal is ours to hand over
-                session = await self.engine.open_interactive(name, rows=size.height, columns=size.width)
+                session = await engine.open_interactive(name, rows=size.height, columns=size.width)
                 code = await attach(session)
         except SuspendNotSupported:
             self.notify("a shell cannot open here: this terminal cannot hand itself over", severity="error")
@@ -368,13 +425,13 @@ class GlmtuiApp(App[int]):
         self.notify(f"shell in {name} exited with {code}")
 
     @work(exclusive=True, group="log-source", exit_on_error=False)
-    async def _env_logs(self, name: str) -> None:
+    async def _env_logs(self, name: str, engine_name: str | None) -> None:
         self.query_one(PlanPane).release_log()
         self.query_one(AgentsPane).release_log()
         log = self.query_one(LogView)
-        log.show_source(f"env {name}", None)
+        log.show_source(f"env {name}" + (f" · {engine_name}" if self.engines is not None else ""), None)
         partial = {1: "", 2: ""}
-        async for stream, data in self.engine.logs(name, follow=True, tail=LOG_TAIL, timestamps=True):
+        async for stream, data in (await self._engine_named(engine_name)).logs(name, follow=True, tail=LOG_TAIL, timestamps=True):
             lines = (partial[stream] + data.decode("utf-8", "replace")).split("\n")
             partial[stream] = lines.pop()
             # Each line comes with the engine's time of it: what `t` shows, the same each time.

@@ -16,6 +16,7 @@ class EnvironmentAction(Message):
 
     action: str
     name: str | None = None
+    engine: str | None = None  # the engine it is on (None: the app's own)
 
 
 @dataclass
