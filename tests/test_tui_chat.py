@@ -35,7 +35,8 @@ from glmtui.tui.screens.chat import ConversationPicker, EnvironmentPicker, Expor
 from glmtui.tui.screens.dialogs import ConfirmRemove
 from glmtui.tui.screens.help import HelpScreen
 from glmtui.tui.widgets.answer import AnswerText
-from glmtui.tui.widgets.chat import ApprovalPrompt, ChatPane, ThinkingBlock, ToolCard, tokens_text
+from glmtui.render import tokens_text
+from glmtui.tui.widgets.chat import ApprovalPrompt, ChatPane, ThinkingBlock, ToolCard
 from glmtui.tui.widgets.environments import EnvironmentsPane
 from glmtui.tui.widgets.plan_view import StepTable
 

@@ -35,10 +35,9 @@ from textual.widgets.option_list import Option
 
 from glmtui.config import Config
 from glmtui.errors import GlmtuiError
-from glmtui.headless import COLORS, SYMBOLS
+from glmtui.render import COLORS, SYMBOLS, tokens_text
 from glmtui.store import Store
 from glmtui.tui.messages import AgentsChanged, StepOutput, TranscriptSelected
-from glmtui.tui.widgets.chat import tokens_text
 
 clock = time.time  # what "now" is for the next runs and the 7 days (a seam for deterministic snapshots)
 WATCH_SECONDS = 1.0  # how often the pane asks the store whether anything changed

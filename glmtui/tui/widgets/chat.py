@@ -63,6 +63,7 @@ from glmtui.events import (
     Usage,
 )
 from glmtui.service.backend import Backend, ChatRequest, WorkHandle
+from glmtui.render import tokens_text
 from glmtui.transcript import retry_line
 from glmtui.tui.messages import ChatEvent, PromptAnswered, SaveAsAgent
 from glmtui.tui.widgets.answer import AnswerText
@@ -93,17 +94,6 @@ _PASTED = re.compile(r"\[pasted text #\d+, \d+ lines\]")
 
 
 # --- text helpers ---------------------------------------------------------------------------------
-
-
-def tokens_text(count: int) -> str:
-    """1234 -> 1.2k, 12400 -> 12.4k, 1234567 -> 1.2M."""
-    if count < 1000:
-        return str(count)
-    if count < 100_000:
-        return f"{count / 1000:.1f}k"
-    if count < 1_000_000:
-        return f"{count // 1000}k"
-    return f"{count / 1_000_000:.1f}M"
 
 
 def one_line(error: BaseException) -> str:

@@ -46,7 +46,7 @@ from glmtui.events import (
     StepFinished,
     StepStarted,
 )
-from glmtui.headless import COLORS, SYMBOLS
+from glmtui.render import COLORS, SYMBOLS
 from glmtui.masking import MASK
 from glmtui.plan.model import LoadedPlan, PlanInvalid
 from glmtui.plan.permissions import Permissions
