@@ -38,7 +38,6 @@ from glmtui.tui.screens.dialogs import Confirm, ConfirmRemove, EnvironmentDetail
 from glmtui.tui.screens.help import HelpScreen
 from glmtui.tui.screens.new_env import NewEnvironment
 from glmtui.tui.screens.plan_picker import PastRunsScreen, PlanPickerScreen
-from glmtui.tui.screens.save_log import SaveLog
 from glmtui.tui.widgets.environments import EnvironmentsPane
 from glmtui.tui.widgets.log_view import LogView
 from glmtui.tui.widgets.agents import AgentList
@@ -1087,6 +1086,8 @@ async def test_log_pane_keys_on_a_step_output(tmp_path: Path, busybox_image: str
             await pilot.press("t", "w")
             await wait_until(pilot, lambda: "time" not in subtitle() and "wrap" not in subtitle())
             assert not re.search(r"\d\d:\d\d:\d\d\.\d{3} needle", screen_text(app))
+            from glmtui.tui.screens.save_log import SaveLog
+
             await pilot.press("ctrl+s")  # offered in the data folder, the path said when saved
             dialog = await wait_until(pilot, lambda: isinstance(app.screen, SaveLog) and app.screen, what="the dialog")
             offered = Path(dialog.query_one(Input).value)
