@@ -44,8 +44,8 @@ XDG_CONFIG_HOME in a temporary folder); compiled modules are cached there (PYTHO
 PYTHONDONTWRITEBYTECODE dropped) as an installed glmtui has them (--no-pyc: leave it). Figures are
 medians of N rounds (default 3, --quick 1; throughput rounds run both sides back to back, the
 ratio is the median of the per-round ratios). Every environment made here is named
-`benchtui-<pid>-<random>-...` and labelled glmtui.bench=<that prefix>; they are removed at the
-end, also on an error, Ctrl-C or SIGTERM, and so is the bench's own tmux server (-L).
+`bt<pid % 1000><random>-...` (short: the environments pane shows names up to 16 characters whole)
+and labelled glmtui.bench=<that prefix>; they are removed at the end, also on an error, Ctrl-C or SIGTERM, and so is the bench's own tmux server (-L).
 Other environments on the engine are listed by the TUI too (they are counted in the notes).
 """
 
@@ -285,8 +285,11 @@ async def child_main(spec: dict[str, Any]) -> dict[str, Any]:
             result["keys_listings"] = listings[0]
             result["keys_full_gc"] = full_gc[0]
             result["keys_full_gc_s"] = full_gc[1]
-            if spec["cancel"]:
-                plan.action_cancel()
+            if spec["cancel"]:  # C, and yes in the dialog that asks
+                plan.table.focus()
+                await pilot.press("C")
+                await until(lambda: app.screen.query("#yes"), 30, "the cancel question", step=0.005)
+                await pilot.press("y")
 
         await until(lambda: not plan.running, 900, "the run to end", step=0.005)
         result["wall_s"] = time.perf_counter() - t0
@@ -1088,7 +1091,7 @@ def main(argv: list[str] | None = None) -> int:
     if not GLMTUI_BIN.exists():
         print(f"bench/tui.py: {GLMTUI_BIN} not found; run it with the venv's python", file=sys.stderr)
         return 2
-    tag = f"benchtui-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    tag = f"bt{os.getpid() % 1000:03d}{uuid.uuid4().hex[:4]}"  # short: the pane shows names up to 16 characters whole
     bench: Bench | None = None
     code = 0
     try:

@@ -18,11 +18,10 @@ from glmtui.events import (
     StepStarted,
     Token,
 )
+from glmtui.render import COLORS, SYMBOLS
 from glmtui.transcript import AGENT_EVENTS, AgentLines
 
 FLUSH_EVERY = 0.05  # seconds: --json output (tokens, lines) reaches a reader at least this often
-SYMBOLS = {"success": "✔", "failure": "✘", "skipped": "↷", "cancelled": "■", "running": "▶", "waiting": "·"}
-COLORS = {"success": "green", "failure": "red", "skipped": "yellow", "cancelled": "magenta", "running": "cyan"}
 
 
 def visible(line: str) -> str:

@@ -194,6 +194,50 @@ class _Tail:
             path.unlink(missing_ok=True)
 
 
+def tail(path: Path, count: int) -> list[tuple[float, str]]:
+    """The last `count` lines of a log, read from its end (logs can be huge), each with the time it
+    was written (by the log's index; the file's time where it has none)."""
+    try:
+        with path.open("rb") as stream:
+            position = stream.seek(0, os.SEEK_END)
+            fallback = os.fstat(stream.fileno()).st_mtime
+            data = b""
+            while position > 0 and data.count(b"\n") <= count:
+                size = min(65536, position)
+                position -= size
+                stream.seek(position)
+                data = stream.read(size) + data
+    except OSError:
+        return []
+    offsets, stamps = _read_index(times_file(path))
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    offset = position
+    timed = []
+    for number, line in enumerate(lines):
+        if number or position == 0:  # the first may start mid-line
+            entry = bisect.bisect_right(offsets, offset)
+            timed.append((stamps[entry - 1] if entry else fallback, line.decode("utf-8", "replace")))
+        offset += len(line) + 1
+    return timed[-count:]
+
+
+def _read_index(path: Path) -> tuple[list[int], list[float]]:
+    """A whole `.times` index: its offsets and their times."""
+    offsets: list[int] = []
+    stamps: list[float] = []
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return offsets, stamps
+    for line in data[: data.rfind(b"\n") + 1].splitlines():
+        offset, _, stamp = line.partition(b" ")
+        offsets.append(int(offset))
+        stamps.append(float(stamp))
+    return offsets, stamps
+
+
 class LogReader:
     """A log's lines with the time each was written, read on from where the last read stopped."""
 

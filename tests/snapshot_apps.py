@@ -28,7 +28,10 @@ from glmtui.store import Store
 from glmtui.tui.app import GlmtuiApp
 
 SIZE = (160, 45)
+SMALL = (80, 24)
+LARGE = (220, 60)
 HELLO = helpers.PROJECT_ROOT / "plans" / "hello.yaml"
+MANY_INPUTS = helpers.PROJECT_ROOT / "tests" / "plans" / "many-inputs.yaml"
 RUN_ID = "20250102-030405-5a9f0e"
 EPOCH = 1_735_786_800.0  # the scripted events' times are seconds after this
 CLOCK_START = EPOCH + 1  # what the plan pane's clock says when the scripted steps start (their ts)
@@ -215,6 +218,22 @@ def agents_settled(app: GlmtuiApp) -> bool:
 def no_blink(pilot: Pilot) -> None:
     for widget in pilot.app.screen.query(Input):
         widget.cursor_blink = False
+
+
+def screen_lines(app: GlmtuiApp) -> list[str]:
+    """The terminal's text, line by line."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def on_screen(app: GlmtuiApp, widget: Any) -> bool:
+    """The widget is drawn whole: inside the terminal and inside each container it is in (not
+    scrolled or pushed out of a dialog)."""
+    from textual.widget import Widget
+
+    region = widget.region
+    containers = [node for node in widget.ancestors if isinstance(node, Widget)]
+    return bool(region.width and region.height) and all(
+        node.scrollable_content_region.contains_region(region) for node in containers if node.region)
 
 
 def stats_shown(app: GlmtuiApp) -> Callable[[], bool]:

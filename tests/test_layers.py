@@ -23,7 +23,7 @@ FORBIDDEN = {
     "server": {"tui", *FRONTS},
     "headless": {"agent", "plan", "service", "server", "tui", *FRONTS},
     "terminal": {"agent", "plan", "service", "server", "tui", *FRONTS},
-    "tui": {"server", *FRONTS},
+    "tui": {"server", "headless", *FRONTS},  # status marks and token counts are render.py's
 }
 
 
@@ -115,6 +115,15 @@ def test_the_shared_ground_uses_agent_and_docker_only_lazily() -> None:
 def test_the_rules_name_every_layer_there_is() -> None:
     layers = {layer_of(_module_of(path)) for path in PACKAGE.rglob("*.py")}
     assert layers - set(FORBIDDEN) - FRONTS == set(), "a new layer: give it its rules here and in docs/architecture.md"
+
+
+def test_no_two_modules_of_the_tui_import_each_other() -> None:
+    """A screen and a widget that import each other (screens/chat and widgets/chat did, for a token
+    count) are one thing in two files: what both need goes to a module of its own (render.py)."""
+    edges = {(_module_of(i.file), i.module) for i in every_import()
+             if layer_of(_module_of(i.file)) == "tui" and i.module.startswith("glmtui.tui.")}
+    both_ways = sorted(f"{a} <-> {b}" for a, b in edges if (b, a) in edges and a < b)
+    assert both_ways == []
 
 
 def _module_of(path: Path) -> str:

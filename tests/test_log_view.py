@@ -127,15 +127,15 @@ async def test_search_highlights_matches_and_n_N_move_between_them(app: LogApp) 
         await frame(pilot)
         await pilot.press("slash", *"error", "enter")
         await frame(pilot)
-        # The last match at or above the bottom of the view: line 957, the 20th of 20.
-        assert "match 20/20" in view.border_subtitle
+        # At the tail no match is on screen or below it: the search wraps to the first, line 7.
+        assert "match 1/20" in view.border_subtitle
         assert not view.following, "jumping to a match stops following"
-        assert "line 957 ERROR 19" in rows(view)
+        assert "line 7 ERROR 0" in rows(view)
 
-        await pilot.press("N")
-        assert "match 19/20" in view.border_subtitle
-        assert "line 907 ERROR 18" in rows(view)
-        for _ in range(10):
+        await pilot.press("N")  # wraps back to the last
+        assert "match 20/20" in view.border_subtitle
+        assert "line 957 ERROR 19" in rows(view)
+        for _ in range(11):
             await pilot.press("N")
         assert "match 9/20" in view.border_subtitle
         assert "line 407 ERROR 8" in rows(view), "the match is brought on screen"
@@ -155,6 +155,19 @@ async def test_search_highlights_matches_and_n_N_move_between_them(app: LogApp) 
         assert "match" not in view.border_subtitle
         segments = list(view.render_line(y))
         assert not [segment for segment in segments if segment.text == "ERROR"]
+
+
+async def test_a_search_starts_at_the_first_match_from_the_top_of_the_view_down(app: LogApp) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(LogView)
+        view.write_lines([f"line {i} ERROR {i // 50}" if i % 50 == 7 else f"line {i}" for i in range(1000)])
+        await frame(pilot)
+        view.scroll_to(y=410, animate=False)  # lines 410 to 431 on screen: 407 above, 457 below
+        await frame(pilot)
+        assert rows(view)[0] == "line 410"
+        await pilot.press("slash", *"error", "enter")
+        await frame(pilot)
+        assert "match 10/20" in view.border_subtitle and "line 457 ERROR 9" in rows(view)
 
 
 async def test_search_prompt_takes_every_key_and_escape_cancels(app: LogApp) -> None:
@@ -316,14 +329,14 @@ async def test_ctrl_s_saves_the_lines_in_memory(app: LogApp, tmp_path: Path, mon
         view.write_lines(numbered(100))
         view.write_lines(["oops"], stream="stderr")
         await frame(pilot)
-        await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await save(pilot, app)
         saved = [m for m in app.messages if isinstance(m, LogView.Saved)]
         assert len(saved) == 1
         path = saved[0].path
         assert path.parent == tmp_path
         assert re.fullmatch(r"glmtui-log-build-step-\d{8}-\d{6}\.log", path.name)
         assert path.read_text().splitlines() == numbered(100) + ["oops"]
+        assert [n.message for n in app._notifications][-1] == f"Saved to {path}"
 
 
 async def test_ctrl_s_copies_the_whole_log_file(tmp_path: Path, monkeypatch) -> None:
@@ -338,10 +351,63 @@ async def test_ctrl_s_copies_the_whole_log_file(tmp_path: Path, monkeypatch) -> 
         assert view.border_title == "test"
         view.write_lines(everything)
         await frame(pilot)
-        await pilot.press("ctrl+s")
-        await pilot.pause(0.2)
+        await save(pilot, app)
         [saved] = [m for m in app.messages if isinstance(m, LogView.Saved)]
         assert saved.path.read_text().splitlines() == everything
+
+
+async def save(pilot, app: LogApp, path: Path | None = None) -> str:
+    """ctrl+s, then enter on the path offered (or `path` typed instead): the path offered."""
+    from textual.widgets import Input
+
+    from glmtui.tui.screens.save_log import SaveLog
+
+    await pilot.press("ctrl+s")
+    for _ in range(40):
+        if isinstance(app.screen, SaveLog):
+            break
+        await pilot.pause(0.05)
+    field = app.screen.query_one(Input)
+    offered = field.value
+    if path is not None:
+        field.value = str(path)
+    await pilot.press("enter")
+    for _ in range(40):
+        if [m for m in app.messages if isinstance(m, LogView.Saved)]:
+            break
+        await pilot.pause(0.05)
+    return offered
+
+
+async def test_ctrl_s_offers_the_save_folder_says_the_path_and_writes_the_times_shown(tmp_path: Path) -> None:
+    """The app sets `save_folder` (the data folder's logs/); with `t` on, each line is saved with
+    the time the view shows for it (the log file's recorded times when there is one)."""
+    from glmtui.steplog import StepLog, tail
+
+    log_file = tmp_path / "step.log"
+    with StepLog.open(log_file, 1 << 20) as log:
+        log.write(b"from the file\n")
+    app = LogApp()
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.query_one(LogView)
+        view.save_folder = tmp_path / "data" / "logs"
+        view.show_source("memory", None)
+        view.write_lines(["first", "second"], timestamp=datetime(2025, 1, 2, 3, 4, 5, 678000).timestamp())
+        await pilot.press("t")
+        offered = await save(pilot, app)
+        assert Path(offered).parent == tmp_path / "data" / "logs"
+        [saved] = [m for m in app.messages if isinstance(m, LogView.Saved)]
+        assert saved.path == Path(offered) and saved.path.read_text().splitlines() == [
+            "03:04:05.678 first", "03:04:05.678 second"]
+        assert [n.message for n in app._notifications][-1] == f"Saved to {saved.path} with the times shown"
+        app.messages.clear()
+        view.show_source("step", log_file)
+        [(written, line)] = tail(log_file, 10)  # as the plan pane opens a recorded step
+        view.write_lines([line], timestamp=written)
+        await save(pilot, app, tmp_path / "step-copy.log")
+        [line] = (tmp_path / "step-copy.log").read_text().splitlines()
+        assert CLOCK.match(line) and line.endswith(" from the file")
+        assert line == view._display_line(0)  # what the view shows for it
 
 
 async def test_y_copies_the_last_line_or_the_current_match(app: LogApp) -> None:
@@ -351,8 +417,10 @@ async def test_y_copies_the_last_line_or_the_current_match(app: LogApp) -> None:
         await frame(pilot)
         await pilot.press("y")
         assert app.clipboard == "the last one"
+        assert app._notifications and [n.message for n in app._notifications][-1] == "Copied line 51: the last one"
         await pilot.press("slash", *"line 7", "enter", "y")
         assert app.clipboard == "line 7"
+        assert [n.message for n in app._notifications][-1] == "Copied line 8: line 7"
 
 
 async def test_mouse_selection_is_copied(app: LogApp) -> None:
@@ -368,6 +436,7 @@ async def test_mouse_selection_is_copied(app: LogApp) -> None:
         assert view.text_selection is not None
         await pilot.press("y")
         assert app.clipboard == "beta gamma\ndelta epsilon\nzeta"
+        assert [n.message for n in app._notifications][-1] == "Copied lines 1–3 (3 lines)"
         # Textual's own copy (ctrl+c) gets the same text from the widget.
         assert app.screen.get_selected_text() == "beta gamma\ndelta epsilon\nzeta"
 

@@ -124,3 +124,27 @@ def test_times_survive_the_cap(tmp_path):
     for stamp, line in kept:
         assert abs(stamp - when[line]) < 0.15, (line, stamp, when[line])
     wait_for(lambda: not list(tmp_path.glob("step.log.tail*")), timeout=1, what="the tail's segments to go")
+
+
+def test_tail_reads_the_end_of_big_logs_with_the_time_each_line_was_written(tmp_path):
+    """The plan pane opens a recorded step with the last lines of its log, each at the time the
+    log's index says it was written (so reopening shows the same times)."""
+    from glmtui.steplog import StepLog, tail
+
+    path = tmp_path / "step.log"
+    with StepLog.open(path, 1 << 30) as log:
+        log.write("".join(f"line {n}\n" for n in range(100_000)).encode())
+        first = time.time()
+        time.sleep(0.3)
+        log.write("".join(f"line {n}\n" for n in range(100_000, 200_000)).encode())
+        second = time.time()
+    lines = tail(path, 5000)
+    assert len(lines) == 5000 and lines[0][1] == "line 195000" and lines[-1][1] == "line 199999"
+    assert {round(at, 1) for at, _ in lines} == {round(second, 1)}
+    around_the_cut = tail(path, 100_001)
+    assert around_the_cut[0][1] == "line 99999" and around_the_cut[0][0] <= first < around_the_cut[1][0]
+    assert tail(path, 5000) == lines  # the same times each time it is read
+    assert tail(tmp_path / "missing.log", 10) == []
+    (tmp_path / "short.log").write_text("a\nb")  # no index: the file's time
+    mtime = (tmp_path / "short.log").stat().st_mtime
+    assert tail(tmp_path / "short.log", 10) == [(mtime, "a"), (mtime, "b")]

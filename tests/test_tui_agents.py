@@ -424,12 +424,15 @@ async def test_help_lists_the_agents_pane_keys(cli, model_server):
         shown = screen_text(app)
         for key, description in [("n", "New agent"), ("enter", "Executions"), ("enter", "Transcript"),
                                  ("x", "Run now"), ("space", "Pause/resume"), ("d", "Remove"),
-                                 ("c", "Cancel execution"), ("escape", "Back")]:
+                                 ("C", "Cancel execution"), ("escape", "Back")]:
             assert re.search(rf"{re.escape(key)}\s+{re.escape(description)}\b", shown), (key, description)
         assert "Agents" in shown and "Everywhere" in shown
         await pilot.press("escape")
         await pilot.press("d")
         await wait_until(pilot, lambda: "no agent selected: n makes one (or glmtui agents apply FILE)"
+                         in notifications(app, "warning"))
+        await pilot.press("C")  # in the list: nothing to cancel there, and it says so
+        await wait_until(pilot, lambda: "C cancels a running execution: enter lists the agent's executions first"
                          in notifications(app, "warning"))
 
 
@@ -511,6 +514,42 @@ async def test_q_with_an_execution_running_asks_then_cancels_it_cleanly(cli, mod
     record = cli.execution(execution_id)
     assert record["status"] == "cancelled" and record["tool_calls"][0]["status"] == "cancelled"
     assert not helpers.container_exists(container) and not helpers.volume_exists(container)
+
+
+async def test_c_in_the_executions_is_the_chat_and_shift_c_asks_before_it_cancels(
+    cli, model_server, busybox_image, tmp_path
+):
+    apply(cli, tmp_path, BY_HAND, "sleeper", ENV="{image: glmtui/busybox:latest}")
+    model_server.script(tool_calls([("c1", "bash", {"command": "sleep 120"})], usage=(7, 2)))
+    async with agents_tui(cli, model_server) as (app, pilot, pane):
+        await select_agent(pilot, pane, "sleeper")
+        await pilot.press("x")
+        started = await wait_until(pilot, lambda: [n for n in notifications(app) if n.startswith("sleeper: execution ")],
+                                   what="the started line")
+        execution_id = started[0].split()[2]
+        container = f"run-{execution_id}"
+        await asyncio.to_thread(helpers.wait_for, lambda: sleeping(container), 60, 0.2, "the tool's command")
+        await pilot.press("enter")  # the executions: the running one highlighted
+        await wait_until(pilot, lambda: pane.execution_table.has_focus, what="the executions")
+        await pilot.press("c")  # the chat, as everywhere: nothing is cancelled
+        await wait_until(pilot, lambda: app.query_one(ChatPane).input.has_focus, what="the chat")
+        await pilot.pause(0.5)
+        work = app.service.get(execution_id)
+        assert not work.finished
+        pane.execution_table.focus()
+        await pilot.press("C")
+        await wait_until(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+        assert f"Cancel execution {execution_id} of agent sleeper?" in screen_text(app)
+        await pilot.press("escape")  # no: it goes on
+        await pilot.pause(0.5)
+        assert not work.finished
+        await pilot.press("C")
+        await wait_until(pilot, lambda: isinstance(app.screen, Confirm), what="the question again")
+        await pilot.press("y")
+        await wait_until(pilot, lambda: work.finished, timeout=60, what="the execution cancelled")
+        assert f"sleeper: cancelling execution {execution_id}" in notifications(app)
+    assert cli.execution(execution_id)["status"] == "cancelled"
+    assert not helpers.container_exists(container)
 
 
 def sleeping(container: str) -> bool:

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ async def tui(
     plan: Path | None = None,
     factory: Callable[[Callable[[], Any]], Any] | None = None,
     wait_connected: bool = True,
+    config: Config | None = None,
 ) -> AsyncIterator[tuple[GlmtuiApp, Pilot]]:
     """The app with a connection of its own to the real engine (closed afterwards), showing this
     session's environments only (SessionEngine).
@@ -117,7 +119,7 @@ async def tui(
         return engines[-1]
 
     engine_factory = connect if factory is None else factory(connect)
-    app = GlmtuiApp(config=default_config(), store=make_store(tmp_path / "data"), plan=plan,
+    app = GlmtuiApp(config=config or default_config(), store=make_store(tmp_path / "data"), plan=plan,
                     engine_factory=engine_factory)
     try:
         async with app.run_test(size=SIZE) as pilot:
@@ -187,7 +189,7 @@ async def select_env(pilot: Pilot, app: GlmtuiApp, name: str) -> None:
     pane.focus()
     await wait_until(pilot, lambda: name in pane.rows, what=f"{name} in the environments pane")
     for _ in range(200):
-        if pane.selected == name:
+        if pane.selected_key == name:  # its name, or ENGINE/NAME with several engines
             return
         target = pane.get_row_index(name)
         await pilot.press("down" if target > pane.cursor_row else "up")
@@ -318,7 +320,7 @@ async def test_n_creates_an_environment_that_shows_in_the_pane_and_docker_ps(
         await wait_until(pilot, lambda: not isinstance(app.screen, NewEnvironment), what="the form to close")
         row = await wait_until(pilot, lambda: (env_row(app, env_name) or {}).get("status") == "running"
                                and env_row(app, env_name), what=f"{env_name} running in the pane")
-        assert row["image"] == busybox_image and row["mark"] == "●"
+        assert row["image"] == busybox_image.removesuffix(":latest") and row["mark"] == "●"
         assert re.search(rf"●\s+{env_name}\s+running", screen_text(app))
         await wait_until(pilot, lambda: f"created {env_name}" in notifications(app), what="the notification")
         # Docker agrees
@@ -340,10 +342,13 @@ async def test_s_stops_and_starts_the_selected_environment(tmp_path: Path, make_
     async with tui(tmp_path) as (app, pilot):
         await select_env(pilot, app, env.name)
         assert env_row(app, env.name)["status"] == "running"
+        await wait_until(pilot, lambda: env_row(app, env.name)["mem"], timeout=10, what="its usage")
         await pilot.press("s")
         await wait_until(pilot, lambda: env_row(app, env.name)["status"] == "exited", what="exited in the pane")
         assert helpers.container_status(env.name) == "exited"
         assert env_row(app, env.name)["mark"] == "○"
+        await pilot.pause(1.5)  # a stopped one shows no usage (not its last sample), the stats shown since included
+        assert (env_row(app, env.name)["cpu"], env_row(app, env.name)["mem"]) == ("", "")
         await pilot.press("s")
         await wait_until(pilot, lambda: env_row(app, env.name)["status"] == "running", what="running again")
         assert helpers.container_status(env.name) == "running"
@@ -444,6 +449,49 @@ async def test_l_shows_the_environment_main_process_log(tmp_path: Path, env_name
         await wait_until(pilot, lambda: "later-line" in screen_text(app), what="a line written later")
 
 
+def clock_text(at: float) -> str:
+    """A time as the log pane's `t` shows it (local time, to the millisecond)."""
+    moment = datetime.fromtimestamp(at)
+    return f"{moment:%H:%M:%S}.{moment.microsecond // 1000:03d}"
+
+
+def engine_times(name: str) -> dict[str, str]:
+    """line -> the time the engine gave it, as `t` shows it (`docker logs --timestamps`)."""
+    out = docker("logs", "--timestamps", container_of(name))
+    times = {}
+    for line in (out.stdout + out.stderr).splitlines():
+        stamp, _, text = line.partition(" ")
+        seconds, _, fraction = stamp.rstrip("Z").partition(".")
+        at = datetime.fromisoformat(f"{seconds}.{fraction[:3]:0<3}+00:00").timestamp()
+        times[text] = clock_text(at)
+    return times
+
+
+async def test_t_shows_the_engines_time_of_each_environment_log_line_the_same_when_reopened(
+    tmp_path: Path, env_name: str, busybox_image: str
+) -> None:
+    docker("run", "-d", "--label", "glmtui.managed=true", "--label", f"glmtui.env={env_name}",
+           "--name", container_of(env_name), busybox_image,
+           "sh", "-c", "echo early-line; sleep 1; echo later-line >&2; sleep 600")
+    await asyncio.to_thread(helpers.wait_for, lambda: "later-line" in engine_times(env_name), 20, 0.2, "both lines")
+    expected = engine_times(env_name)
+    async with tui(tmp_path) as (app, pilot):
+        await select_env(pilot, app, env_name)
+        await pilot.press("l")
+        log = app.query_one(LogView)
+        await wait_until(pilot, lambda: log.line_count == 2, what="the two lines")
+        log.focus()
+        await pilot.press("t")
+        for line in ("early-line", "later-line"):
+            await wait_until(pilot, lambda: f"{expected[line]} {line}" in screen_text(app), what=f"{line}'s time")
+        await pilot.pause(1.1)
+        env_pane(app).focus()
+        await pilot.press("l")  # opened again: the same times
+        await wait_until(pilot, lambda: log.line_count == 2, what="the two lines again")
+        for line in ("early-line", "later-line"):
+            await wait_until(pilot, lambda: f"{expected[line]} {line}" in screen_text(app), what=f"{line}'s time")
+
+
 async def test_enter_shows_limits_mounts_and_labels(tmp_path: Path, make_env: Any) -> None:
     shared = Path(tempfile.mkdtemp(prefix="glmtui-details-"))  # short: one line in the dialog
     try:
@@ -457,7 +505,7 @@ async def test_enter_shows_limits_mounts_and_labels(tmp_path: Path, make_env: An
             text = screen_text(app)
             assert f"{env.name}  running" in text
             assert "memory    256.0MiB   cpus 1.5   pids 200" in text
-            assert "network   none   init True   security no-new-privileges" in text
+            assert "network   none   init yes   security no-new-privileges" in text
             assert "caps      drop ALL; add CHOWN" in text
             assert f"{volume_of(env.name)} -> /workspace (rw)" in text
             assert f"{shared} -> /data (ro)" in text
@@ -481,6 +529,15 @@ async def test_running_environments_show_cpu_and_memory(tmp_path: Path, make_env
 
 
 # --- live: Docker events, the engine going away ------------------------------------------------
+
+
+async def test_a_long_name_leaves_the_image_column_whole(tmp_path: Path, make_env: Any, busybox_image: str) -> None:
+    env = await make_env(name=f"{helpers.unique_name()}-with-a-rather-long-name")
+    async with tui(tmp_path) as (app, pilot):
+        await select_env(pilot, app, env.name)
+        await wait_until(pilot, lambda: env_row(app, env.name)["mem"], timeout=10, what="its usage")
+        line = next(line for line in region_text(app, env_pane(app)) if env.name[:15] in line)
+        assert f"{env.name[:15]}…" in line and line.rstrip().endswith(busybox_image.removesuffix(":latest")), line
 
 
 async def test_a_container_stopped_outside_changes_the_pane_within_a_second(tmp_path: Path, make_env: Any) -> None:
@@ -566,6 +623,48 @@ async def test_help_lists_the_focused_pane_bindings_and_the_app_bindings(tmp_pat
         assert re.search(r"enter\s+Run", text) and re.search(r"r\s+Pick plan", text) and "Quit" in text
 
 
+async def test_help_in_the_chat_lists_only_the_keys_that_work_there(tmp_path: Path) -> None:
+    """In the chat letters type: its help lists its own keys (f1 is help there) and of the app's
+    only those a text field does not take; `?` types into the message."""
+    async with tui(tmp_path) as (app, pilot):
+        chat = app.query_one(ChatPane)
+        app.query_one(LogView).focus()
+        await pilot.press("c")  # the chat, from any pane
+        await wait_until(pilot, lambda: chat.input.has_focus, what="the chat")
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, HelpScreen) and chat.input.value == "?"
+        await pilot.press("f1")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), what="the help")
+        text = screen_text(app)
+        assert "Everywhere (letters type into the field)" in text
+        assert re.search(r"f1\s+Help", text) and re.search(r"ctrl\+n\s+New chat", text)
+        assert re.search(r"tab\s+Next pane", text) and re.search(r"ctrl\+p\s+Commands", text)
+        for typed in (r"r\s+Run plan", r"/\s+Search log", r"q\s+Quit", r"\?\s+Help", r"c\s+Chat\b"):
+            assert not re.search(typed, text), typed
+
+
+async def test_a_key_that_cannot_act_says_why(tmp_path: Path) -> None:
+    """p in the log pane names the pane it belongs to; R with nothing to resume says so; an empty
+    environments pane says n creates one."""
+    async with tui(tmp_path, plan=HELLO) as (app, pilot):
+        assert "none yet: n creates one" in screen_text(app)
+        app.query_one(LogView).focus()
+        await pilot.press("p")
+        await wait_until(pilot, lambda: "p (Past runs) is a key of the Plan pane: tab to it" in notifications(app),
+                         what="p explained")
+        app.query_one(StepTable).focus()
+        await pilot.press("R")
+        await wait_until(pilot, lambda: "nothing to resume: R resumes a failed or cancelled run (p opens past runs)"
+                         in notifications(app, "warning"), what="R explained")
+        await pilot.press("C")
+        await wait_until(pilot, lambda: "no run is going: C cancels one while it runs" in notifications(app, "warning"),
+                         what="C explained")
+        env_pane(app).focus()
+        await pilot.press("s")
+        await wait_until(pilot, lambda: "no environment selected: n creates one" in notifications(app, "warning"))
+
+
 async def test_palette_finds_environment_new_and_runs_it(tmp_path: Path) -> None:
     async with tui(tmp_path, plan=HELLO) as (app, pilot):
         await pilot.press("ctrl+p")
@@ -586,6 +685,9 @@ async def test_palette_finds_environment_new_and_runs_it(tmp_path: Path) -> None
         await wait_until(pilot, lambda: "Plan: Run" in screen_text(app), what="Plan: Run in the palette")
         await pilot.press("ctrl+a", "ctrl+k", *"log wrap")
         await wait_until(pilot, lambda: "Log: Wrap" in screen_text(app), what="Log: Wrap in the palette")
+        await pilot.press("ctrl+a", "ctrl+k", *"log search")
+        await wait_until(pilot, lambda: "Log: Search" in screen_text(app), what="Log: Search in the palette")
+        assert "key /" in screen_text(app) and "key slash" not in screen_text(app)
         await pilot.press("escape")
 
 
@@ -608,6 +710,41 @@ async def test_r_from_the_environments_pane_picks_a_plan_that_enter_runs(
         await wait_until(pilot, lambda: pane.plan_path is not None and pane.plan_path.name == "picked.yaml")
         assert isinstance(app.focused, StepTable)  # enter now runs it
         assert pane.check_action("run", ()) is True
+
+
+async def test_picking_another_plan_clears_the_step_the_log_pane_showed(
+    tmp_path: Path, busybox_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    first = write_plan(project / "plans", """
+        version: 1
+        name: first
+        env: {image: @IMAGE@}
+        steps:
+          - id: speak
+            run: echo spoken-by-the-first-plan
+        """, "first.yaml", IMAGE=busybox_image)
+    write_plan(project / "plans", "version: 1\nname: second\nsteps:\n  - id: b\n    run: echo hi\n", "second.yaml")
+    monkeypatch.chdir(project)
+    run_id = None
+    try:
+        async with tui(tmp_path, plan=first) as (app, pilot):
+            run_id = await start_run(pilot, app)
+            pane = app.query_one(PlanPane)
+            log = app.query_one(LogView)
+            await wait_until(pilot, lambda: pane.run_status == "success" and not pane.running, timeout=60)
+            await wait_until(pilot, lambda: "spoken-by-the-first-plan" in screen_text(app), what="the step's output")
+            assert log.border_title == "speak"
+            await pilot.press("r")
+            picker = await wait_until(pilot, lambda: isinstance(app.screen, PlanPickerScreen) and app.screen)
+            await pilot.press(*"second", "enter")
+            await wait_until(pilot, lambda: app.screen is not picker)
+            await wait_until(pilot, lambda: pane.plan_path is not None and pane.plan_path.name == "second.yaml")
+            await wait_until(pilot, lambda: log.border_title == "Log" and log.line_count == 0, what="the log cleared")
+            assert "spoken-by-the-first-plan" not in screen_text(app)
+    finally:
+        if run_id:
+            remove_run_leftovers(run_id)
 
 
 async def test_slash_from_the_environments_pane_searches_the_log(tmp_path: Path) -> None:
@@ -708,17 +845,35 @@ async def test_a_plan_run_shows_each_step_status_and_output(tmp_path: Path, busy
             remove_run_leftovers(run_id)
 
 
-async def test_c_cancels_the_run_and_leaves_no_container(tmp_path: Path, busybox_image: str) -> None:
+async def test_c_during_a_run_is_the_chat_and_shift_c_asks_before_it_cancels(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    """`c` in the plan pane means the chat, as everywhere (the run goes on); `C` asks, `escape`
+    keeps the run, `C` then `y` cancels it and leaves no container."""
     plan = write_plan(tmp_path, SLEEPY, IMAGE=busybox_image)
     run_id = None
     try:
         async with tui(tmp_path, plan=plan) as (app, pilot):
             run_id = await start_run(pilot, app)
+            pane = app.query_one(PlanPane)
             await wait_until(pilot, lambda: step_rows(app)["nap"][6].startswith("running"), what="nap running")
             await wait_until(pilot, lambda: "going to sleep" in screen_text(app), what="nap's output")
             assert run_containers(run_id)
             await pilot.press("c")
-            pane = app.query_one(PlanPane)
+            await wait_until(pilot, lambda: app.query_one(ChatPane).input.has_focus, what="the chat focused")
+            await pilot.pause(0.5)
+            assert pane.running and step_rows(app)["nap"][6].startswith("running")
+            app.query_one(StepTable).focus()
+            await pilot.press("C")
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm), what="the question")
+            assert f"Cancel run {run_id} of sleepy?" in screen_text(app)
+            await pilot.press("escape")  # no: it goes on
+            await wait_until(pilot, lambda: not isinstance(app.screen, Confirm))
+            await pilot.pause(0.5)
+            assert pane.running and run_containers(run_id)
+            await pilot.press("C")
+            await wait_until(pilot, lambda: isinstance(app.screen, Confirm), what="the question again")
+            await pilot.press("y")
             await wait_until(pilot, lambda: pane.run_status == "cancelled" and not pane.running, timeout=30)
             await pilot.pause(0.2)
             assert step_rows(app)["nap"][0] == "■" and step_rows(app)["after"][0] == "■"
@@ -813,7 +968,9 @@ async def test_a_run_goes_on_while_another_plan_is_picked_and_p_follows_it_again
             await pilot.press("enter")
             await wait_until(pilot, lambda: pane.running and list(step_rows(app)) == ["tick", "after"],
                              what="the run followed again")
-            assert step_rows(app)["tick"][6].startswith("running") and step_rows(app)["after"][6] == "waits for tick"
+            # its events from the first replayed (a moment on a loaded machine)
+            await wait_until(pilot, lambda: step_rows(app)["tick"][6].startswith("running"), what="tick running again")
+            assert step_rows(app)["after"][6] == "waits for tick"
             assert f"run {run_id}" in screen_text(app)
 
             def shown() -> list[str]:
@@ -832,6 +989,47 @@ async def test_a_run_goes_on_while_another_plan_is_picked_and_p_follows_it_again
             await wait_until(pilot, lambda: shown()[:3] == ["tick 1", "tick 2", "tick 3"], what="the log's top")
             await pilot.press("q")  # nothing runs now: no question
             await wait_for_exit(app)
+    finally:
+        if run_id:
+            remove_run_leftovers(run_id)
+
+
+async def test_t_shows_when_a_recorded_step_wrote_each_line_the_same_each_time_it_is_opened(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    from glmtui.steplog import tail
+
+    plan = write_plan(tmp_path, """
+        version: 1
+        name: slow-talk
+        env: {image: @IMAGE@}
+        steps:
+          - id: talk
+            run: |
+              echo first-line
+              sleep 1.2
+              echo second-line
+        """, IMAGE=busybox_image)
+    run_id = None
+    try:
+        async with tui(tmp_path, plan=plan) as (app, pilot):
+            run_id = await start_run(pilot, app)
+            pane = app.query_one(PlanPane)
+            await wait_until(pilot, lambda: pane.run_status == "success" and not pane.running, timeout=60)
+            written = {line: clock_text(at) for at, line in tail(app.store.log_file(run_id, "talk"), 10)}
+            assert written["first-line"] != written["second-line"]
+            log = app.query_one(LogView)
+            log.focus()
+            await pilot.press("t")
+            for _ in range(2):  # the past run opened twice, a moment apart: the times the log recorded
+                await pilot.pause(1.1)
+                app.query_one(StepTable).focus()
+                pane.open_run(run_id)
+                await wait_until(pilot, lambda: log.border_title == f"talk · run {run_id}" and log.line_count == 2,
+                                 what="the recorded step")
+                for line in ("first-line", "second-line"):
+                    await wait_until(pilot, lambda: f"{written[line]} {line}" in screen_text(app),
+                                     what=f"{line}'s time")
     finally:
         if run_id:
             remove_run_leftovers(run_id)
@@ -868,10 +1066,12 @@ async def test_log_pane_keys_on_a_step_output(tmp_path: Path, busybox_image: str
             await wait_until(pilot, lambda: "needle two" in screen_text(app))
             assert "END-OF-LINE-42" not in "".join(region_text(app, log))  # cut at the pane's width
             assert subtitle() == "following · 84 lines"
-            await pilot.press("slash", *"needle", "enter")
-            await wait_until(pilot, lambda: subtitle().startswith("match 3/3"), what="the search")
-            assert subtitle() == "match 3/3 · paused · 84 lines"
-            await pilot.press("n")  # wraps around to the first
+            await pilot.press("slash", *"needle", "enter")  # the first match from the top of the view down
+            await wait_until(pilot, lambda: subtitle().startswith("match 1/3"), what="the search")
+            assert subtitle() == "match 1/3 · paused · 84 lines"
+            await pilot.press("N")  # wraps around to the last
+            await wait_until(pilot, lambda: subtitle().startswith("match 3/3"))
+            await pilot.press("n")  # and back to the first
             await wait_until(pilot, lambda: subtitle().startswith("match 1/3"))
             assert "needle one" in screen_text(app)
             await pilot.press("N")
@@ -889,6 +1089,71 @@ async def test_log_pane_keys_on_a_step_output(tmp_path: Path, busybox_image: str
             await pilot.press("t", "w")
             await wait_until(pilot, lambda: "time" not in subtitle() and "wrap" not in subtitle())
             assert not re.search(r"\d\d:\d\d:\d\d\.\d{3} needle", screen_text(app))
+            from glmtui.tui.screens.save_log import SaveLog
+
+            await pilot.press("ctrl+s")  # offered in the data folder, the path said when saved
+            dialog = await wait_until(pilot, lambda: isinstance(app.screen, SaveLog) and app.screen, what="the dialog")
+            offered = Path(dialog.query_one(Input).value)
+            assert offered.parent == app.store.database.parent / "logs" and offered.name.startswith("glmtui-log-talk-")
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: f"Saved to {offered}" in notifications(app), what="the path said")
+            assert offered.read_text().splitlines()[-1].startswith("needle three")
     finally:
         if run_id:
             remove_run_leftovers(run_id)
+
+
+# --- many engines: every engine's environments, each engine away on its own -------------------
+
+
+@pytest.fixture
+def far_engine(busybox_image: str) -> Any:
+    """A second Docker engine of the test's own (tests/private_dockerd.py), with the busybox image."""
+    from private_dockerd import PrivateDockerd
+
+    dockerd = PrivateDockerd()
+    dockerd.start()
+    try:
+        dockerd.load_image_from_machine(busybox_image)
+        yield dockerd
+    finally:
+        if dockerd.process is None:
+            dockerd.start()
+        dockerd.close()
+
+
+async def test_every_engines_environments_with_an_engine_column_and_a_banner_line_for_one_away(
+    tmp_path: Path, make_env: Any, far_engine: Any, busybox_image: str
+) -> None:
+    near = await make_env()
+    far = helpers.unique_name()
+    far_engine.docker("run", "-d", "--label", "glmtui.managed=true", "--label", f"glmtui.env={far}",
+                      "--name", container_of(far), busybox_image, "sleep", "600")
+    values = {**{key: spec.default for key, spec in KEYS.items()}, "engines.far": {"host": far_engine.host}}
+    config = Config(values, {key: "default" for key in values})
+    async with tui(tmp_path, config=config) as (app, pilot):
+        await wait_until(pilot, lambda: env_row(app, f"far/{far}") and env_row(app, f"default/{near.name}"),
+                         what="both engines' environments")
+        assert env_row(app, f"far/{far}")["engine"] == "far" and env_row(app, f"far/{far}")["status"] == "running"
+        assert env_row(app, f"default/{near.name}")["engine"] == "default"
+        # the far engine's events keep its row current
+        await asyncio.to_thread(far_engine.docker, "stop", "-t", "1", container_of(far))
+        await wait_until(pilot, lambda: env_row(app, f"far/{far}")["status"] == "exited", what="far stopped")
+        # an action on it goes to its engine
+        await select_env(pilot, app, f"far/{far}")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: env_row(app, f"far/{far}")["status"] == "running", what="far started")
+        assert far_engine.docker("inspect", "-f", "{{.State.Status}}", container_of(far)).stdout.strip() == "running"
+        # it goes away: a banner line of its own, the other engine's environments stay and act
+        await asyncio.to_thread(far_engine.stop)
+        line = f"⚠ engine far at {far_engine.host} is unreachable — reconnecting… (the others go on)"
+        await wait_until(pilot, lambda: line in str(app.query_one("#banner").content), timeout=30, what="far's banner")
+        await wait_until(pilot, lambda: env_row(app, f"far/{far}") is None, what="far's row gone")
+        assert env_row(app, f"default/{near.name}")["status"] == "running" and app.connected
+        await select_env(pilot, app, f"default/{near.name}")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: env_row(app, f"default/{near.name}")["status"] == "exited", what="near stopped")
+        # back: the banner line goes, its environments come back
+        await asyncio.to_thread(far_engine.start)
+        await wait_until(pilot, lambda: env_row(app, f"far/{far}") is not None, timeout=40, what="far back")
+        assert line not in str(app.query_one("#banner").content)

@@ -28,7 +28,7 @@ from glmtui.tui.messages import RunStateChanged, StepOutput, StepSelected
 from glmtui.tui.screens.permissions import AllowHostAccess
 from glmtui.tui.screens.plan_inputs import PlanInputsScreen
 from glmtui.tui.screens.plan_picker import PastRunsScreen, PlanPickerScreen, recent_file, recent_plans
-from glmtui.tui.widgets.plan_view import PlanPane, StepTable, tail_lines
+from glmtui.tui.widgets.plan_view import PlanPane, StepTable
 
 HELLO = helpers.PROJECT_ROOT / "plans" / "hello.yaml"
 BAD = helpers.PROJECT_ROOT / "tests" / "plans" / "bad" / "needs-missing.yaml"
@@ -98,6 +98,11 @@ def rows(app: PaneApp) -> dict[str, list[str]]:
 def status_line(app: PaneApp) -> str:
     """The pane's status line (it may wrap over a few screen lines)."""
     return str(app.query_one("#plan-status").content)
+
+
+def texts(selected: StepSelected) -> list[tuple[str, str]]:
+    """A StepSelected's lines as (stream, line), without the time each was written."""
+    return [(stream, line) for stream, line, _ in selected.lines]
 
 
 def marks(app: PaneApp) -> dict[str, str]:
@@ -452,15 +457,15 @@ async def test_run_hello_live_then_select_steps_and_open_the_past_run(
             await wait_until(pilot, lambda: app.of(StepSelected))
             count = app.of(StepSelected)[-1]
             assert count.title == "count"
-            assert any(stream == "stdout" and line.startswith("the image has ") for stream, line in count.lines)
+            assert any(stream == "stdout" and line.startswith("the image has ") for stream, line in texts(count))
             await pilot.press("up")
             await wait_until(pilot, lambda: len(app.of(StepSelected)) == 2)
             greet = app.of(StepSelected)[-1]
-            assert greet.lines == [("stdout", "hello, world")]
+            assert texts(greet) == [("stdout", "hello, world")]
             assert greet.log_file == app.store.log_file(run_id, "greet")
             assert greet.log_file.read_text() == "hello, world\n"
             shout = app.pane.step_selected("shout")
-            assert shout.lines == [("stdout", "HELLO, WORLD")]
+            assert texts(shout) == [("stdout", "HELLO, WORLD")]
             # the past run opens the same way, from its record
             await pilot.press("p")
             await wait_until(pilot, lambda: isinstance(app.screen, PastRunsScreen))
@@ -485,11 +490,11 @@ async def test_run_hello_live_then_select_steps_and_open_the_past_run(
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("how", ["key c", "the service's shutdown"])
+@pytest.mark.parametrize("how", ["key C, then yes", "the service's shutdown"])
 async def test_cancel_stops_the_run_and_removes_its_environment(
     tmp_path: Path, engine: Any, busybox_image: str, how: str
 ) -> None:
-    """`c`, or the service's shutdown (the app's `await backend.close()` before it exits): the same
+    """`C` (once the person says yes), or the service's shutdown (the app's `await backend.close()` before it exits): the same
     clean-up as Ctrl-C headless."""
     plan = write_plan(tmp_path, """
         version: 1
@@ -516,8 +521,10 @@ async def test_cancel_stops_the_run_and_removes_its_environment(
             started = time.monotonic()
             await wait_until(pilot, lambda: app.of(StepOutput), what="nap's output, live")
             assert [(m.stream, m.lines) for m in app.of(StepOutput)] == [("stdout", ["going to sleep"])]
-            if how == "key c":
-                await pilot.press("c")
+            if how == "key C, then yes":
+                await pilot.press("C")
+                await wait_until(pilot, lambda: app.screen.query("#yes"), what="the question")
+                await pilot.press("y")
             else:
                 await app.backend.close()
                 assert app.store.run(run_id).status == "cancelled"
@@ -585,10 +592,10 @@ async def test_resume_after_a_failed_run_reuses_what_succeeded(
             assert [table[s][0] for s in ("first", "second", "third")] == ["✔", "✔", "✔"]
             assert table["first"][6] == f"reused from run {failed_run}"
             reused = app.pane.step_selected("first")
-            assert reused.lines == [("stdout", "first ran")]
+            assert texts(reused) == [("stdout", "first ran")]
             assert reused.log_file == app.store.log_file(failed_run, "first")
             assert reused.title == f"first · reused from run {failed_run}"
-            assert app.pane.step_selected("second").lines == [("stdout", "second ran")]
+            assert texts(app.pane.step_selected("second")) == [("stdout", "second ran")]
             assert app.pane.check_action("resume", ()) is False
     finally:
         for run_id in run_ids(app):
@@ -628,7 +635,7 @@ async def test_fast_output_is_batched_and_preparation_shows_progress(
             assert live == [str(n) for n in range(1, 200001)]  # every line, in order, of `loud` only
             assert len(outputs) < 100, f"{len(outputs)} StepOutput messages: not batched"
             selected = app.pane.step_selected("loud")
-            assert len(selected.lines) == 5000 and selected.lines[-1] == ("stdout", "200000")
+            assert len(selected.lines) == 5000 and texts(selected)[-1] == ("stdout", "200000")
             assert marks(app) == {"loud": "✔", "quiet": "✔"}
     finally:
         for run_id in run_ids(app):
@@ -741,13 +748,3 @@ async def test_run_without_an_engine_says_so(tmp_path: Path) -> None:
         await pilot.pause(0.1)
         assert [n.message for n in app._notifications] == ["no Docker engine: start Docker, then run the plan again"]
         assert app.of(RunStateChanged) == []
-
-
-def test_tail_lines_reads_the_end_of_big_logs(tmp_path: Path) -> None:
-    log = tmp_path / "step.log"
-    log.write_text("".join(f"line {n}\n" for n in range(200_000)))
-    lines = tail_lines(log, 5000)
-    assert len(lines) == 5000 and lines[0] == "line 195000" and lines[-1] == "line 199999"
-    assert tail_lines(tmp_path / "missing.log") == []
-    (tmp_path / "short.log").write_text("a\nb")
-    assert tail_lines(tmp_path / "short.log") == ["a", "b"]

@@ -1,22 +1,26 @@
 """Snapshot tests of the TUI's screens (pytest-textual-snapshot).
 
 The apps come from tests/snapshot_apps.py: the fake engine (the only place it is used), a fixed
-config, deterministic ages, run id and clock; 160x45, cursor blink off. A change on purpose is
+config, deterministic ages, run id and clock; 160x45 (and a small 80x24 and a large 220x60
+terminal for the layout), cursor blink off. A change on purpose is
 accepted with `pytest tests/test_tui_snapshots.py --snapshot-update` after looking at the SVGs
 in tests/__snapshots__/test_tui_snapshots/.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import snapshot_apps as apps
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 import helpers
 from glmtui.tui.screens.help import HelpScreen
 from glmtui.tui.screens.new_env import NewEnvironment
+from glmtui.tui.screens.plan_inputs import PlanInputsScreen
 from glmtui.tui.widgets.plan_view import PlanPane, StepTable
 
 
@@ -128,6 +132,8 @@ def test_chat_pane(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         await apps.settle(pilot, lambda: isinstance(app.focused, ApprovalPrompt))
         await pilot.press("ctrl+g")
         await apps.settle(pilot)
+        footer = apps.screen_lines(app)[-1]
+        assert re.search(r"q Quit\s+▏\^p Commands$", footer.rstrip()), footer  # whole at 160 columns
 
     assert snap_compare(app, terminal_size=apps.CHAT_SIZE, run_before=run_before)
 
@@ -169,3 +175,68 @@ def test_agent_executions(snap_compare, tmp_path: Path, agents_clock: None) -> N
         await apps.settle(pilot)
 
     assert snap_compare(app, terminal_size=apps.SIZE, run_before=run_before)
+
+
+# --- the layout by the terminal's size ----------------------------------------------------------
+
+
+def test_small_terminal(snap_compare, tmp_path: Path) -> None:
+    """80x24: the environments pane narrows to name and status, the plan pane keeps room for its
+    facts and steps, the chat keeps its title and prompt line."""
+    from glmtui.tui.widgets.environments import EnvironmentsPane
+
+    app = apps.with_plan(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        assert [column.label.plain for column in app.query_one(EnvironmentsPane).ordered_columns] == ["", "name", "status"]
+        assert app.query_one(PlanPane).content_size.width >= 40
+
+    assert snap_compare(app, terminal_size=apps.SMALL, run_before=run_before)
+
+
+def test_large_terminal(snap_compare, tmp_path: Path) -> None:
+    """220x60: every column of the environments pane, the plan's steps and the log with room to spare."""
+    app = apps.with_plan(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        await pilot.press("tab", "tab")
+        await apps.settle(pilot, lambda: app.query_one(StepTable).has_focus)
+
+    assert snap_compare(app, terminal_size=apps.LARGE, run_before=run_before)
+
+
+def test_new_environment_form_in_a_small_terminal(snap_compare, tmp_path: Path) -> None:
+    """80x24, Create with a bad memory size: the form scrolls, its error and its buttons on screen."""
+    app = apps.main_screen(tmp_path)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        await pilot.press("n")
+        await apps.settle(pilot, lambda: isinstance(app.screen, NewEnvironment))
+        form = app.screen
+        form.query_one("#memory", Input).value = "lots"
+        await pilot.click("#create")
+        await apps.settle(pilot, lambda: str(form.query_one("#error").content))
+        assert apps.on_screen(app, form.query_one("#error")) and apps.on_screen(app, form.query_one("#create"))
+
+    assert snap_compare(app, terminal_size=apps.SMALL, run_before=run_before)
+
+
+def test_inputs_form_in_a_small_terminal(snap_compare, tmp_path: Path) -> None:
+    """80x24, six inputs and a required one left empty: the fields scroll, the error (wrapped) and
+    the buttons stay on screen."""
+    app = apps.build(tmp_path, plan=apps.MANY_INPUTS)
+
+    async def run_before(pilot: Pilot) -> None:
+        await apps.settle(pilot, apps.stats_shown(app))
+        await pilot.press("tab", "tab", "i")
+        await apps.settle(pilot, lambda: isinstance(app.screen, PlanInputsScreen))
+        await pilot.press("ctrl+s")
+        form = app.screen
+        await apps.settle(pilot, lambda: str(form.query_one("#inputs-errors").content))
+        assert apps.on_screen(app, form.query_one("#inputs-errors"))
+        assert apps.on_screen(app, form.query_one("#inputs-apply"))
+
+    assert snap_compare(app, terminal_size=apps.SMALL, run_before=run_before)

@@ -445,7 +445,7 @@ def _show_execution(execution_id: str, as_json: bool) -> None:
     for label, value in lines:
         click.echo(f"{label:<{width}}  {value}")
     if record.tool_calls:
-        from glmtui.headless import SYMBOLS
+        from glmtui.render import SYMBOLS
 
         click.echo("tool calls:")
         marks = {"ok": SYMBOLS["success"], "error": SYMBOLS["failure"], "denied": SYMBOLS["skipped"]}

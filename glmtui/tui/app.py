@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from datetime import datetime
+from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.reactive import reactive
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from glmtui.config import Config, set_value
@@ -35,13 +39,14 @@ from glmtui.tui.messages import (
     AgentsChanged,
     EnvironmentAction,
     SaveAsAgent,
+    StepDeselected,
     StepOutput,
     StepSelected,
     TranscriptSelected,
 )
 from glmtui.tui.schedules import TuiSchedules
 from glmtui.tui.screens.dialogs import Confirm, ConfirmRemove, EnvironmentDetails
-from glmtui.tui.screens.help import HelpScreen, binding_rows
+from glmtui.tui.screens.help import HelpScreen, binding_rows, key_text
 from glmtui.tui.screens.new_env import NewEnvironment
 from glmtui.tui.widgets.agents import AgentsPane
 from glmtui.tui.widgets.chat import ChatPane
@@ -50,6 +55,7 @@ from glmtui.tui.widgets.log_view import LogView
 from glmtui.tui.widgets.plan_view import PlanPane
 
 EngineFactory = Callable[[], Awaitable[Any]]
+TYPED_ACTIONS = frozenset({"help", "pick_plan", "search_log", "focus_chat", "leave"})  # app keys a text field types
 LOG_TAIL = 1000  # lines of an environment's log shown when it is opened
 SCHEDULES_RETRY = 3.0  # seconds: how often the TUI tries to run the schedules while another process does
 
@@ -58,16 +64,19 @@ class GlmtuiApp(App[int]):
     TITLE = "glmtui"
     CSS_PATH = ["app.tcss", "screens/plan.tcss", "screens/chat.tcss", "screens/agents.tcss"]
     COMMANDS = App.COMMANDS | {GlmtuiCommands}
+    # Screen classes by the terminal's size (app.tcss lays the panes out by them).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (35, "-tall")]
     BINDINGS = [
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("f1", "help", "Help", show=False, id="app.help_f1"),
-        Binding("ctrl+p", "command_palette", "Commands", id="app.commands"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, id="app.commands"),  # the footer has Textual's
         Binding("r", "pick_plan", "Run plan", id="app.plan"),
         Binding("slash", "search_log", "Search log", show=False, id="app.search"),
         Binding("c", "focus_chat", "Chat", id="app.chat"),
         Binding("tab", "focus_next", "Next pane", show=False, id="app.next"),
         Binding("shift+tab", "focus_previous", "Previous pane", show=False, id="app.previous"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("q", "leave", "Quit", id="app.quit"),  # ctrl+q (Textual's) quits from a text field too
     ]
 
     connected: reactive[bool] = reactive(False)
@@ -85,7 +94,9 @@ class GlmtuiApp(App[int]):
         self.config = config or Config.load()
         self.store = store or Store()
         self.plan_path = plan
-        self.engine: ContainerEngine | None = None
+        self.engine: ContainerEngine | None = None  # the app's own: the service's, new environments'
+        self.engines: Any | None = None  # glmtui.docker.engines.Engines: every engine, when there are several
+        self._away: dict[str, str] = {}  # engine name -> its banner line, while it cannot be reached
         # Starts and follows plan runs and chat turns (glmtui.service.backend.Backend): made once
         # the engine is connected; its work ends with the app (quitting asks first).
         self.backend: Any | None = None
@@ -124,7 +135,9 @@ class GlmtuiApp(App[int]):
         theme = self.config.get("theme")
         if theme in self.available_themes:
             self.theme = theme
-        self.query_one(LogView).border_title = "Log"
+        log = self.query_one(LogView)
+        log.border_title = "Log"
+        log.save_folder = self.store.database.parent / "logs"  # ctrl+s offers the data folder
         self.query_one(EnvironmentsPane).focus()
         self.set_banner("connecting to the Docker engine…")
         self.watch_engine()
@@ -145,15 +158,18 @@ class GlmtuiApp(App[int]):
                 self.notify(f"theme not saved: {err}", severity="warning")
 
     def set_banner(self, text: str | None) -> None:
+        """The banner: `text` (None: none), then a line for each engine that is away."""
+        lines = ([text] if text else []) + list(self._away.values())
         banner = self.query_one("#banner", Static)
-        banner.update(text or "")
-        banner.display = bool(text)
+        banner.update("\n".join(lines))
+        banner.display = bool(lines)
 
     # -- the engine -------------------------------------------------------------------------
 
     @work(exclusive=True, group="engine", exit_on_error=False)
     async def watch_engine(self) -> None:
-        """Connect (retrying while the engine is away), then follow its events for good."""
+        """Connect (retrying while the engine is away), then follow its events for good: of every
+        engine when the configuration has more than one (`engines`), each reconnecting on its own."""
         delay = 0.5
         while self.engine is None:
             try:
@@ -162,30 +178,55 @@ class GlmtuiApp(App[int]):
                 self.set_banner(f"⚠ {err.message} — reconnecting…")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 3.0)
-        self._on_connected()
-        async for event in self.engine.events():
+        if self.engines is None:
+            self.engines = self._every_engine()
+        self._on_connected(self.engine.name)
+        events = self.engines.events() if self.engines is not None else self.engine.events()
+        async for event in events:
             if event.action == "disconnected":
-                self._on_disconnected()
+                self._on_disconnected(event.engine)
             elif event.action == "reconnected":
-                self._on_connected()
+                self._on_connected(event.engine)
             elif event.type == "container" and not event.action.startswith("exec_"):
                 self.refresh_soon()  # execs do not change the list; runs make many of them
 
-    def _on_connected(self) -> None:
-        self.connected = True
+    def _every_engine(self) -> Any:
+        """glmtui.docker.engines.Engines over the app's engine and the others configured, when
+        there are others (None: the app's engine is all there is)."""
+        from glmtui.docker.engines import Engines
+
+        try:
+            engines = Engines.from_config(self.config, connected=[self.engine])
+        except GlmtuiError as err:  # a configured engine that cannot be: the app's own still works
+            self.notify(f"only engine {self.engine.name}: {err}", severity="warning", timeout=10)
+            return None
+        return engines if len(engines.endpoints.distinct()) > 1 else None
+
+    def _on_connected(self, engine: str | None = None) -> None:
+        self._away.pop(engine or self.engine.name, None)
+        if engine in (None, self.engine.name):
+            self.connected = True
+            if self.backend is None:
+                self._start_service()
         self.set_banner(None)
-        if self.backend is None:
-            self._start_service()
         self.refresh_soon()
 
-    def _on_disconnected(self) -> None:
-        self.connected = False
-        self.query_one(EnvironmentsPane).border_subtitle = "engine unreachable"
-        host = getattr(self.engine, "host", "the engine")
-        self.set_banner(f"⚠ the Docker engine at {host} is unreachable — reconnecting…")
-        for worker in self._stats_workers.values():
-            worker.cancel()
-        self._stats_workers.clear()
+    def _on_disconnected(self, engine: str | None = None) -> None:
+        """An engine went away: a banner line of its own; the others go on."""
+        name = engine or self.engine.name
+        if name == self.engine.name:
+            self.connected = False
+            host = getattr(self.engine, "host", "the engine")
+        else:
+            host = self.engines.endpoint(name).host
+        self._away[name] = (f"⚠ engine {name} at {host} is unreachable — reconnecting… (the others go on)"
+                            if self.engines is not None else
+                            f"⚠ the Docker engine at {host} is unreachable — reconnecting…")
+        self.query_one(EnvironmentsPane).border_subtitle = f"engine {name} unreachable"
+        self.set_banner(None)
+        for key in [key for key in self._stats_workers if self.engines is None or key.startswith(f"{name}/")]:
+            self._stats_workers.pop(key).cancel()
+        self.refresh_soon()
 
     def refresh_soon(self) -> None:
         """Events come in bursts (create, start, attach…): one listing per burst."""
@@ -196,12 +237,21 @@ class GlmtuiApp(App[int]):
     @work(exclusive=True, group="env-list", exit_on_error=False)
     async def refresh_environments(self) -> None:
         self._refresh_pending = False
-        if self.engine is None or not self.connected:
+        if self.engine is None or not self.connected and self.engines is None:
             return
         pane = self.query_one(EnvironmentsPane)
-        pane.environments = await self.engine.list_environments()
-        self.query_one(ChatPane).environments_listed({env.name: env.status for env in pane.environments})
-        self.query_one(AgentsPane).environments = [env.name for env in pane.environments]
+        pane.lay_out(compact=pane.compact, by_engine=self.engines is not None)
+        if self.engines is None:
+            pane.environments = await self.engine.list_environments()
+        else:  # the engines that answer, each asked at once (one away is in the banner, not waited for)
+            names = [e.name for e in self.engines.endpoints.distinct() if e.name not in self._away]
+            listed = await asyncio.gather(*(self.engines.list_environments(engine=name) for name in names),
+                                          return_exceptions=True)
+            found = [env for result in listed if not isinstance(result, BaseException) for env in result[0]]
+            pane.environments = sorted(found, key=lambda env: (env.name, env.engine))
+        on_mine = [env for env in pane.environments if env.engine == self.engine.name]
+        self.query_one(ChatPane).environments_listed({env.name: env.status for env in on_mine})
+        self.query_one(AgentsPane).environments = [env.name for env in on_mine]
         self._follow_stats(pane)
         if self.service is not None and not self._agents_started:
             self._agents_started = True
@@ -273,23 +323,30 @@ class GlmtuiApp(App[int]):
         return [work for work in self.service.running() if work.kind == "run"] if self.service else []
 
     def _follow_stats(self, pane: EnvironmentsPane) -> None:
-        running = {env.name for env in pane.environments if env.running}
-        wanted = running & set(pane.visible_names())
-        for name in list(self._stats_workers):
-            if name not in wanted:
-                self._stats_workers.pop(name).cancel()
-                self._stats.pop(name, None)
-        for name in wanted - set(self._stats_workers):
-            self._stats_workers[name] = self.run_worker(
-                self._stats_of(name), group=f"stats-{name}", exclusive=True, exit_on_error=False
+        running = {pane.key_of(env): env for env in pane.environments if env.running}
+        wanted = set(running) & set(pane.visible_names())
+        for key in list(self._stats_workers):
+            if key not in wanted:
+                self._stats_workers.pop(key).cancel()
+                self._stats.pop(key, None)
+        for key in wanted - set(self._stats_workers):
+            env = running[key]
+            self._stats_workers[key] = self.run_worker(
+                self._stats_of(key, env.name, env.engine), group=f"stats-{key}", exclusive=True, exit_on_error=False
             )
 
-    async def _stats_of(self, name: str) -> None:
+    async def _stats_of(self, key: str, name: str, engine: str) -> None:
         try:
-            async for sample in self.engine.stats(name):
-                self._stats[name] = sample
+            async for sample in (await self._engine_named(engine)).stats(name):
+                self._stats[key] = sample
         except GlmtuiError:
-            self._stats.pop(name, None)  # it stopped or went away: the next listing says so
+            self._stats.pop(key, None)  # it stopped or went away: the next listing says so
+
+    async def _engine_named(self, engine: str | None) -> Any:
+        """The engine called `engine` (None: the app's own)."""
+        if engine is None or engine == self.engine.name or self.engines is None:
+            return self.engine
+        return await self.engines.get(engine)
 
     def _show_stats(self) -> None:
         try:
@@ -303,11 +360,19 @@ class GlmtuiApp(App[int]):
 
     @on(EnvironmentAction)
     def on_environment_action(self, message: EnvironmentAction) -> None:
-        if self.engine is None or not self.connected:
-            self.notify("the Docker engine is unreachable", severity="error")
+        engine = message.engine or (self.engine.name if self.engine is not None else None)
+        if self.engine is None or engine in self._away or (engine == self.engine.name and not self.connected):
+            self.notify("the Docker engine is unreachable" + (f" ({engine})" if self.engines is not None else ""),
+                        severity="error")
+            return
+        if message.action == "chat" and engine != self.engine.name:
+            self.notify(f"the chat works in environments of engine {self.engine.name} for now", severity="warning")
             return
         handler = getattr(self, f"_env_{message.action}")
-        handler(message.name)
+        if message.action in ("new", "chat"):  # new ones are made on the app's own engine
+            handler(message.name)
+        else:
+            handler(message.name, message.engine)
 
     @work(group="env-action", exit_on_error=False)
     async def _env_new(self, _: str | None) -> None:
@@ -326,40 +391,43 @@ class GlmtuiApp(App[int]):
             chat.focus_input()
 
     @work(group="env-action", exit_on_error=False)
-    async def _env_start_stop(self, name: str) -> None:
-        env = await self.engine.get_environment(name)
+    async def _env_start_stop(self, name: str, engine_name: str | None) -> None:
+        engine = await self._engine_named(engine_name)
+        env = await engine.get_environment(name)
         if env.running:
             self.notify(f"stopping {name}…")
-            await self.engine.stop_environment(name, timeout=self.config.get("stop_timeout"))
+            await engine.stop_environment(name, timeout=self.config.get("stop_timeout"))
         else:
-            await self.engine.start_environment(name)
+            await engine.start_environment(name)
             self.notify(f"started {name}")
 
     @work(group="env-action", exit_on_error=False)
-    async def _env_remove(self, name: str) -> None:
+    async def _env_remove(self, name: str, engine_name: str | None) -> None:
         answer = await self.push_screen_wait(ConfirmRemove(name))
         if answer is None:
             return
-        await self.engine.remove_environment(name, volume=answer[1])
+        await (await self._engine_named(engine_name)).remove_environment(name, volume=answer[1])
         self.notify(f"removed {name}" + (" and its volume" if answer[1] else ""))
 
     @work(group="env-action", exit_on_error=False)
-    async def _env_details(self, name: str) -> None:
-        await self.push_screen_wait(EnvironmentDetails(name, await self.engine.inspect_environment(name)))
+    async def _env_details(self, name: str, engine_name: str | None) -> None:
+        info = await (await self._engine_named(engine_name)).inspect_environment(name)
+        await self.push_screen_wait(EnvironmentDetails(name, info))
 
     @work(group="env-action", exit_on_error=False)
-    async def _env_shell(self, name: str) -> None:
+    async def _env_shell(self, name: str, engine_name: str | None) -> None:
         """The TUI steps aside for a shell in the environment (bash, else sh) and comes back after."""
         from glmtui.terminal import attach
 
-        env = await self.engine.get_environment(name)
+        engine = await self._engine_named(engine_name)
+        env = await engine.get_environment(name)
         if not env.running:
             self.notify(f"{name} is stopped: s starts it", severity="warning")
             return
         size = self.size
         try:
             with self.suspend():  # opened only once the terminal is ours to hand over
-                session = await self.engine.open_interactive(name, rows=size.height, columns=size.width)
+                session = await engine.open_interactive(name, rows=size.height, columns=size.width)
                 code = await attach(session)
         except SuspendNotSupported:
             self.notify("a shell cannot open here: this terminal cannot hand itself over", severity="error")
@@ -368,17 +436,18 @@ class GlmtuiApp(App[int]):
         self.notify(f"shell in {name} exited with {code}")
 
     @work(exclusive=True, group="log-source", exit_on_error=False)
-    async def _env_logs(self, name: str) -> None:
+    async def _env_logs(self, name: str, engine_name: str | None) -> None:
         self.query_one(PlanPane).release_log()
         self.query_one(AgentsPane).release_log()
         log = self.query_one(LogView)
-        log.show_source(f"env {name}", None)
+        log.show_source(f"env {name}" + (f" · {engine_name}" if self.engines is not None else ""), None)
         partial = {1: "", 2: ""}
-        async for stream, data in self.engine.logs(name, follow=True, tail=LOG_TAIL):
+        async for stream, data in (await self._engine_named(engine_name)).logs(name, follow=True, tail=LOG_TAIL, timestamps=True):
             lines = (partial[stream] + data.decode("utf-8", "replace")).split("\n")
             partial[stream] = lines.pop()
-            if lines:
-                log.write_lines(lines, stream="stderr" if stream == 2 else "stdout")
+            # Each line comes with the engine's time of it: what `t` shows, the same each time.
+            for at, batch in groupby(map(_engine_timed, lines), key=itemgetter(0)):
+                log.write_lines([line for _, line in batch], stream="stderr" if stream == 2 else "stdout", timestamp=at)
 
     # -- the plan pane and the log pane -----------------------------------------------------
 
@@ -387,30 +456,28 @@ class GlmtuiApp(App[int]):
         self.query_one(AgentsPane).release_log()
         self._show_in_log(message.title, message.lines, message.log_file)
 
+    @on(StepDeselected)
+    def on_step_deselected(self) -> None:
+        self.workers.cancel_group(self, "log-source")
+        self.query_one(LogView).show_source("Log", None)
+
     @on(TranscriptSelected)
     def on_transcript_selected(self, message: TranscriptSelected) -> None:
         self.query_one(PlanPane).release_log()
-        self._show_in_log(message.title, [("stdout", line) for line in message.lines], message.log_file)
+        self._show_in_log(message.title, [("stdout", line, None) for line in message.lines], message.log_file)
 
-    def _show_in_log(self, title: str, lines: list[tuple[str, str]], log_file: Path | None) -> None:
-        """The log pane shows this from now on: `lines` (stream, line), then what follows."""
+    def _show_in_log(self, title: str, lines: list[tuple[str, str, float | None]], log_file: Path | None) -> None:
+        """The log pane shows this from now on: `lines` (stream, line, when it was written), then
+        what follows."""
         self.workers.cancel_group(self, "log-source")
         log = self.query_one(LogView)
         log.show_source(title, log_file)
-        batch: list[str] = []
-        current = "stdout"
-        for stream, line in lines:
-            if stream != current and batch:
-                log.write_lines(batch, stream=current)
-                batch = []
-            current = stream
-            batch.append(line)
-        if batch:
-            log.write_lines(batch, stream=current)
+        for (stream, at), batch in groupby(lines, key=lambda line: (line[0], line[2])):
+            log.write_lines([line for _, line, _ in batch], stream=stream, timestamp=at)
 
     @on(StepOutput)
     def on_step_output(self, message: StepOutput) -> None:
-        self.query_one(LogView).write_lines(message.lines, stream=message.stream)
+        self.query_one(LogView).write_lines(message.lines, stream=message.stream, timestamp=message.timestamp)
 
     # -- app actions ------------------------------------------------------------------------
 
@@ -427,8 +494,48 @@ class GlmtuiApp(App[int]):
                 title = node.border_title or type(node).__name__
                 sections.append((str(title), rows))
             node = node.parent
-        sections.append(("Everywhere", binding_rows(self.BINDINGS)))  # type: ignore[arg-type]
+        everywhere = [binding for binding in self.BINDINGS if self.check_action(binding.action, ()) is not False]  # type: ignore[union-attr]
+        title = "Everywhere" if not self._typing() else "Everywhere (letters type into the field)"
+        sections.append((title, binding_rows(everywhere)))  # type: ignore[arg-type]
         self.push_screen(HelpScreen(sections))
+
+    def _typing(self) -> bool:
+        """A text field has the focus: the keys of letters and signs type into it."""
+        return isinstance(self.focused, (Input, TextArea))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in TYPED_ACTIONS and self._typing():
+            return False  # its key types into the field: neither in the footer nor in the help
+        return True
+
+    def on_key(self, event: events.Key) -> None:
+        """A letter that does nothing where the focus is says why: the pane's reason when its key
+        cannot act now, or which pane the key belongs to. (Keys that act never reach here first
+        as unhandled: Textual runs a key's binding after this, so the active ones are skipped.)"""
+        if len(self.screen_stack) > 1 or self._typing() or not (event.is_printable and event.character):
+            return
+        if event.key in self.screen.active_bindings:
+            return
+        focused = self.focused
+        chain = [focused, *focused.ancestors] if focused is not None else []
+        for node in chain:
+            binding = _binding_for(node, event.key)
+            if binding is not None:
+                why = getattr(node, "why_not", lambda _action: None)(binding.action)
+                if why:
+                    self.notify(why, severity="warning", timeout=4)
+                return
+        for pane in (self.query_one(EnvironmentsPane), self.query_one(PlanPane), self.query_one(LogView),
+                     self.query_one(AgentsPane)):
+            binding = _binding_for(pane, event.key)
+            if binding is not None and pane not in chain:
+                title = str(pane.border_title or type(pane).__name__).split()[0]
+                self.notify(f"{key_text(event.key)} ({binding.description}) is a key of the {title} pane: tab to it",
+                            timeout=4)
+                return
+
+    async def action_leave(self) -> None:
+        await self.action_quit()
 
     async def action_quit(self) -> None:
         if self._plan_runs() or self._executions_running():
@@ -459,24 +566,25 @@ class GlmtuiApp(App[int]):
         for binding in pane.BINDINGS:
             if isinstance(binding, Binding) and binding.show:
                 action = binding.action.removeprefix("env(").removesuffix(")")
-                actions.append((f"Environment: {binding.description}", f"key {binding.key}", f"env_action({action})"))
+                actions.append((f"Environment: {binding.description}", f"key {key_text(binding.key)}", f"env_action({action})"))
         plan = self.query_one(PlanPane)
         for binding in plan.BINDINGS:
             if isinstance(binding, Binding) and plan.check_action(binding.action, ()) is not False:
-                actions.append((f"Plan: {binding.description}", f"key {binding.key}", f"plan_action({binding.action!r})"))
+                actions.append((f"Plan: {binding.description}", f"key {key_text(binding.key)}", f"plan_action({binding.action!r})"))
         log = self.query_one(LogView)
         for binding in log.BINDINGS:
             if isinstance(binding, Binding) and binding.description:
-                actions.append((f"Log: {binding.description}", f"key {binding.key}", f"log_action({binding.action!r})"))
+                actions.append((f"Log: {binding.description}", f"key {key_text(binding.key)}", f"log_action({binding.action!r})"))
         chat = self.query_one(ChatPane)
         for binding in chat.BINDINGS:
-            if isinstance(binding, Binding) and binding.show and chat.check_action(binding.action, ()) is not False:
-                actions.append((f"Chat: {binding.description}", f"key {binding.key} · {chat.KEY_HELP[binding.action]}",
+            if isinstance(binding, Binding) and binding.action in chat.KEY_HELP and \
+                    chat.check_action(binding.action, ()) is not False:
+                actions.append((f"Chat: {binding.description}", f"key {key_text(binding.key)} · {chat.KEY_HELP[binding.action]}",
                                 f"chat_action({binding.action!r})"))
         agents = self.query_one(AgentsPane)
         for binding in agents.BINDINGS:
             if isinstance(binding, Binding) and agents.check_action(binding.action, ()) is not False:
-                actions.append((f"Agents: {binding.description}", f"key {binding.key} · {agents.KEY_HELP[binding.action]}",
+                actions.append((f"Agents: {binding.description}", f"key {key_text(binding.key)} · {agents.KEY_HELP[binding.action]}",
                                 f"agents_action({binding.action!r})"))
         actions += [("Help", "every key binding", "help"), ("Quit", "leave glmtui", "quit")]
         return actions
@@ -532,6 +640,34 @@ class GlmtuiApp(App[int]):
             return
         message = str(error) if isinstance(error, GlmtuiError) else f"{type(error).__name__}: {error}"
         self.notify(message, severity="error", timeout=8)
+
+
+def _binding_for(node: Any, key: str) -> Binding | None:
+    """The binding of `node` (a pane) for `key`, with a description."""
+    for binding in getattr(node, "BINDINGS", []):
+        if isinstance(binding, Binding) and binding.description and key in binding.key.split(","):
+            return binding
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _engine_time(stamp: str) -> float | None:
+    """The Unix time of the engine's RFC 3339 time to the millisecond (2026-12-07T21:30:00.123)."""
+    try:
+        return datetime.fromisoformat(stamp + "+00:00").timestamp()
+    except ValueError:
+        return None
+
+
+def _engine_timed(line: str) -> tuple[float | None, str]:
+    """A line of `docker logs --timestamps` as (its time, its text); (None, line) without one.
+    The engine's times are RFC 3339 with up to nine digits of a second, trailing zeros left out."""
+    stamp, space, text = line.partition(" ")
+    if not space or not stamp.endswith("Z"):
+        return None, line
+    seconds, _, fraction = stamp[:-1].partition(".")
+    at = _engine_time(f"{seconds}.{fraction[:3]:0<3}")
+    return (at, text) if at is not None else (None, line)
 
 
 def run_tui(plan: Path | None = None) -> int:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-
-if TYPE_CHECKING:
-    from glmtui.tui.app import GlmtuiApp
 
 
 class GlmtuiCommands(Provider):
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        app: GlmtuiApp = self.app  # type: ignore[assignment]
+        app: Any = self.app  # glmtui.tui.app.GlmtuiApp, which has palette_actions
         return [(name, help_text, partial(app.run_action, action)) for name, help_text, action in app.palette_actions()]
 
     async def discover(self) -> Hits:

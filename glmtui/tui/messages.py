@@ -16,6 +16,7 @@ class EnvironmentAction(Message):
 
     action: str
     name: str | None = None
+    engine: str | None = None  # the engine it is on (None: the app's own)
 
 
 @dataclass
@@ -23,16 +24,23 @@ class StepSelected(Message):
     """Show this step's output in the log pane: what is buffered now, then its live lines."""
 
     title: str
-    lines: list[tuple[str, str]]  # (stream, line)
+    lines: list[tuple[str, str, float]]  # (stream, line, when it was written)
     log_file: Path | None = None
 
 
 @dataclass
 class StepOutput(Message):
-    """Live lines of the step the log pane shows."""
+    """Live lines of the step the log pane shows, written at `timestamp` (None: now)."""
 
     stream: str
     lines: list[str] = field(default_factory=list)
+    timestamp: float | None = None
+
+
+@dataclass
+class StepDeselected(Message):
+    """The plan pane shows another plan now: the step the log pane showed is no longer on screen,
+    so the log pane shows nothing."""
 
 
 @dataclass

@@ -16,17 +16,11 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from glmtui.errors import GlmtuiError
-from glmtui.render import age
-from glmtui.tui.screens.plan_picker import _FilterScreen
+from glmtui.render import age, tokens_text
+from glmtui.tui.screens.filter_screen import FilterScreen
 
 
-def _tokens(count: int) -> str:
-    from glmtui.tui.widgets.chat import tokens_text
-
-    return tokens_text(count)
-
-
-class ConversationPicker(_FilterScreen[str]):
+class ConversationPicker(FilterScreen[str]):
     """The environment's saved conversations, newest first; enter reopens one."""
 
     TITLE_TEXT = "Conversations"
@@ -44,7 +38,7 @@ class ConversationPicker(_FilterScreen[str]):
         out = []
         for conversation in self.conversations:
             when = age(datetime.fromtimestamp(conversation.updated, timezone.utc), now)
-            tokens = _tokens(conversation.input_tokens + conversation.output_tokens)
+            tokens = tokens_text(conversation.input_tokens + conversation.output_tokens)
             mark = "● " if conversation.id == self.current else "  "
             out.append((f"{mark}{conversation.title or '(no message yet)'}", conversation.id,
                         f"{conversation.id} · {conversation.model} · {tokens} tokens · {when}"))
@@ -55,7 +49,7 @@ class ConversationPicker(_FilterScreen[str]):
             rendered.stylize("green", 0, 1)
 
 
-class EnvironmentPicker(_FilterScreen[str]):
+class EnvironmentPicker(FilterScreen[str]):
     """The environments (as last listed), with their status; enter chats in the one picked."""
 
     TITLE_TEXT = "Chat in which environment?"

@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, Static
 
+from glmtui.tui.widgets.tick_box import TickBox
+
 
 class ConfirmRemove(ModalScreen[tuple[bool, bool] | None]):
     """Remove an environment? Returns (remove, also_volume), or None when dismissed."""
@@ -24,7 +26,7 @@ class ConfirmRemove(ModalScreen[tuple[bool, bool] | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"Remove environment [b]{self.env_name}[/b]? Its container goes; running work stops.")
-            yield Checkbox("also remove its workspace volume (its files)", id="volume")
+            yield TickBox("also remove its workspace volume (its files)", id="volume")
             with Horizontal(classes="buttons"):
                 yield Button("Remove", variant="error", id="remove")
                 yield Button("Cancel", id="cancel")
@@ -37,20 +39,20 @@ class ConfirmRemove(ModalScreen[tuple[bool, bool] | None]):
 
 
 class Confirm(ModalScreen[bool]):
-    """A yes/no question."""
+    """A yes/no question: `y` or the first button says yes, `escape` or the second no."""
 
     BINDINGS = [Binding("escape", "dismiss(False)", "No", id="dialog.no"), Binding("y", "dismiss(True)", "Yes", id="dialog.yes")]
 
-    def __init__(self, question: str, yes: str = "Yes") -> None:
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
         super().__init__()
-        self.question, self.yes = question, yes
+        self.question, self.yes, self.no = question, yes, no
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.question)
             with Horizontal(classes="buttons"):
                 yield Button(self.yes, variant="warning", id="yes")
-                yield Button("No", id="no")
+                yield Button(self.no, id="no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")
@@ -112,7 +114,8 @@ def details_text(name: str, info: dict[str, Any]) -> str:
         f"workdir   {config.get('WorkingDir', '')}   user {config.get('User') or 'image default'}",
         f"memory    {format_bytes(host.get('Memory') or 0)}   cpus {(host.get('NanoCpus') or 0) / 1e9:g}"
         f"   pids {host.get('PidsLimit')}",
-        f"network   {host.get('NetworkMode')}   init {host.get('Init')}   security {', '.join(host.get('SecurityOpt') or [])}",
+        f"network   {host.get('NetworkMode')}   init {'yes' if host.get('Init') else 'no'}"
+        f"   security {', '.join(host.get('SecurityOpt') or []) or 'none'}",
         f"caps      drop {', '.join(host.get('CapDrop') or [])}; add {', '.join(host.get('CapAdd') or [])}",
         "",
         "[b]mounts[/b]",

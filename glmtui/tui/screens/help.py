@@ -35,5 +35,10 @@ def binding_rows(bindings: list[Binding], details: dict[str, str] | None = None)
             seen.add(binding.description)
             detail = (details or {}).get(binding.action)
             description = f"{binding.description} — {detail}" if detail else binding.description
-            rows.append((binding.key.replace("question_mark", "?").replace("slash", "/"), description))
+            rows.append((key_text(binding.key), description))
     return rows
+
+
+def key_text(key: str) -> str:
+    """A binding's key as a user reads it: `?` and `/`, not question_mark and slash."""
+    return key.replace("question_mark", "?").replace("slash", "/")

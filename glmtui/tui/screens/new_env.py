@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select
+from textual.widgets import Button, Input, Label, Select, Static
 
 from glmtui.config import Config
 from glmtui.docker.spec import NETWORKS, EnvSpec, Mount, Resources, refuse_docker_socket
 from glmtui.errors import BadInput
+
+
+_FIELD_OF_ERROR = (("environment name", "name"), ("memory", "memory"), ("cpus", "cpus"), ("mount", "mounts"))
 
 
 class NewEnvironment(ModalScreen[EnvSpec | None]):
@@ -24,7 +28,7 @@ class NewEnvironment(ModalScreen[EnvSpec | None]):
 
     def compose(self) -> ComposeResult:
         config = self.config
-        with Vertical(classes="dialog form"):
+        with VerticalScroll(classes="dialog form"):  # it scrolls in a small terminal: Create stays reachable
             yield Label("[b]New environment[/b]")
             yield Label("name")
             yield Input(placeholder="e.g. fix-tests", id="name")
@@ -42,7 +46,7 @@ class NewEnvironment(ModalScreen[EnvSpec | None]):
                     yield Select([(n, n) for n in NETWORKS], value=config.get("network"), allow_blank=False, id="network")
             yield Label("mounts (HOST:CONTAINER[:ro], comma separated)")
             yield Input(placeholder="./project:/workspace/project", id="mounts")
-            yield Label("", id="error", classes="error")
+            yield Static("", id="error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Create", variant="primary", id="create")
                 yield Button("Cancel", id="cancel")
@@ -60,9 +64,21 @@ class NewEnvironment(ModalScreen[EnvSpec | None]):
         try:
             spec = self.spec()
         except BadInput as err:
-            self.query_one("#error", Label).update(str(err))
+            error = self.query_one("#error", Static)
+            error.update(Text(str(err)))
+            self._point_at(str(err))
+            self.query_one(".buttons").scroll_visible()  # the buttons come after the error: both on screen
             return
         self.dismiss(spec)
+
+    def _point_at(self, error: str) -> None:
+        """The field the error is about gets the focus, its cursor after its text."""
+        for words, field_id in _FIELD_OF_ERROR:
+            if words in error:
+                field = self.query_one(f"#{field_id}", Input)
+                field.focus()
+                field.cursor_position = len(field.value)
+                return
 
     def spec(self) -> EnvSpec:
         def value(widget_id: str) -> str:

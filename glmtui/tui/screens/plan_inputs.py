@@ -19,10 +19,12 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, Switch
 
+from glmtui.tui.widgets.form_switch import FormSwitch
 from glmtui.errors import GlmtuiError
 from glmtui.plan.model import InputSpec, Plan, PlanInvalid, Workflow
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
+_INPUT_NAMED = re.compile(r"input '([^']+)'")
 
 
 def value_text(value: Any) -> str:
@@ -80,7 +82,7 @@ class PlanInputsScreen(ModalScreen[dict[str, str] | None]):
                     text = self.given.get(field.name, value_text(field.default))
                     if field.type == "boolean":
                         value = text.strip().lower() in ("true", "yes", "1")
-                        yield Switch(value=value, id=self._ids[field.name], classes="input-field")
+                        yield FormSwitch(value, id=self._ids[field.name], classes="input-field")
                     else:
                         yield Input(value=text, placeholder=_placeholder(field), id=self._ids[field.name],
                                     classes="input-field")
@@ -94,7 +96,7 @@ class PlanInputsScreen(ModalScreen[dict[str, str] | None]):
             with Horizontal(id="inputs-buttons"):
                 yield Button("Apply", variant="primary", id="inputs-apply")
                 yield Button("Cancel", id="inputs-cancel")
-            yield Label("enter or ctrl+s applies · esc cancels", classes="plan-dialog-help")
+            yield Label("enter or ctrl+s applies · space switches · esc cancels", classes="plan-dialog-help")
 
     def on_mount(self) -> None:
         fields = self.query(".input-field")
@@ -145,8 +147,21 @@ class PlanInputsScreen(ModalScreen[dict[str, str] | None]):
         if errors:
             shown = Text("\n".join(errors), style="red")
             self.query_one("#inputs-errors", Static).update(shown)
+            self._point_at(errors)
             return
         self.dismiss(texts)
+
+    def _point_at(self, errors: list[str]) -> None:
+        """The first field an error names gets the focus, its cursor after its text (typing adds to
+        the value rather than landing before it)."""
+        for error in errors:
+            named = _INPUT_NAMED.search(error)
+            if named is not None and named.group(1) in self._ids:
+                field = self.widget_for(named.group(1))
+                field.focus()
+                if isinstance(field, Input):
+                    field.cursor_position = len(field.value)
+                return
 
     def action_cancel(self) -> None:
         self.dismiss(None)

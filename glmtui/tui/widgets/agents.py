@@ -35,10 +35,9 @@ from textual.widgets.option_list import Option
 
 from glmtui.config import Config
 from glmtui.errors import GlmtuiError
-from glmtui.headless import COLORS, SYMBOLS
+from glmtui.render import COLORS, SYMBOLS, tokens_text
 from glmtui.store import Store
 from glmtui.tui.messages import AgentsChanged, StepOutput, TranscriptSelected
-from glmtui.tui.widgets.chat import tokens_text
 
 clock = time.time  # what "now" is for the next runs and the 7 days (a seam for deterministic snapshots)
 WATCH_SECONDS = 1.0  # how often the pane asks the store whether anything changed
@@ -105,7 +104,7 @@ class AgentsPane(Widget):
         Binding("x", "run", "Run now", id="agents.run"),
         Binding("space", "pause", "Pause/resume", id="agents.pause"),
         Binding("d", "remove", "Remove", id="agents.remove"),
-        Binding("c", "cancel", "Cancel execution", id="agents.cancel"),
+        Binding("C", "cancel", "Cancel execution", id="agents.cancel"),
         Binding("escape", "back", "Back", id="agents.back"),
     ]
     KEY_HELP = {  # longer descriptions, for the help screen
@@ -115,7 +114,7 @@ class AgentsPane(Widget):
         "run": "run the agent now; its approvals are asked here",
         "pause": "pause or resume the agent's schedule",
         "remove": "remove the agent and its execution records (asks first)",
-        "cancel": "cancel the execution (one this TUI runs)",
+        "cancel": "cancel the execution (one this TUI runs; asks first)",
         "back": "back to the agents",
     }
 
@@ -350,9 +349,15 @@ class AgentsPane(Widget):
             return self.showing is None
         if action in ("transcript", "back"):
             return self.showing is not None
-        if action == "cancel":  # in the list, c is the app's (the chat)
+        if action == "cancel":
             return self.showing is not None
         return True
+
+    def why_not(self, action: str) -> str | None:
+        """Why a key of the pane does nothing now (the app says it when the key is pressed)."""
+        if action == "cancel":
+            return "C cancels a running execution: enter lists the agent's executions first"
+        return None
 
     # -- the executions of an agent, a transcript -------------------------------------------
 
@@ -604,8 +609,15 @@ class AgentsPane(Widget):
         if work is None or work.finished:
             self._cannot(f"execution {record.id} is not run by this TUI: it ends with the process that runs it")
             return
-        work.cancel()
-        self.notify(f"{record.agent}: cancelling execution {record.id}")
+        from glmtui.tui.screens.dialogs import Confirm
+
+        def answered(yes: bool | None) -> None:
+            if yes and not work.finished:
+                work.cancel()
+                self.notify(f"{record.agent}: cancelling execution {record.id}")
+
+        self.app.push_screen(Confirm(f"Cancel execution {record.id} of agent [b]{record.agent}[/b]?",
+                                     yes="Cancel execution", no="Keep running"), answered)
 
     def _edited(self) -> None:
         """This pane saved, paused, resumed or removed an agent: the list, and the scheduler."""

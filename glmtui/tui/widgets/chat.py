@@ -63,6 +63,7 @@ from glmtui.events import (
     Usage,
 )
 from glmtui.service.backend import Backend, ChatRequest, WorkHandle
+from glmtui.render import tokens_text
 from glmtui.transcript import retry_line
 from glmtui.tui.messages import ChatEvent, PromptAnswered, SaveAsAgent
 from glmtui.tui.widgets.answer import AnswerText
@@ -93,17 +94,6 @@ _PASTED = re.compile(r"\[pasted text #\d+, \d+ lines\]")
 
 
 # --- text helpers ---------------------------------------------------------------------------------
-
-
-def tokens_text(count: int) -> str:
-    """1234 -> 1.2k, 12400 -> 12.4k, 1234567 -> 1.2M."""
-    if count < 1000:
-        return str(count)
-    if count < 100_000:
-        return f"{count / 1000:.1f}k"
-    if count < 1_000_000:
-        return f"{count // 1000}k"
-    return f"{count / 1_000_000:.1f}M"
 
 
 def one_line(error: BaseException) -> str:
@@ -422,18 +412,20 @@ class ChatInput(Input):
 class ChatPane(Widget, can_focus=True):
     """A chat with an agent in the environment the user picked for it (`chat_in`)."""
 
+    # The footer shows the keys of every turn; the others are in the help (f1) and the palette.
     BINDINGS = [
         Binding("enter", "write", "Write", id="chat.write"),
         Binding("escape", "stop", "Stop reply", id="chat.stop"),
         Binding("ctrl+n", "new", "New chat", id="chat.new"),
-        Binding("ctrl+o", "open", "Chats", id="chat.open"),
-        Binding("ctrl+s", "export", "Export", id="chat.export"),
+        Binding("ctrl+o", "open", "Chats", show=False, id="chat.open"),
+        Binding("ctrl+s", "export", "Export", show=False, id="chat.export"),
         Binding("ctrl+t", "model", "Model", id="chat.model"),
-        Binding("ctrl+l", "environment", "Environment", id="chat.environment"),
+        Binding("ctrl+l", "environment", "Environment", show=False, id="chat.environment"),
         Binding("ctrl+g", "grow", "Enlarge", id="chat.grow"),
-        Binding("ctrl+r", "details", "Expand", id="chat.details"),
+        Binding("ctrl+r", "details", "Expand", show=False, id="chat.details"),
         # priority: the message line's own ctrl+a (to the line's start) would take it first
-        Binding("ctrl+a", "save_agent", "Save as agent", id="chat.save_agent", priority=True),
+        Binding("ctrl+a", "save_agent", "Save as agent", show=False, id="chat.save_agent", priority=True),
+        Binding("f1", "help", "Help", id="chat.help"),  # ? types into the message
         Binding("pageup", "scroll('page_up')", "Scroll up", show=False, id="chat.page_up"),
         Binding("pagedown", "scroll('page_down')", "Scroll down", show=False, id="chat.page_down"),
         Binding("up", "scroll('up')", show=False, id="chat.up"),
@@ -450,6 +442,7 @@ class ChatPane(Widget, can_focus=True):
         "grow": "give the chat more room, or less",
         "details": "open or close every thinking section and tool output",
         "save_agent": "save this conversation's task as a saved agent (the new-agent form, prefilled)",
+        "help": "the keys that work here (letters type into the message)",
     }
 
     def __init__(self, *, config: Config, store: Store, id: str | None = None) -> None:
@@ -554,6 +547,9 @@ class ChatPane(Widget, can_focus=True):
             event.prevent_default()
             self.input.focus()
             self.input.insert_text_at_cursor(event.character)
+
+    def action_help(self) -> None:
+        self.app.action_help()
 
     def on_paste(self, event: Any) -> None:
         if self.screen.focused is self:

@@ -53,7 +53,7 @@ from textual import events, work
 from textual.actions import SkipAction
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.geometry import Region, Size
+from textual.geometry import Offset, Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -278,6 +278,7 @@ class LogView(ScrollView, can_focus=True):
         self._frames: Timer | None = None
         self._title = ""
         self._log_file: Path | None = None
+        self.save_folder: Path | None = None  # where ctrl+s offers to save (None: the current folder)
         # Options.
         self._timestamps = False
         self._wrap = False
@@ -828,11 +829,10 @@ class LogView(ScrollView, can_focus=True):
             return
         self._set_query(self._prompt_text)
         self._sync()
-        if self._matches:
-            bottom = self._locate(round(self.scroll_y) + self._view_height() - 1)
-            limit = bottom[0] if bottom else self._total
-            at = bisect_right(self._matches, limit) - 1
-            self._jump(self._matches[max(at, 0)])
+        if self._matches:  # the first match from the top of the view down, as a pager searches
+            top = self._locate(round(self.scroll_y))
+            at = bisect_left(self._matches, top[0] if top else self._first_seq)
+            self._jump(self._matches[at if at < len(self._matches) else 0])
         elif self._needle:
             self.notify(f"Not found: {self._query}", severity="warning", timeout=2)
         self.refresh()
@@ -950,47 +950,72 @@ class LogView(ScrollView, can_focus=True):
                 self.notify("Nothing to copy", timeout=2)
                 return
             text = self._display_line(seq)
+            selection = Selection(Offset(0, seq), Offset(0, seq))
         self.app.copy_to_clipboard(text)
-        lines = text.count("\n") + 1
-        self.notify(f"Copied {counted(lines, 'line')}", timeout=2)
+        first = selection.start.y if selection.start else self._first_seq
+        last = selection.end.y if selection.end else self._total - 1
+        if first == last:
+            preview = text if len(text) <= 40 else text[:39] + "…"
+            self.notify(f"Copied line {first + 1:,}: {preview}", timeout=3)
+        else:
+            self.notify(f"Copied lines {first + 1:,}–{last + 1:,} ({counted(last - first + 1, 'line')})", timeout=3)
 
     def action_save(self) -> None:
-        """Save the whole log: a copy of the log file when there is one, else the lines in memory."""
+        """Save the whole log, to a path the person confirms (offered in `save_folder`): a copy of
+        the log file when there is one, else the lines in memory; with the times when `t` shows them."""
+        from glmtui.tui.screens.save_log import SaveLog
+
+        title = _UNSAFE_TITLE.sub("-", self._title).strip("-.") or "log"
+        offered = (self.save_folder or Path.cwd()) / f"glmtui-log-{title}-{datetime.now():%Y%m%d-%H%M%S}.log"
         log_file = self._log_file if self._log_file is not None and self._log_file.is_file() else None
-        self._save(log_file, None if log_file is not None else list(self._lines))
+        if log_file is not None:
+            source: list[tuple[float | None, str]] | Path = log_file
+        else:
+            first = self._first_seq
+            source = [(self._batch(first + n)[1], line) for n, line in enumerate(self._lines)]
+        timestamps = self._timestamps
+
+        def chosen(target: Path | None) -> None:
+            if target is not None:
+                self._save(target, source, timestamps)
+
+        self.app.push_screen(SaveLog(offered, timestamps), chosen)
 
     @work(group="log-view-save", exit_on_error=False)
-    async def _save(self, log_file: Path | None, lines: list[str] | None) -> None:
-        title = _UNSAFE_TITLE.sub("-", self._title).strip("-.") or "log"
-        stem = f"glmtui-log-{title}-{datetime.now():%Y%m%d-%H%M%S}"
+    async def _save(self, target: Path, source: list[tuple[float | None, str]] | Path, timestamps: bool) -> None:
+        def write() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as out:
+                if isinstance(source, Path) and not timestamps:
+                    with open(source, "rb") as log:
+                        shutil.copyfileobj(log, out)
+                    return
+                if isinstance(source, Path):  # each line with the time its log recorded for it
+                    from glmtui.steplog import LogReader
 
-        def write() -> Path:
-            for attempt in range(100):
-                target = Path.cwd() / (f"{stem}.log" if not attempt else f"{stem}-{attempt}.log")
-                try:
-                    with open(target, "xb") as out:
-                        if log_file is not None:
-                            with open(log_file, "rb") as source:
-                                shutil.copyfileobj(source, out)
-                        else:
-                            for line in lines or ():
-                                try:  # undecodable bytes kept by the reader come back as they were
-                                    data = line.encode("utf-8", "surrogateescape")
-                                except UnicodeEncodeError:
-                                    data = line.encode("utf-8", "replace")
-                                out.write(data + b"\n")
-                    return target
-                except FileExistsError:
-                    continue
-            raise FileExistsError(f"{stem}.log and 99 more exist")
+                    lines = LogReader(source, fallback=source.stat().st_mtime).lines(final=True)
+                    for stamp, data in lines:
+                        out.write(_clock(stamp).encode() + data + b"\n")
+                    return
+                for stamp, line in source:
+                    try:  # undecodable bytes kept by the reader come back as they were
+                        data = line.encode("utf-8", "surrogateescape")
+                    except UnicodeEncodeError:
+                        data = line.encode("utf-8", "replace")
+                    out.write((_clock(stamp).encode() if timestamps and stamp is not None else b"") + data + b"\n")
 
         try:
-            path = await asyncio.to_thread(write)
-        except OSError as error:
-            self.notify(f"Could not save the log: {error}", title="Log not saved", severity="error")
+            await asyncio.to_thread(write)
+        except FileExistsError:
+            self.notify(f"{target} exists: ctrl+s again and give another name", title="Log not saved",
+                        severity="error")
             return
-        self.post_message(self.Saved(path, self))
-        self.notify(f"Saved {path.name}", title="Log saved")
+        except OSError as error:
+            self.notify(f"Could not save the log to {target}: {error.strerror or error}", title="Log not saved",
+                        severity="error")
+            return
+        self.post_message(self.Saved(target, self))
+        self.notify(f"Saved to {target}" + (" with the times shown" if timestamps else ""), title="Log saved")
 
     # ----------------------------------------------------------------- selection
 

@@ -46,18 +46,19 @@ from glmtui.events import (
     StepFinished,
     StepStarted,
 )
-from glmtui.headless import COLORS, SYMBOLS
+from glmtui.render import COLORS, SYMBOLS
 from glmtui.masking import MASK
 from glmtui.plan.model import LoadedPlan, PlanInvalid
 from glmtui.plan.permissions import Permissions
 from glmtui.plan.preview import step_facts
 from glmtui.service.backend import Backend, RunRequest, WorkHandle, WorkInfo
 from glmtui.service.work import error_line
+from glmtui.steplog import tail
 from glmtui.store import Store
 from glmtui.transcript import AGENT_EVENTS, AgentLines
-from glmtui.tui.screens.dialogs import ApproveCall
+from glmtui.tui.screens.dialogs import ApproveCall, Confirm
 from glmtui.tui.screens.permissions import AllowHostAccess
-from glmtui.tui.messages import RunStateChanged, StepOutput, StepSelected
+from glmtui.tui.messages import RunStateChanged, StepDeselected, StepOutput, StepSelected
 from glmtui.units import counted
 
 STEP_LINES = 5_000  # output lines kept per step (the full log is on disk)
@@ -86,7 +87,7 @@ class StepState:
     reason: str | None = None
     attempt: int = 1
     allowed: bool = False  # failed with continue_on_error
-    lines: deque[tuple[str, str]] = field(default_factory=lambda: deque(maxlen=STEP_LINES))
+    lines: deque[tuple[str, str, float]] = field(default_factory=lambda: deque(maxlen=STEP_LINES))  # (stream, line, time)
     buffered: bool = False  # its output came through this pane (else: read the log file)
 
     @property
@@ -115,7 +116,7 @@ class PlanPane(Widget):
     BINDINGS = [
         Binding("r", "pick", "Pick plan", id="plan.pick"),
         Binding("enter", "run", "Run", id="plan.run"),
-        Binding("c", "cancel", "Cancel run", id="plan.cancel"),
+        Binding("C", "cancel", "Cancel run", id="plan.cancel"),
         Binding("R", "resume", "Resume run", id="plan.resume"),
         Binding("i", "inputs", "Inputs", id="plan.inputs"),
         Binding("p", "past_runs", "Past runs", id="plan.past"),
@@ -156,7 +157,7 @@ class PlanPane(Widget):
         self._asking: dict[str, ApproveCall | None] = {}  # approval id -> its dialog (None: about to open)
         self._cancelling = False
         self._shown: str | None = None  # the step whose output the log pane shows
-        self._pending: list[tuple[str, list[str]]] = []  # its live lines, sent on the next tick
+        self._pending: list[tuple[str, list[str], float]] = []  # its live lines (stream, lines, time), sent on the next tick
         self._rebuild = False
         self._dirty = False
         self._rendered: dict[str, tuple[Any, ...]] = {}
@@ -197,6 +198,8 @@ class PlanPane(Widget):
         """Load the plan at `path` and show what it will do (its errors, if it is invalid); a run
         shown goes on without the pane."""
         self._let_go()
+        if self._shown is not None:  # the log pane shows a step of the run that goes off screen
+            self.post_message(StepDeselected())
         if self.plan_path is None or Path(path).resolve() != Path(self.plan_path).resolve():
             self.input_texts = {}
             self.resumable = None
@@ -596,7 +599,7 @@ class PlanPane(Widget):
         if isinstance(event, (*AGENT_EVENTS, StepFinished)):
             for step, group in groupby(self._agent_lines.feed(event), key=lambda line: line[0]):
                 text = "\n".join(f"~ {line}" if kind == "reasoning" else line for _, kind, line in group)
-                self.sink(Output(step, "stdout", text))
+                self.sink(Output(step, "stdout", text, ts=event.ts))
             if isinstance(event, AGENT_EVENTS):
                 return
         if isinstance(event, Output):
@@ -604,13 +607,13 @@ class PlanPane(Widget):
             # Split here, not event.lines: the service keeps the event a while, and it would keep
             # the list of its lines too (several times the text).
             lines = event.text.split("\n")
-            state.lines.extend((event.stream, line) for line in lines[-STEP_LINES:])  # what the buffer keeps
+            state.lines.extend((event.stream, line, event.ts) for line in lines[-STEP_LINES:])  # what the buffer keeps
             state.buffered = True
             if event.step == self._shown:
-                if self._pending and self._pending[-1][0] == event.stream:
+                if self._pending and self._pending[-1][0] == event.stream and self._pending[-1][2] == event.ts:
                     self._pending[-1][1].extend(lines)
                 else:
-                    self._pending.append((event.stream, lines))
+                    self._pending.append((event.stream, lines, event.ts))
             return
         if isinstance(event, StepStarted):
             state = self._state(event.step)
@@ -729,6 +732,20 @@ class PlanPane(Widget):
         self._show_status()
 
     def action_cancel(self) -> None:
+        """`C`: cancel the run shown, once the person says yes (c is the chat's, everywhere)."""
+        if self._follower is None or self._cancelling:
+            return
+        run = f"run {self.run_id}" if self.run_id else "the run"
+        question = (f"Cancel {run} of {self.run_plan or 'the plan'}? Its steps stop and its throw-away "
+                    "environment is removed (R resumes it later).")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._cancel()
+
+        self.app.push_screen(Confirm(question, yes="Cancel run", no="Keep running"), answered)
+
+    def _cancel(self) -> None:
         if self._follower is None or self._cancelling:
             return
         self._cancelling = True
@@ -755,6 +772,20 @@ class PlanPane(Widget):
         if action == "inputs":
             return not self.running and self.plan_path is not None
         return True
+
+    def why_not(self, action: str) -> str | None:
+        """Why a key of the pane does nothing now (the app says it when the key is pressed)."""
+        if action == "cancel":
+            return "cancelling already" if self._cancelling else "no run is going: C cancels one while it runs"
+        if action in ("run", "resume", "inputs") and self.running:
+            return "a run is going: C cancels it (or r picks another plan and the run goes on)"
+        if self.plan_path is None:
+            return "no plan: r picks one"
+        if action in ("run", "resume") and self.loaded is None:
+            return "the plan cannot run: its errors are in the plan pane (i sets its inputs)"
+        if action == "resume":
+            return "nothing to resume: R resumes a failed or cancelled run (p opens past runs)"
+        return None
 
     # -- step selection: the log pane ---------------------------------------------------------
 
@@ -798,18 +829,18 @@ class PlanPane(Widget):
         title = step_id if not self.from_record else f"{step_id} · run {self.run_id}"
         if state.reused_from:  # its output is the earlier run's
             log_file = self.store.log_file(state.reused_from, step_id)
-            lines = [("stdout", line) for line in tail_lines(log_file)]
+            lines = [("stdout", line, at) for at, line in tail(log_file, STEP_LINES)]
             title = f"{step_id} · reused from run {state.reused_from}"
         elif state.buffered or self.running:
             lines = list(state.lines)
-        else:  # a recorded run: the log file holds both streams
-            lines = [("stdout", line) for line in tail_lines(log_file)]
+        else:  # a recorded run: the log file holds both streams, its index when each line was written
+            lines = [("stdout", line, at) for at, line in tail(log_file, STEP_LINES)]
         return StepSelected(title, lines, log_file if log_file.is_file() else None)
 
     def _flush_output(self) -> None:
         pending, self._pending = self._pending, []
-        for stream, lines in pending:
-            self.post_message(StepOutput(stream, lines))
+        for stream, lines, at in pending:
+            self.post_message(StepOutput(stream, lines, at))
 
     # -- modal screens: plan picker, inputs, past runs ----------------------------------------
 
@@ -928,28 +959,6 @@ class PlanPane(Widget):
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def tail_lines(path: Path, count: int = STEP_LINES) -> list[str]:
-    """The last `count` lines of a file, read from its end (logs can be huge)."""
-    try:
-        with path.open("rb") as stream:
-            stream.seek(0, 2)
-            position = stream.tell()
-            data = b""
-            while position > 0 and data.count(b"\n") <= count:
-                size = min(65536, position)
-                position -= size
-                stream.seek(position)
-                data = stream.read(size) + data
-    except OSError:
-        return []
-    lines = data.decode("utf-8", "replace").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if position > 0 and lines:
-        lines = lines[1:]  # it may start mid-line
-    return lines[-count:]
 
 
 def _input_texts(recorded: dict[str, Any]) -> dict[str, str]:
