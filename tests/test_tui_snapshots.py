@@ -224,10 +224,12 @@ def test_new_environment_form_in_a_small_terminal(snap_compare, tmp_path: Path) 
     assert snap_compare(app, terminal_size=apps.SMALL, run_before=run_before)
 
 
-def test_inputs_form_in_a_small_terminal(snap_compare, tmp_path: Path) -> None:
+def test_inputs_form_in_a_small_terminal(snap_compare, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """80x24, six inputs and a required one left empty: the fields scroll, the error (wrapped) and
-    the buttons stay on screen."""
-    app = apps.build(tmp_path, plan=apps.MANY_INPUTS)
+    the buttons stay on screen. (The plan is named relative to the checkout, which the error
+    names: the picture is the same wherever the checkout is.)"""
+    monkeypatch.chdir(apps.MANY_INPUTS.parents[2])
+    app = apps.build(tmp_path, plan=apps.MANY_INPUTS.relative_to(apps.MANY_INPUTS.parents[2]))
 
     async def run_before(pilot: Pilot) -> None:
         await apps.settle(pilot, apps.stats_shown(app))
