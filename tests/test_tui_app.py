@@ -1123,13 +1123,22 @@ def far_engine(busybox_image: str) -> Any:
 
 
 async def test_every_engines_environments_with_an_engine_column_and_a_banner_line_for_one_away(
-    tmp_path: Path, make_env: Any, far_engine: Any, busybox_image: str
+    tmp_path: Path, make_env: Any, far_engine: Any, busybox_image: str, model_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from model_server import text, tool_calls
+
+    from glmtui.tui.widgets.chat import ChatPane
+
     near = await make_env()
     far = helpers.unique_name()
     far_engine.docker("run", "-d", "--label", "glmtui.managed=true", "--label", f"glmtui.env={far}",
                       "--name", container_of(far), busybox_image, "sleep", "600")
-    values = {**{key: spec.default for key, spec in KEYS.items()}, "engines.far": {"host": far_engine.host}}
+    monkeypatch.setenv("GLMTUI_TEST_FAR_KEY", "sk-test-far")
+    values = {**{key: spec.default for key, spec in KEYS.items()}, "engines.far": {"host": far_engine.host},
+              "default_provider": "test", "providers.test.base_url": model_server.base_url,
+              "providers.test.api_key_env": "GLMTUI_TEST_FAR_KEY", "providers.test.model": "glm-test",
+              "approval": "auto"}
     config = Config(values, {key: "default" for key in values})
     async with tui(tmp_path, config=config) as (app, pilot):
         await wait_until(pilot, lambda: env_row(app, f"far/{far}") and env_row(app, f"default/{near.name}"),
@@ -1144,6 +1153,20 @@ async def test_every_engines_environments_with_an_engine_column_and_a_banner_lin
         await pilot.press("s")
         await wait_until(pilot, lambda: env_row(app, f"far/{far}")["status"] == "running", what="far started")
         assert far_engine.docker("inspect", "-f", "{{.State.Status}}", container_of(far)).stdout.strip() == "running"
+        # c on its row: the chat works in it, on its engine (the agent's command runs there)
+        far_engine.docker("exec", container_of(far), "sh", "-c", "echo far-side > /tmp/where")
+        model_server.script(tool_calls([("c1", "read_file", {"path": "/tmp/where"})]), text("Done."))
+        await pilot.press("c")
+        pane = app.query_one(ChatPane)
+        await wait_until(pilot, lambda: pane.environment == far and pane.input.has_focus, what="the chat in far")
+        assert pane.engine_name == "far"
+        pane.input.value = "write where you are"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pane.busy, what="the reply under way")
+        await wait_until(pilot, lambda: not pane.busy, timeout=30, what="the reply to end")
+        said = model_server.requests[-1].body["messages"][-1]
+        assert said["role"] == "tool" and "far-side" in said["content"], said
+        assert "No such container" in helpers.docker("exec", container_of(far), "true", check=False).stderr
         # it goes away: a banner line of its own, the other engine's environments stay and act
         await asyncio.to_thread(far_engine.stop)
         line = f"⚠ engine far at {far_engine.host} is unreachable — reconnecting… (the others go on)"

@@ -436,6 +436,7 @@ async def answer_approval(api: Api, call: Call) -> Any:
     "conversation_id": {"type": "string", "minLength": 1, "description": "Continue this conversation (default: a new one)."},
     "provider": {"type": "string", "minLength": 1, "description": "Default: the conversation's (a new one: config's)."},
     "model": {"type": "string", "minLength": 1},
+    "engine": {"type": "string", "pattern": NAME, "description": "The engine the environment is on (default: serve's own)."},
 }, ("environment", "text")))
 async def send_chat(api: Api, call: Call) -> Any:
     """Send a message to the agent of a conversation in an environment (a chat turn, as the TUI's chat pane).
@@ -448,7 +449,7 @@ async def send_chat(api: Api, call: Call) -> Any:
     api.new_work()
     body = call.body
     turn = api.service.send_chat(body["environment"], body["text"], conversation_id=body.get("conversation_id"),
-                                 provider=body.get("provider"), model=body.get("model"))
+                                 provider=body.get("provider"), model=body.get("model"), engine=body.get("engine"))
     turn.task.add_done_callback(api._ended)
     return {"id": turn.id, "status": turn.status, "events": f"{PREFIX}/runs/{turn.id}/events"}
 

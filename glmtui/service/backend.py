@@ -47,6 +47,7 @@ class ChatRequest:
     conversation_id: str | None = None  # None: a new conversation
     provider: str | None = None  # None: the conversation's (a new one: the config's default)
     model: str | None = None
+    engine: str | None = None  # the engine the environment is on; None: the service's own
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ class LocalBackend:
     async def send_chat(self, request: ChatRequest) -> LocalHandle:
         return LocalHandle(self.service.send_chat(
             request.environment, request.text, conversation_id=request.conversation_id,
-            provider=request.provider, model=request.model,
+            provider=request.provider, model=request.model, engine=request.engine,
         ))
 
     async def undo_chat(self, conversation_id: str) -> dict[str, str] | None:

@@ -29,7 +29,7 @@ SESSIONS = 8  # conversations whose session (and model client) stays open betwee
 class _Open:
     """An open session, and the turn its agent reports to now."""
 
-    key: tuple[Any, ...]  # what it was opened for: environment, provider and model asked
+    key: tuple[Any, ...]  # what it was opened for: engine, environment, provider and model asked
     session: Any  # glmtui.agent.session.ChatSession
     turn: ChatTurn
 
@@ -38,13 +38,15 @@ class ChatTurn(Work):
     kind: ClassVar[str] = "chat"
 
     def __init__(self, chats: Chats, *, environment: str, text: str, conversation_id: str | None = None,
-                 provider: str | None = None, model: str | None = None) -> None:
+                 provider: str | None = None, model: str | None = None, engine: str | None = None) -> None:
         """`conversation_id` None: a new conversation. `provider`, `model`: None for the
-        conversation's own (or the config's default, for a new one)."""
+        conversation's own (or the config's default, for a new one). `engine`: the one the
+        environment is on (None: the service's own)."""
         super().__init__(f"chat-{uuid.uuid4().hex[:12]}")
         self.chats = chats
         self.environment, self.text = environment, text
         self.conversation_id, self.provider, self.model = conversation_id, provider, model
+        self.engine = engine
         self.result: Any = None  # glmtui.agent.loop.AgentResult
 
     @property
@@ -76,12 +78,12 @@ class Chats:
         """The turn's conversation's session, opened if it is not (or was for another model),
         its agent reporting to `turn` from now on."""
         await self._close_dropped()
-        engine = self.service.engine
+        engine = await self.service.engine_for(turn.engine)
         env = await engine.get_environment(turn.environment)
         if not env.running:
             raise BadInput(f"{turn.environment} is {env.status}: start it first",
                            hint=f"glmtui env start {turn.environment}")
-        key = (turn.environment, turn.provider, turn.model)
+        key = (engine.name, turn.environment, turn.provider, turn.model)
         opened = self._open.get(turn.conversation_id or "")
         if opened is not None and opened.key == key:
             self._open.move_to_end(turn.conversation_id)  # type: ignore[arg-type]

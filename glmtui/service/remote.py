@@ -99,7 +99,7 @@ class RemoteBackend:
 
     async def send_chat(self, request: ChatRequest) -> RemoteHandle:
         body: dict[str, Any] = {"environment": request.environment, "text": request.text}
-        for key in ("conversation_id", "provider", "model"):
+        for key in ("conversation_id", "provider", "model", "engine"):
             if getattr(request, key) is not None:
                 body[key] = getattr(request, key)
         started = await self.call("POST", "/chats", body)

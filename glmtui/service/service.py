@@ -65,9 +65,10 @@ class Service:
         return self._start(PlanRun(self, loaded, **options))
 
     def send_chat(self, environment: str, text: str, *, conversation_id: str | None = None,
-                  provider: str | None = None, model: str | None = None) -> ChatTurn:
-        """One message to the agent of a conversation in `environment` (None: a new conversation);
-        Conflict while that conversation replies to another."""
+                  provider: str | None = None, model: str | None = None, engine: str | None = None) -> ChatTurn:
+        """One message to the agent of a conversation in `environment` on `engine` (None: the
+        service's own); `conversation_id` None: a new conversation. Conflict while that
+        conversation replies to another."""
         from glmtui.service.chat import ChatTurn
 
         if conversation_id is not None and any(
@@ -76,7 +77,7 @@ class Service:
             raise Conflict(f"conversation {conversation_id} is still replying to a message",
                            hint="stop that reply first")
         return self._start(ChatTurn(self.chats, environment=environment, text=text, conversation_id=conversation_id,
-                                    provider=provider, model=model))
+                                    provider=provider, model=model, engine=engine))
 
     def run_agent(self, name: str, trigger: str = "manual", *, scheduled: float | None = None,
                   auto_approve: bool = False, asks: bool = False,

@@ -250,7 +250,7 @@ class GlmtuiApp(App[int]):
             found = [env for result in listed if not isinstance(result, BaseException) for env in result[0]]
             pane.environments = sorted(found, key=lambda env: (env.name, env.engine))
         on_mine = [env for env in pane.environments if env.engine == self.engine.name]
-        self.query_one(ChatPane).environments_listed({env.name: env.status for env in on_mine})
+        self._list_for_chat()
         self.query_one(AgentsPane).environments = [env.name for env in on_mine]
         self._follow_stats(pane)
         if self.service is not None and not self._agents_started:
@@ -365,11 +365,8 @@ class GlmtuiApp(App[int]):
             self.notify("the Docker engine is unreachable" + (f" ({engine})" if self.engines is not None else ""),
                         severity="error")
             return
-        if message.action == "chat" and engine != self.engine.name:
-            self.notify(f"the chat works in environments of engine {self.engine.name} for now", severity="warning")
-            return
         handler = getattr(self, f"_env_{message.action}")
-        if message.action in ("new", "chat"):  # new ones are made on the app's own engine
+        if message.action == "new":  # new ones are made on the app's own engine
             handler(message.name)
         else:
             handler(message.name, message.engine)
@@ -385,9 +382,18 @@ class GlmtuiApp(App[int]):
         self.set_banner(None)
         self.notify(f"created {spec.name}")
 
-    def _env_chat(self, name: str) -> None:
+    def _list_for_chat(self) -> None:
+        """The chat pane hears of the environments of its engine (stopped, removed)."""
         chat = self.query_one(ChatPane)
-        if chat.chat_in(name):
+        engine = chat.engine_name or (self.engine.name if self.engine is not None else None)
+        environments = self.query_one(EnvironmentsPane).environments
+        chat.environments_listed({env.name: env.status for env in environments if env.engine == engine})
+
+    def _env_chat(self, name: str, engine_name: str | None) -> None:
+        chat = self.query_one(ChatPane)
+        own = self.engine is not None and engine_name in (None, self.engine.name)
+        if chat.chat_in(name, None if own else engine_name):
+            self._list_for_chat()
             chat.focus_input()
 
     @work(group="env-action", exit_on_error=False)

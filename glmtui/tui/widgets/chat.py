@@ -451,6 +451,7 @@ class ChatPane(Widget, can_focus=True):
         self.store = store
         self.backend: Backend | None = None  # set by the app once the engine is connected
         self.environment: str | None = None  # where the agent works: only the user changes it
+        self.engine_name: str | None = None  # the engine it is on; None: the app's own
         self.listed: dict[str, str] = {}  # every environment's status, from the app's last listing
         self.conversation_id: str | None = None
         self.busy = False
@@ -599,14 +600,14 @@ class ChatPane(Widget, can_focus=True):
 
     # -- the environment and its conversation ------------------------------------------------
 
-    def chat_in(self, environment: str) -> bool:
-        """The user's pick: the chat works in `environment` from now on, its conversation shown.
-        Refused (False) while a reply runs."""
-        if environment == self.environment:
+    def chat_in(self, environment: str, engine: str | None = None) -> bool:
+        """The user's pick: the chat works in `environment` (on `engine`; None: the app's own)
+        from now on, its conversation shown. Refused (False) while a reply runs."""
+        if environment == self.environment and engine == self.engine_name:
             return True
         if self._refuse_while_busy():
             return False
-        self.environment = environment
+        self.environment, self.engine_name = environment, engine
         if environment in self._picked:
             self._show_conversation(self._picked[environment])
         else:
@@ -827,7 +828,8 @@ class ChatPane(Widget, can_focus=True):
         self._ticker.resume()
         self.refresh_bindings()
         provider, model = self._choice or (None, None)
-        self._worker = self._reply(ChatRequest(environment, text, self.conversation_id, provider, model))
+        self._worker = self._reply(ChatRequest(environment, text, self.conversation_id, provider, model,
+                                               self.engine_name))
 
     @work(exclusive=True, group="chat", exit_on_error=False)
     async def _reply(self, request: ChatRequest) -> None:
