@@ -269,3 +269,20 @@ def test_past_a_megabyte_the_refusals_start_again_and_the_previous_ones_stay_lis
     assert len(refusals) == 13001 and refusals[-1]["host"] == "web2" and refusals[0]["host"] == "old.example"
     assert glmtui("env", "remove", env_name).returncode == 0
     assert not [f for f in docker("exec", PROXY, "ls", "/egress/blocked").stdout.split() if env_name in f]
+
+
+async def test_the_tuis_details_show_the_allowlist_and_what_was_refused(glmtui, env_name, servers, tmp_path) -> None:
+    from test_tui_app import screen_text, select_env, tui, wait_until
+
+    from glmtui.tui.screens.dialogs import EnvironmentDetails
+
+    make_limited(glmtui, env_name, servers, "web1:8000")
+    assert "blocked" in curl(env_name, "-i", "http://web2:8000/").stdout
+    async with tui(tmp_path) as (app, pilot):
+        await select_env(pilot, app, env_name)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, EnvironmentDetails), what="the details")
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "allowed  web1:8000" in text
+        assert "blocked: web2:8000 is not in this environment's allowlist" in text

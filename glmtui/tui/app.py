@@ -417,8 +417,17 @@ class GlmtuiApp(App[int]):
 
     @work(group="env-action", exit_on_error=False)
     async def _env_details(self, name: str, engine_name: str | None) -> None:
-        info = await (await self._engine_named(engine_name)).inspect_environment(name)
-        await self.push_screen_wait(EnvironmentDetails(name, info))
+        engine = await self._engine_named(engine_name)
+        info = await engine.inspect_environment(name)
+        egress = None
+        from glmtui.docker.spec import LABEL_EGRESS
+
+        if LABEL_EGRESS in ((info.get("Config") or {}).get("Labels") or {}):  # an allowlist: what it refused
+            from glmtui.docker.egress import Egress
+
+            proxy = Egress(engine)
+            egress = (await proxy.allowlist(name) or (), [refusal.line for refusal in await proxy.blocked(name)])
+        await self.push_screen_wait(EnvironmentDetails(name, info, egress))
 
     @work(group="env-action", exit_on_error=False)
     async def _env_shell(self, name: str, engine_name: str | None) -> None:

@@ -13,6 +13,8 @@ from textual.widgets import Button, Checkbox, Label, Static
 
 from glmtui.tui.widgets.tick_box import TickBox
 
+BLOCKED_SHOWN = 20  # refusals in the details: the latest (glmtui env blocked NAME lists them all)
+
 
 class ConfirmRemove(ModalScreen[tuple[bool, bool] | None]):
     """Remove an environment? Returns (remove, also_volume), or None when dismissed."""
@@ -91,20 +93,23 @@ class EnvironmentDetails(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,enter", "dismiss(None)", "Close", id="dialog.close")]
 
-    def __init__(self, name: str, info: dict[str, Any]) -> None:
+    def __init__(self, name: str, info: dict[str, Any],
+                 egress: tuple[tuple[str, ...], list[str]] | None = None) -> None:
+        """`egress`: an environment with an allowlist: the allowlist, and the lines of what the
+        egress proxy refused it (oldest first)."""
         super().__init__()
-        self.env_name, self.info = name, info
+        self.env_name, self.info, self.egress = name, info, egress
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog details"):
-            yield Static(details_text(self.env_name, self.info))
+            yield Static(details_text(self.env_name, self.info, self.egress))
             yield Button("Close", id="close")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(None)
 
 
-def details_text(name: str, info: dict[str, Any]) -> str:
+def details_text(name: str, info: dict[str, Any], egress: tuple[tuple[str, ...], list[str]] | None = None) -> str:
     from glmtui.units import format_bytes
 
     host, config, state = info.get("HostConfig", {}), info.get("Config", {}), info.get("State", {})
@@ -125,5 +130,14 @@ def details_text(name: str, info: dict[str, Any]) -> str:
         lines.append(f"  {source} -> {mount.get('Destination')} ({'rw' if mount.get('RW') else 'ro'})")
     ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
     lines += ["", "[b]ports[/b]"] + [f"  {port} -> {bound}" for port, bound in ports.items()] if ports else []
+    if egress is not None:
+        allow, refused = egress
+        lines += ["", "[b]egress[/b] (glmtui env allow / blocked)", f"  allowed  {', '.join(allow) or 'nothing'}"]
+        shown = refused[-BLOCKED_SHOWN:]
+        if not refused:
+            lines.append("  nothing refused yet")
+        elif len(shown) < len(refused):
+            lines.append(f"  the last {len(shown)} of {len(refused)} refusals:")
+        lines += [f"  {escape(line)}" for line in shown]
     lines += ["", "[b]labels[/b]"] + [f"  {k}={v}" for k, v in sorted((config.get("Labels") or {}).items())]
     return "\n".join(lines)
