@@ -366,12 +366,13 @@ async def test_an_agent_run_by_hand_asks_in_the_approval_dialog(cli, model_serve
         await pilot.press("x")
         dialog = await wait_until(pilot, lambda: isinstance(app.screen, ApproveCall) and app.screen, timeout=30,
                                   what="the approval dialog")
+        await wait_until(pilot, lambda: "bash: touch /tmp/made-by-asker" in screen_text(app), what="the question drawn")
         assert "Agent asker: the agent wants to run" in screen_text(app)
-        assert "bash: touch /tmp/made-by-asker" in screen_text(app)
         await pilot.press("y")
         await wait_until(pilot, lambda: isinstance(app.screen, ApproveCall) and app.screen is not dialog, timeout=30,
                          what="the second question")
-        assert "bash: rm -f /tmp/made-by-asker" in screen_text(app)
+        await wait_until(pilot, lambda: "bash: rm -f /tmp/made-by-asker" in screen_text(app),
+                         what="the second question drawn")
         await pilot.press("n")
         await wait_until(pilot, lambda: "✔ success" in agent_lines(app, "asker")[0], timeout=30, what="the end")
     calls = cli.executions("asker")[0]["tool_calls"]

@@ -1160,10 +1160,11 @@ async def test_every_engines_environments_with_an_engine_column_and_a_banner_lin
         pane = app.query_one(ChatPane)
         await wait_until(pilot, lambda: pane.environment == far and pane.input.has_focus, what="the chat in far")
         assert pane.engine_name == "far"
+        asked = len(model_server.requests)
         pane.input.value = "write where you are"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: pane.busy, what="the reply under way")
-        await wait_until(pilot, lambda: not pane.busy, timeout=30, what="the reply to end")
+        await wait_until(pilot, lambda: len(model_server.requests) >= asked + 2 and not pane.busy, timeout=30,
+                         what="the reply to end")
         said = model_server.requests[-1].body["messages"][-1]
         assert said["role"] == "tool" and "far-side" in said["content"], said
         assert "No such container" in helpers.docker("exec", container_of(far), "true", check=False).stderr
