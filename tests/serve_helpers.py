@@ -83,9 +83,16 @@ class Serve:
         return self.proc.wait(timeout)
 
     def kill(self) -> None:
+        """The end of a test: SIGTERM first, so what it still runs is cancelled and cleaned up as a
+        user's Ctrl-C would have it (no throw-away environment left behind); SIGKILL when it does
+        not exit within 30 s."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
         self.out.close()
         self.err.close()
 

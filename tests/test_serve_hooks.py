@@ -105,6 +105,9 @@ def test_signed_deliveries_start_the_plan_and_bad_or_replayed_ones_do_nothing(se
         assert again.status_code == 409, "the same signed timestamp and body: a replay"
         later = anonymous.post("/hooks/push", content=second, headers=stamped(second, at=now + 1))
         assert later.status_code == 202, "a new delivery of the same body is signed anew"
+        for started in (fresh.json()["id"], later.json()["id"]):
+            helpers.wait_for(lambda: client.get(f"/runs/{started}").json()["status"] == "success", timeout=60,
+                             what=f"run {started} to succeed")
         form = b"payload=%7B%7D"
         not_json = anonymous.post("/hooks/push", content=form,
                                   headers={**github(form), "Content-Type": "application/x-www-form-urlencoded"})
