@@ -185,8 +185,9 @@ def _plain_text(value: Any) -> str:
     return str(value)
 
 
-def kind_of(value: Any) -> str:
-    """'a string', 'a list'…: what a value is, for messages."""
+def kind_of(value: Any, mapping: str = "a mapping") -> str:
+    """'a string', 'a list'…: what a value is, for messages (a dict is `mapping`: JSON says
+    "an object")."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -195,4 +196,4 @@ def kind_of(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    return "a list" if isinstance(value, list) else "a mapping"
+    return "a list" if isinstance(value, list) else mapping

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from glmtui.errors import BadInput, Conflict, EngineUnreachable, GlmtuiError, NotFound
 from glmtui.plan.model import PlanInvalid
+from glmtui.plan.values import kind_of
 from glmtui.server.plans import ValueRefused
 
 JSON = "application/json"
@@ -94,7 +95,7 @@ def _message(error: Any, where: str) -> str:
         return f"{where} field {name!r} is required"
     if kind == "type":
         wanted = detail if isinstance(detail, str) else " or ".join(detail)
-        return f"{field} must be {_article(wanted)}, not {_kind(error.instance)}"
+        return f"{field} must be {_article(wanted)}, not {kind_of(error.instance, mapping='an object')}"
     if kind == "enum":
         return f"{field} must be one of {', '.join(map(str, detail))}, not {error.instance!r}"
     if kind == "pattern":
@@ -110,18 +111,6 @@ def _message(error: Any, where: str) -> str:
 
 def _article(kind: str) -> str:
     return {"object": "an object", "array": "a list", "integer": "an integer"}.get(kind, f"a {kind}")
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "a list" if isinstance(value, list) else "an object"
 
 
 def parse_json(raw: bytes) -> Any:
